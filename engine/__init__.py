@@ -1,0 +1,1 @@
+"""torchtui engine: configuration, data, models and the training loop; no UI imports."""

@@ -1,0 +1,172 @@
+"""Turns plain dicts (from YAML or `--set`) into config dataclasses, with errors that name path and fix."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import functools
+import inspect
+import math
+import types
+import typing
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """One or more invalid config values; each problem reads `path: what is wrong (the fix)`."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(self.problems[0] if len(self.problems) == 1 else "\n".join(self.problems))
+
+    @property
+    def first_line(self) -> str:
+        """The first problem, plus how many more there are: fits a status bar or an exit message."""
+        more = len(self.problems) - 1
+        return self.problems[0] + (f" (and {more} more)" if more > 0 else "")
+
+
+def suggest(word: str, choices) -> str:
+    """A `(did you mean 'x'?)` hint, or a list of the choices when nothing is close."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "choose one of: " + ", ".join(choices)
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under each field), read from the class source."""
+    try:
+        tree = ast.parse(inspect.getsource(cls).lstrip())
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, nxt in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def coerce(value: Any, hint: Any, path: str, problems: list[str], sign: str = "") -> Any:
+    """Convert a YAML value to the annotated type, recording a problem (and returning None) if it can't.
+
+    `sign` ("positive " or "non-negative ") only words the message: ranges are checked by the class."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return coerce(value, inner, path, problems, sign)
+    if dataclasses.is_dataclass(hint):
+        return parse_dataclass(hint, value, path, problems)
+    if origin is list:
+        (inner,) = args
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{path}: must be a list, got {_describe(value)}")
+            return None
+        return [coerce(v, inner, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        problems.append(f"{path}: must be true or false, got {_describe(value)}")
+        return None
+    if hint is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        problems.append(f"{path}: must be a {sign}whole number, got {_describe(value)}")
+        return None
+    if hint is float:
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-3" as a string; accept what float() accepts.
+                value = float(value.strip())
+            except ValueError:
+                pass
+        if _is_number(value) and math.isfinite(value):
+            return float(value)
+        problems.append(f"{path}: must be a {sign or 'finite '}number, got {_describe(value)}")
+        return None
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if _is_number(value):
+            return str(value)
+        problems.append(f"{path}: must be text, got {_describe(value)}")
+        return None
+    raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def parse_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any:
+    """Build `cls` from a mapping: unknown keys and bad values become problems; missing keys take defaults."""
+    if data is None:
+        data = {}
+    if hasattr(cls, "from_shorthand"):
+        data = cls.from_shorthand(data)
+    if not isinstance(data, dict):
+        problems.append(f"{path or 'config'}: must be a mapping of keys to values, got {_describe(data)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            problems.append(f"{where}: unknown key ({suggest(key, names)})")
+            continue
+        before = len(problems)
+        sign = ("positive " if key in getattr(cls, "POSITIVE", ()) else
+                "non-negative " if key in getattr(cls, "NON_NEGATIVE", ()) else "")
+        converted = coerce(value, hints[key], where, problems, sign)
+        if len(problems) == before:
+            kwargs[key] = converted
+    obj = cls(**kwargs)
+    problems.extend(_sign_problems(obj, path))
+    if hasattr(obj, "check"):
+        for field_name, message in obj.check():
+            problems.append(f"{path}.{field_name}: {message}" if path else f"{field_name}: {message}")
+    return obj
+
+
+def _sign_problems(obj: Any, path: str) -> list[str]:
+    """Range problems for the fields a class lists in POSITIVE and NON_NEGATIVE."""
+    out = []
+    prefix = f"{path}." if path else ""
+    for name in getattr(obj, "POSITIVE", ()):
+        value = getattr(obj, name)
+        if value <= 0:
+            kind = "whole number" if isinstance(value, int) else "number"
+            out.append(f"{prefix}{name}: must be a positive {kind}, got {value!r}")
+    for name in getattr(obj, "NON_NEGATIVE", ()):
+        value = getattr(obj, name)
+        if value < 0:
+            out.append(f"{prefix}{name}: must be zero or more, got {value!r}")
+    return out
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses → dicts in field order (lists and scalars as they are), ready for yaml.safe_dump."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj

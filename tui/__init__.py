@@ -1,0 +1,1 @@
+"""torchtui clients: the headless CLI (and, later, the Textual app)."""
