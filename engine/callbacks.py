@@ -1,0 +1,212 @@
+"""Loop extension points: the Callback hooks, and the stats, checkpoint, early-stop and event callbacks."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+from . import checkpoint as ckpt
+from .config import MAXIMISED
+from .devices import memory_stats
+from .protocol import DIVERGED, FINISHED, CheckpointSaved, EvalResult, StepStats
+from .stats import StepBuffer
+
+Emit = Callable[[object], None]
+FLUSH_STEPS = 50        # pull stats to the host at least every this many steps …
+FLUSH_SECONDS = 0.1     # … or this often, whichever comes first
+
+
+class Callback:
+    """Do-nothing hooks (Keras/Lightning names); subclasses override what they need."""
+
+    def on_fit_start(self, run): ...
+    def on_train_batch_start(self, run): ...
+    def on_before_optimizer_step(self, run): ...
+    def on_train_batch_end(self, run, loss, outputs, targets): ...
+    def on_flush(self, run): ...
+    def on_validation_end(self, run, split: str, metrics: dict): ...
+    def on_train_epoch_end(self, run): ...
+    def on_fit_end(self, run): ...
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep for this callback to resume (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+HOOKS = [name for name in vars(Callback) if name.startswith("on_")]
+
+
+class CallbackList:
+    """Calls each hook on every callback, in order: `callbacks.on_flush(run)` reaches all of them."""
+
+    def __init__(self, callbacks: list[Callback]):
+        self.callbacks = list(callbacks)
+        for hook in HOOKS:
+            setattr(self, hook, self._dispatch(hook))
+
+    def _dispatch(self, hook: str):
+        def call(*args):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args)
+        call.__name__ = hook
+        return call
+
+
+class StatsCallback(Callback):
+    """Buffers step statistics on the device, flushes them as StepStats events and metrics.jsonl rows,
+    and ends the run as diverged at the first non-finite loss or gradient."""
+
+    def __init__(self, emit: Emit, layer_names: list[str], layer_of_param: list[int], every: int):
+        self.emit = emit
+        self.buffer = StepBuffer(layer_of_param, layer_names, every)
+        self.lrs: list[float] = []
+        self.last_flush = time.perf_counter()
+
+    def on_before_optimizer_step(self, run):
+        self.buffer.before_step(run.params, run.step + 1)
+
+    def on_train_batch_end(self, run, loss, outputs, targets):
+        correct = (run.predict(outputs) == targets).sum() if run.predict is not None else None
+        self.buffer.after_step(run.params, run.step, loss, len(targets), correct)
+        self.lrs.append(run.lr)
+        if len(self.buffer) >= FLUSH_STEPS or time.perf_counter() - self.last_flush >= FLUSH_SECONDS:
+            self.on_flush(run)
+
+    def on_flush(self, run):
+        if not len(self.buffer):
+            return
+        out = self.buffer.flush()
+        self.last_flush = time.perf_counter()
+        lrs, self.lrs = self.lrs, []
+        bad = out.bad_step is not None and not (run.scaler is not None and out.bad_what == "gradients")
+        if bad:
+            self._diverged(run, out)
+        keep = len(out.step) if not bad else out.step.index(out.bad_step) + 1
+        steps_done = out.step[-1] if out.step else run.step
+        rate = out.samples / out.seconds if out.seconds > 0 else 0.0
+        steps_left = run.total_steps - steps_done
+        per_step = out.seconds / max(1, len(out.step))
+        acc = [c / n for c, n in zip(out.correct, out.sizes)][:keep]
+        alloc, reserved = memory_stats(run.device)
+        event = StepStats(
+            run_id=run.run_id, step=out.step[:keep],
+            epoch=[s / run.steps_per_epoch for s in out.step[:keep]],
+            loss=out.loss[:keep], lr=lrs[:keep], grad_norm=out.grad_norm[:keep], acc=acc,
+            layer_steps=out.layer_steps, layer_grad_norm=out.layer_grad_norm,
+            update_ratio=out.update_ratio, weight_norm=out.weight_norm,
+            samples_per_s=rate, eta_s=steps_left * per_step if per_step > 0 else None,
+            progress=steps_done / max(1, run.total_steps), mem_allocated=alloc, mem_reserved=reserved,
+        )
+        self.emit(event)
+        run.folder.append_metrics(_step_rows(event, run.layer_names))
+
+    def _diverged(self, run, out):
+        where = f" in layer '{out.bad_layer}'" if out.bad_layer else ""
+        reason = f"non-finite {out.bad_what} at step {out.bad_step}{where}"
+        run.request_stop(DIVERGED, reason)
+
+
+def _step_rows(event: StepStats, layers: list[str]) -> list[dict]:
+    sampled = {s: i for i, s in enumerate(event.layer_steps)}
+    rows = []
+    for i, step in enumerate(event.step):
+        row = {"type": "step", "step": step, "epoch": round(event.epoch[i], 6), "loss": event.loss[i],
+               "lr": event.lr[i], "grad_norm": event.grad_norm[i]}
+        if event.acc:
+            row["acc"] = event.acc[i]
+        if step in sampled:
+            j = sampled[step]
+            row["layers"] = {name: {"grad_norm": event.layer_grad_norm[j][k], "update_ratio": event.update_ratio[j][k],
+                                    "weight_norm": event.weight_norm[j][k]} for k, name in enumerate(layers)}
+        rows.append(row)
+    return rows
+
+
+class EvalEvents(Callback):
+    """Emits each evaluation and appends it to metrics.jsonl."""
+
+    def __init__(self, emit: Emit):
+        self.emit = emit
+
+    def on_validation_end(self, run, split, metrics):
+        scalars = {k: v for k, v in metrics.items() if k not in ("confusion", "dead_relu")}
+        self.emit(EvalResult(run.run_id, split, run.step, run.epoch, scalars,
+                             metrics.get("confusion"), metrics.get("dead_relu", {})))
+        run.folder.append_metrics([{"type": "eval", "split": split, "step": run.step, "epoch": run.epoch,
+                                    **scalars, "dead_relu": metrics.get("dead_relu", {})}])
+
+
+def improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether `value` beats `best` by more than min_delta in the direction `mode` (min or max)."""
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def metric_mode(metric: str, mode: str = "auto") -> str:
+    return mode if mode != "auto" else ("max" if metric in MAXIMISED else "min")
+
+
+class Checkpoints(Callback):
+    """Writes last.pt after every epoch and on stop, best.pt when the best metric improves."""
+
+    def __init__(self, emit: Emit, make_payload: Callable):
+        self.emit = emit
+        self.make_payload = make_payload
+
+    def save(self, run, kind: str) -> None:
+        run.callbacks.on_flush(run)
+        if run.end_state == DIVERGED:
+            return  # keep the last good checkpoint, never overwrite it with non-finite weights
+        name = "last" if kind == "manual" else kind
+        path = run.folder.checkpoint_path(name)
+        ckpt.save_checkpoint(path, self.make_payload(run))
+        self.emit(CheckpointSaved(run.run_id, str(path), kind, run.step, run.epoch))
+
+    def on_validation_end(self, run, split, metrics):
+        if split != "val":
+            return
+        metric = run.config.train.best_metric
+        mode = metric_mode(metric)
+        if metric in metrics and improved(metrics[metric], run.best, mode):
+            run.best = metrics[metric]
+            self.save(run, "best")
+
+    def on_train_epoch_end(self, run):
+        self.save(run, "last")
+
+    def on_fit_end(self, run):
+        if run.end_state != FINISHED or run.batch_in_epoch:
+            self.save(run, "last")
+
+
+class EarlyStopping(Callback):
+    """Stops the run when a val metric has not improved for `patience` evaluations."""
+
+    def __init__(self, metric: str, mode: str, patience: int, min_delta: float):
+        self.metric, self.mode = metric, metric_mode(metric, mode)
+        self.patience, self.min_delta = patience, min_delta
+        self.best: float | None = None
+        self.wait = 0
+
+    def on_validation_end(self, run, split, metrics):
+        if split != "val" or self.metric not in metrics:
+            return
+        if improved(metrics[self.metric], self.best, self.mode, self.min_delta):
+            self.best, self.wait = metrics[self.metric], 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            run.request_stop(FINISHED, f"early stop: val {self.metric} did not improve for {self.wait} evaluations "
+                                       f"(best {self.best:.4g})")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.wait = state.get("best"), state.get("wait", 0)

@@ -1,0 +1,249 @@
+"""The engine thread: a state machine that starts runs, steers them from its inbox and reports events."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from . import loop, protocol as p
+from .callbacks import Callback, CallbackList, Checkpoints, EarlyStopping, EvalEvents, StatsCallback
+from .schema import ConfigError
+from .setup import checkpoint_payload, layer_of_param, prepare_run
+
+OOM_HINT = "CUDA ran out of memory: lower train.batch_size (or the model size) and start again"
+
+
+class Engine:
+    """Owns the inbox and the engine thread. Clients `send` commands; events go to `emit`."""
+
+    def __init__(self, emit: Callable[[object], None], runs_dir: str | None = None):
+        self.emit = emit
+        self.runs_dir = runs_dir
+        self.inbox: queue.Queue = queue.Queue()
+        self.state = p.IDLE
+        self.run: loop.Run | None = None
+        self._shutdown = False
+        self.thread = threading.Thread(target=self._main, name="torchtui-engine", daemon=True)
+
+    def start(self) -> "Engine":
+        self.thread.start()
+        return self
+
+    def send(self, command) -> None:
+        self.inbox.put(command)
+
+    def join(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    # ------------------------------------------------------------ the thread
+
+    def _main(self) -> None:
+        self.emit(p.EngineReady(torch.__version__, os.getpid()))
+        while not self._shutdown:
+            command = self.inbox.get()
+            if isinstance(command, p.Shutdown):
+                break
+            try:
+                self.handle_idle(command)
+            except Exception as err:  # noqa: BLE001 - the engine must outlive any one command
+                self.emit(p.Error(None, f"{type(err).__name__}: {err}", traceback.format_exc()))
+
+    def handle_idle(self, command) -> None:
+        """A command that arrives while no run is active."""
+        if isinstance(command, p.Start):
+            self._run(command)
+        elif self._answer(command):
+            pass
+        else:
+            name = type(command).__name__
+            self.emit(p.Log(None, "warning", f"{name}: no run is active (start one first)"))
+
+    def _answer(self, command) -> bool:
+        """Reply to a request that needs torch but no run; False if `command` is not a request."""
+        from .requests import describe_model, list_devices_reply, preview_data
+
+        handlers = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data}
+        handler = handlers.get(type(command))
+        if handler is None:
+            return False
+        self.emit(handler(command))
+        return True
+
+    def _set_state(self, state: str, run_id: str | None, reason: str = "") -> None:
+        self.state = state
+        self.emit(p.StateChanged(run_id, state, reason))
+
+    def _run(self, command: p.Start) -> None:
+        started = time.perf_counter()
+        try:
+            run, state = prepare_run(command, self.emit, self.runs_dir)
+        except ConfigError as err:
+            self.emit(p.Error(None, str(err)))
+            self._set_state(p.FAILED, None, err.first_line)
+            return
+        except Exception as err:  # noqa: BLE001
+            self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
+            self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
+            return
+        self.run = run
+        controls = Controls(self, run)
+        checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}))
+        early = _early_stopping(run)
+        if state and state.get("early_stop"):
+            early.load_state_dict(state["early_stop"])
+        run.callbacks = CallbackList([
+            StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every),
+            EvalEvents(self.emit), checkpoints, early, controls,
+        ])
+        controls.checkpoints = checkpoints
+        self.emit(_run_started(run, command))
+        self._set_state(p.RUNNING, run.run_id)
+        try:
+            end_state = loop.fit(run)
+        except torch.cuda.OutOfMemoryError as err:
+            run.request_stop(p.FAILED, OOM_HINT)
+            self.emit(p.Error(run.run_id, f"{OOM_HINT} ({err})".strip(), traceback.format_exc()))
+            end_state = p.FAILED
+        except Exception as err:  # noqa: BLE001 - user code (models, data) may raise anything
+            run.request_stop(p.FAILED, f"{type(err).__name__}: {err}")
+            self.emit(p.Error(run.run_id, f"the run failed: {type(err).__name__}: {err}", traceback.format_exc()))
+            end_state = p.FAILED
+        finally:
+            self.run = None
+        self._finish(run, end_state, time.perf_counter() - started)
+
+    def _finish(self, run: loop.Run, end_state: str, seconds: float) -> None:
+        summary = {
+            "state": end_state, "reason": run.end_reason, "run_id": run.run_id, "run_dir": str(run.folder.path),
+            "epochs": run.epoch, "steps": run.step, "seconds": round(seconds, 3),
+            "val": _scalars(run.last_val), "test": _scalars(run.last_test),
+            "best": {run.config.train.best_metric: run.best}, "task": run.task, "loss": run.loss_name,
+            "device": str(run.device),
+        }
+        try:
+            run.folder.write_summary(summary)
+        except OSError as err:
+            self.emit(p.Error(run.run_id, f"could not write summary.json: {err}"))
+        self.emit(p.RunFinished(run.run_id, end_state, summary))
+        self._set_state(end_state, run.run_id, run.end_reason)
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def _early_stopping(run: loop.Run) -> Callback:
+    cfg = run.config.train
+    if not cfg.early_stop_metric:
+        return Callback()
+    return EarlyStopping(cfg.early_stop_metric, cfg.early_stop_mode, cfg.early_stop_patience,
+                         cfg.early_stop_min_delta)
+
+
+def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
+    model = getattr(run.model, "_orig_mod", run.model)
+    total = sum(t.numel() for t in model.parameters())
+    return p.RunStarted(
+        run_id=run.run_id, run_dir=str(run.folder.path), name=run.config.name, task=run.task, loss=run.loss_name,
+        device=str(run.device), params=total, trainable=sum(t.numel() for t in run.params),
+        splits=run.data.sizes(), steps_per_epoch=run.steps_per_epoch, total_steps=run.total_steps,
+        epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config.to_dict(),
+        class_names=list(run.data.class_names), layers=list(run.layer_names),
+    )
+
+
+class Controls(Callback):
+    """Applies commands between steps: pause blocks here, step lets n batches through, stop ends the run."""
+
+    def __init__(self, engine: Engine, run: loop.Run):
+        self.engine, self.run = engine, run
+        self.paused = False
+        self.budget = 0  # batches allowed through while paused (Step)
+        self.checkpoints: Checkpoints | None = None
+
+    def on_train_batch_start(self, run):
+        self._drain(run)
+        while self.paused and not run.should_stop:
+            if self.budget > 0:
+                self.budget -= 1
+                return
+            run.callbacks.on_flush(run)  # the client sees every step taken before it waits
+            self.handle(run, self.engine.inbox.get())
+
+    def _drain(self, run) -> None:
+        while True:
+            try:
+                command = self.engine.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self.handle(run, command)
+
+    def handle(self, run, command) -> None:
+        emit = self.engine.emit
+        if isinstance(command, p.Pause) and not self.paused:
+            self.paused = True
+            run.callbacks.on_flush(run)
+            self.engine._set_state(p.PAUSED, run.run_id)
+        elif isinstance(command, p.Resume) and self.paused:
+            self.paused, self.budget = False, 0
+            self.engine._set_state(p.RUNNING, run.run_id)
+        elif isinstance(command, p.Step):
+            if self.paused:
+                self.budget += max(1, command.n)
+            else:
+                emit(p.Log(run.run_id, "warning", "step: the run is not paused (pause it first)"))
+        elif isinstance(command, (p.Stop, p.Shutdown)):
+            if isinstance(command, p.Shutdown):
+                self.engine._shutdown = True
+            run.request_stop(p.STOPPED, "stopped on request" if isinstance(command, p.Stop) else "engine shut down")
+        elif isinstance(command, p.SetHparams):
+            self._set_hparams(run, command)
+        elif isinstance(command, p.EvaluateNow):
+            run.callbacks.on_flush(run)
+            metrics = loop.evaluate(run, "val") if len(run.data.x_val) else {}
+            if metrics:
+                for cb in run.callbacks.callbacks:
+                    if isinstance(cb, EvalEvents):
+                        cb.on_validation_end(run, "val", metrics)
+        elif isinstance(command, p.CheckpointNow) and self.checkpoints is not None:
+            self.checkpoints.save(run, "manual")
+        elif isinstance(command, p.Start):
+            emit(p.Error(run.run_id, "a run is already active: stop it before starting another"))
+        elif not self.engine._answer(command):
+            pass  # Pause while paused, Resume while running: nothing to do
+
+    def _set_hparams(self, run, command: p.SetHparams) -> None:
+        from .build import scale_lr
+
+        changes = {}
+        try:
+            if command.lr is not None and command.lr != run.lr:
+                old = run.lr
+                scale_lr(run.optimizer, run.scheduler, run.plateau, command.lr / old)
+                changes["lr"] = [old, run.lr]
+            if command.weight_decay is not None:
+                if command.weight_decay < 0:
+                    raise ValueError(f"train.weight_decay: must be zero or more, got {command.weight_decay!r}")
+                old = run.optimizer.param_groups[0].get("weight_decay", 0.0)
+                for group in run.optimizer.param_groups:
+                    group["weight_decay"] = command.weight_decay
+                changes["weight_decay"] = [old, command.weight_decay]
+            if command.grad_clip is not None:
+                if command.grad_clip < 0:
+                    raise ValueError(f"train.grad_clip: must be zero or more, got {command.grad_clip!r}")
+                changes["grad_clip"] = [run.grad_clip, command.grad_clip]
+                run.grad_clip = command.grad_clip
+        except (ValueError, ZeroDivisionError) as err:
+            self.engine.emit(p.Error(run.run_id, f"live change refused: {err}"))
+            return
+        if changes:
+            self.engine.emit(p.HparamsChanged(run.run_id, run.step, changes))
+            run.folder.append_metrics([{"type": "hparams", "step": run.step, **{k: v[1] for k, v in changes.items()}}])
+

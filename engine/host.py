@@ -1,0 +1,189 @@
+"""Two hosts for one engine: a thread in this process, or a spawn worker process behind a pipe.
+
+Both give clients the same small interface (`send`, `get`, `drain`, `wait_for`, `close`). This module
+imports no torch, so a UI process can host the engine in a worker without ever loading torch itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+from . import protocol as p
+
+
+class EngineHost:
+    """Common client side: events arrive in a queue; helpers wait for them with a deadline."""
+
+    def __init__(self):
+        self.events: queue.Queue = queue.Queue()
+
+    def send(self, command) -> None:
+        raise NotImplementedError
+
+    def get(self, timeout: float | None = None):
+        """The next event, or None if none came within `timeout` seconds."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def drain(self) -> list:
+        """Every event waiting now, without blocking."""
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait_for(self, predicate: Callable[[object], bool], timeout: float = 30.0, seen: list | None = None):
+        """Events until one matches `predicate` (returned); every event is also appended to `seen`.
+
+        Raises TimeoutError at the deadline, so a test never waits forever or sleeps blindly.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no matching engine event within {timeout} s")
+            event = self.get(timeout=left)
+            if event is None:
+                continue
+            if seen is not None:
+                seen.append(event)
+            if predicate(event):
+                return event
+
+    def close(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class InProcessHost(EngineHost):
+    """The engine thread in this process (the headless CLI and tests)."""
+
+    def __init__(self, runs_dir: str | None = None):
+        super().__init__()
+        from .engine import Engine
+
+        self.engine = Engine(self.events.put, runs_dir).start()
+
+    def send(self, command) -> None:
+        self.engine.send(command)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.engine.send(p.Shutdown())
+        self.engine.join(timeout)
+
+
+class WorkerHost(EngineHost):
+    """The engine thread in a spawn child process; commands and events cross a pipe.
+
+    Training then never competes with the client's Python code for the GIL, torch stays out of the
+    client process, and a crash in CUDA or user code cannot take the client down.
+    """
+
+    def __init__(self, runs_dir: str | None = None, threads: int | None = None, log_path: str | None = None):
+        super().__init__()
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        if threads is None:  # leave a core to the client; two torch threads on two cores oversubscribe
+            threads = max(1, (os.cpu_count() or 2) - 1)
+        self.process = ctx.Process(target=worker_main, args=(child, runs_dir, threads, log_path),
+                                   name="torchtui-engine", daemon=True)
+        self.process.start()
+        child.close()
+        self._send_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="torchtui-events", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                event = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            self.events.put(event)
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code not in (0, None):
+            self.events.put(p.Error(None, f"the engine worker exited unexpectedly (exit code {code})"))
+            self.events.put(p.StateChanged(None, p.FAILED, f"engine worker exited with code {code}"))
+
+    def send(self, command) -> None:
+        with self._send_lock:
+            try:
+                self._conn.send(command)
+            except (BrokenPipeError, OSError):
+                self.events.put(p.Error(None, "the engine worker is gone; restart torchtui"))
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.process.is_alive():
+            self.send(p.Shutdown())
+            self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(2)
+        self._conn.close()
+
+
+def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) -> None:
+    """Entry point of the worker process: host an Engine and relay the protocol over `conn`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns the keyboard
+    _redirect_output(log_path)
+    import torch
+
+    torch.set_num_threads(threads)
+    from .engine import Engine
+
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def emit(event) -> None:
+        with lock:
+            try:
+                conn.send(event)
+            except (BrokenPipeError, OSError):
+                stopping.set()  # parent gone: nobody to report to
+
+    engine = Engine(emit, runs_dir).start()
+
+    def on_signal(signum, _frame):
+        stopping.set()
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, on_signal)
+    while not stopping.is_set() and engine.thread.is_alive():
+        try:
+            if conn.poll(0.2):
+                engine.send(conn.recv())
+        except (EOFError, OSError):
+            break  # the parent went away: stop the run (saving last.pt) and exit, never orphaned
+    engine.send(p.Shutdown())
+    engine.join(timeout=60)
+    conn.close()
+
+
+def _redirect_output(log_path: str | None) -> None:
+    """The UI owns the terminal: the worker's stdout and stderr go to a log file (or nowhere)."""
+    target = log_path or os.devnull
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)

@@ -1,0 +1,256 @@
+"""Every Command into the engine and every Event out of it: frozen dataclasses of plain Python values.
+
+Clients (the headless CLI, the TUI, tests) talk to the engine only through these, whether it runs in a
+thread of their own process or in a worker process behind a pipe. Nothing here holds a tensor: values
+are pulled to the host in the engine, in batches, before an event is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Run states. A run is active in RUNNING or PAUSED; the others accept the next Start.
+IDLE, RUNNING, PAUSED = "idle", "running", "paused"
+FINISHED, STOPPED, DIVERGED, FAILED = "finished", "stopped", "diverged", "failed"
+ACTIVE_STATES = (RUNNING, PAUSED)
+END_STATES = (FINISHED, STOPPED, DIVERGED, FAILED)
+
+
+# ---------------------------------------------------------------- commands (client → engine)
+
+@dataclass(frozen=True)
+class Start:
+    """Start a run of `config` (a plain dict, validated by the engine); `resume` is a run folder to continue."""
+    config: dict = field(default_factory=dict)
+    resume: str | None = None
+    runs_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Pause the active run between steps."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Resume a paused run."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Train exactly `n` batches while paused, then stay paused."""
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the active run after the current step; last.pt is saved and the state becomes stopped."""
+
+
+@dataclass(frozen=True)
+class SetHparams:
+    """Change hyperparameters of the active run from its next step; None leaves a value alone."""
+    lr: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateNow:
+    """Evaluate the validation split now, between steps."""
+
+
+@dataclass(frozen=True)
+class CheckpointNow:
+    """Write last.pt now, between steps."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Stop any active run (saving last.pt) and end the engine thread."""
+
+
+@dataclass(frozen=True)
+class DescribeModel:
+    """Ask for the model summary of `config` without starting a run; answered by ModelDescribed."""
+    config: dict = field(default_factory=dict)
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class ListDevices:
+    """Ask which devices torch can use, with memory; answered by DevicesListed."""
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewData:
+    """Ask for split sizes and a sample of `config`'s data; answered by DataPreviewed."""
+    config: dict = field(default_factory=dict)
+    max_points: int = 500
+    request_id: int = 0
+
+
+# ---------------------------------------------------------------- events (engine → client)
+
+@dataclass(frozen=True)
+class EngineReady:
+    """The engine thread is up and torch is imported; it accepts commands."""
+    torch_version: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The run's state changed; `reason` says why (e.g. the diverged step, the early-stop metric)."""
+    run_id: str | None
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A run began (or resumed): where it writes, what it trains and how long it will take."""
+    run_id: str
+    run_dir: str
+    name: str
+    task: str
+    loss: str
+    device: str
+    params: int
+    trainable: int
+    splits: dict
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    start_step: int
+    start_epoch: int
+    config: dict
+    class_names: list = field(default_factory=list)
+    layers: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """A batch of per-step statistics, pulled from the device in one sync.
+
+    Per-step columns (same length): step, epoch (fractional), loss, lr, grad_norm, and train accuracy
+    for classification (`acc`, else empty). Per-layer columns are sampled every `stats_every` steps
+    (`layer_steps`), each row aligned with `layers` of RunStarted.
+    """
+    run_id: str
+    step: list
+    epoch: list
+    loss: list
+    lr: list
+    grad_norm: list
+    acc: list
+    layer_steps: list
+    layer_grad_norm: list
+    update_ratio: list
+    weight_norm: list
+    samples_per_s: float
+    eta_s: float | None
+    progress: float
+    mem_allocated: int | None = None
+    mem_reserved: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics of one evaluation of a split (val during training, test at the end)."""
+    run_id: str
+    split: str
+    step: int
+    epoch: int
+    metrics: dict
+    confusion: list | None = None
+    dead_relu: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A checkpoint was written atomically; `kind` is last, best or manual."""
+    run_id: str
+    path: str
+    kind: str
+    step: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class HparamsChanged:
+    """A live change took effect at `step`: name → [old, new]."""
+    run_id: str
+    step: int
+    changes: dict
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line for the log: level is info, warning or error."""
+    run_id: str | None
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Error:
+    """Something failed; `traceback` holds the full text when there is one."""
+    run_id: str | None
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended in `state`; `summary` is what summary.json holds."""
+    run_id: str
+    state: str
+    summary: dict
+
+
+@dataclass(frozen=True)
+class ModelDescribed:
+    """Reply to DescribeModel: the summary as plain values, or an error message."""
+    request_id: int
+    summary: dict | None
+    text: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DevicesListed:
+    """Reply to ListDevices: one dict per device (kind, name, memory in bytes where known)."""
+    request_id: int
+    devices: list
+
+
+@dataclass(frozen=True)
+class DataPreviewed:
+    """Reply to PreviewData: task, split sizes, and up to max_points train samples as lists."""
+    request_id: int
+    task: str = ""
+    sizes: dict = field(default_factory=dict)
+    x: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    class_names: list = field(default_factory=list)
+    error: str = ""
+
+
+COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
+            DescribeModel, ListDevices, PreviewData)
+EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, CheckpointSaved, HparamsChanged,
+          Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed)
+
+
+def is_plain(value: Any) -> bool:
+    """True when `value` is built only of None, bool, int, float, str, list, tuple and dict (no tensors)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    return False

@@ -1,0 +1,104 @@
+"""Run folders: runs/<YYYYmmdd-HHMMSS>-<name>/ with config.yaml, metrics.jsonl, checkpoints/, summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from .files import atomic_write_text
+
+RUNS_ENV = "TORCHTUI_RUNS_DIR"
+
+
+def default_runs_dir() -> Path:
+    """$TORCHTUI_RUNS_DIR, else runs/ under the working directory."""
+    return Path(os.environ.get(RUNS_ENV) or "runs")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "run"
+
+
+class RunFolder:
+    """One run's files. Metrics are appended as JSON lines; everything else is replaced atomically."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, runs_dir: Path | str | None, name: str) -> "RunFolder":
+        """Make a new, uniquely named folder (a -2, -3 … suffix when two runs start in the same second)."""
+        root = Path(runs_dir) if runs_dir else default_runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(name)}"
+        for n in range(1, 1000):
+            path = root / (base if n == 1 else f"{base}-{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            (path / "checkpoints").mkdir()
+            return cls(path)
+        raise FileExistsError(f"could not create a run folder under {root}")
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "engine.log"
+
+    def checkpoint_path(self, kind: str) -> Path:
+        return self.path / "checkpoints" / f"{kind}.pt"
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+    def read_config(self) -> dict:
+        return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+
+    def append_metrics(self, rows: list[dict]) -> None:
+        """Append rows in one write; a kill mid-write leaves at most a partial last line, dropped on read."""
+        if not rows:
+            return
+        text = "".join(json.dumps(row, allow_nan=True) + "\n" for row in rows)
+        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def read_metrics(self) -> list[dict]:
+        """Every complete row of metrics.jsonl (a torn last line from a kill is skipped)."""
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """Drop rows logged after `step` (the resumed checkpoint), so the resumed stream has no repeats."""
+        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")

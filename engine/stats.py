@@ -1,0 +1,137 @@
+"""Per-step training statistics kept on the device and pulled to the host in one sync per flush."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Flushed:
+    """One flush's worth of statistics as host values, plus the first non-finite step if any."""
+    step: list[int]
+    loss: list[float]
+    grad_norm: list[float]
+    correct: list[float]
+    sizes: list[int]
+    layer_steps: list[int]
+    layer_grad_norm: list[list[float]]
+    update_ratio: list[list[float]]
+    weight_norm: list[list[float]]
+    samples: int
+    seconds: float
+    bad_step: int | None = None
+    bad_layer: str | None = None
+    bad_what: str = ""
+
+
+@dataclass
+class StepBuffer:
+    """Device-side record of the steps since the last flush.
+
+    Every step stores the loss, the per-parameter gradient norms (one `_foreach_norm`: also what
+    divergence detection needs to name the first bad layer) and, for classification, the count of
+    correct predictions. Every `every` steps it also stores ‖Δw‖/‖w‖ and ‖w‖ per layer, which need a
+    copy of the weights before the optimizer step.
+    """
+    layer_of_param: list[int]
+    layer_names: list[str]
+    every: int
+    steps: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    losses: list[torch.Tensor] = field(default_factory=list)
+    norms: list[torch.Tensor] = field(default_factory=list)
+    correct: list[torch.Tensor] = field(default_factory=list)
+    sampled: list[int] = field(default_factory=list)
+    deltas: list[torch.Tensor] = field(default_factory=list)
+    weights: list[torch.Tensor] = field(default_factory=list)
+    samples: int = 0
+    since: float = field(default_factory=time.perf_counter)
+    _before: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def before_step(self, params: list[torch.Tensor], step: int) -> torch.Tensor:
+        """Record gradient norms (before clipping); snapshot weights on sampled steps. Returns per-param norms."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        norms = torch.stack(torch._foreach_norm(grads))
+        self.norms.append(norms)
+        if step % self.every == 0:
+            self._before = [p.detach().clone() for p in params]
+        return norms
+
+    def after_step(self, params, step: int, loss: torch.Tensor, n: int, correct: torch.Tensor | None) -> None:
+        """Record this step's loss (and ratios, when the weights were snapshotted)."""
+        self.steps.append(step)
+        self.losses.append(loss.detach())
+        self.samples += n
+        self.sizes.append(n)
+        if correct is not None:
+            self.correct.append(correct)
+        if self._before is not None:
+            current = [p.detach() for p in params]
+            delta = torch._foreach_sub(current, self._before)
+            self.deltas.append(torch.stack(torch._foreach_norm(delta)))
+            self.weights.append(torch.stack(torch._foreach_norm(current)))
+            self.sampled.append(step)
+            self._before = None
+
+    def flush(self) -> Flushed:
+        """Pull everything to the host in one transfer and reset."""
+        # note: this is the CPU-GPU sync point, once per flush rather than once per step.
+        n, p = len(self.steps), len(self.layer_of_param)
+        parts = [torch.stack(self.losses).float(), torch.stack(self.norms).float().flatten()]
+        if self.correct:
+            parts.append(torch.stack(self.correct).float())
+        if self.sampled:
+            parts += [torch.stack(self.deltas).float().flatten(), torch.stack(self.weights).float().flatten()]
+        flat = torch.cat([t.to("cpu", torch.float64) for t in parts]).tolist() if n else []
+        losses, flat = flat[:n], flat[n:]
+        norms = [flat[i * p:(i + 1) * p] for i in range(n)]
+        flat = flat[n * p:]
+        correct, flat = (flat[:n], flat[n:]) if self.correct else ([], flat)
+        s = len(self.sampled)
+        deltas = [flat[i * p:(i + 1) * p] for i in range(s)]
+        weights = [flat[(s + i) * p:(s + i + 1) * p] for i in range(s)]
+        now = time.perf_counter()
+        out = Flushed(
+            step=list(self.steps), loss=losses, grad_norm=[_total(r) for r in norms], correct=correct,
+            sizes=list(self.sizes), layer_steps=list(self.sampled),
+            layer_grad_norm=[self._by_layer(norms[self.steps.index(st)]) for st in self.sampled],
+            update_ratio=[_ratio(self._by_layer(d), self._by_layer(w)) for d, w in zip(deltas, weights)],
+            weight_norm=[self._by_layer(w) for w in weights],
+            samples=self.samples, seconds=now - self.since,
+        )
+        self._find_bad(out, norms)
+        self.__init__(self.layer_of_param, self.layer_names, self.every)
+        self.since = now
+        return out
+
+    def _by_layer(self, param_norms: list[float]) -> list[float]:
+        sq = [0.0] * len(self.layer_names)
+        for i, v in zip(self.layer_of_param, param_norms):
+            sq[i] += v * v
+        return [math.sqrt(s) for s in sq]
+
+    def _find_bad(self, out: Flushed, norms: list[list[float]]) -> None:
+        for i, step in enumerate(out.step):
+            bad_params = [j for j, v in enumerate(norms[i]) if not math.isfinite(v)]
+            if bad_params:
+                out.bad_step, out.bad_what = step, "gradients"
+                out.bad_layer = self.layer_names[self.layer_of_param[bad_params[0]]]
+                return
+            if not math.isfinite(out.loss[i]):
+                out.bad_step, out.bad_what = step, "loss"
+                return
+
+
+def _total(norms: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in norms))
+
+
+def _ratio(delta: list[float], weight: list[float]) -> list[float]:
+    return [d / w if w > 0 else 0.0 for d, w in zip(delta, weight)]

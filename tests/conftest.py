@@ -1,0 +1,11 @@
+"""Shared fixtures: keep user presets and run folders inside each test's tmp_path."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """No test reads or writes the real ~/.config or ./runs."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TORCHTUI_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path

@@ -1,0 +1,195 @@
+"""The engine through its protocol, driven from another thread, against both hosts."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.checkpoint import load_checkpoint
+from torchtui.engine.host import InProcessHost, WorkerHost
+from torchtui.engine.runs import RunFolder
+
+from .helpers import ended, of, run_to_end, tiny
+
+
+@pytest.fixture(params=["in-process", "worker"])
+def host(request, tmp_path):
+    cls = InProcessHost if request.param == "in-process" else WorkerHost
+    h = cls(str(tmp_path / "runs"))
+    h.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=60)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def local(tmp_path):
+    h = InProcessHost(str(tmp_path / "runs"))
+    yield h
+    h.close()
+
+
+def test_a_run_reports_everything_and_writes_its_folder(local):
+    events, done = run_to_end(local, tiny(epochs=2))
+    assert done.state == p.FINISHED
+    started = of(events, p.RunStarted)[0]
+    assert started.params == sum([2 * 16 + 16, 16 * 16 + 16, 16 * 1 + 1])  # binary task: one logit
+    assert started.splits == {"train": 205, "val": 51, "test": 0}
+    assert [e.state for e in of(events, p.StateChanged)] == [p.RUNNING, p.FINISHED]
+    stats = of(events, p.StepStats)
+    steps = [s for e in stats for s in e.step]
+    assert steps == list(range(1, started.total_steps + 1))  # every step reported exactly once, in order
+    assert all(p.is_plain(vars(e)) for e in events)  # never a tensor
+    evals = of(events, p.EvalResult)
+    assert [e.epoch for e in evals] == [1, 2] and {"accuracy", "f1", "precision", "recall", "loss"} <= set(evals[0].metrics)
+    assert len(evals[0].confusion) == 2 and sum(map(sum, evals[0].confusion)) == 51
+    assert set(evals[0].dead_relu) == {"act1", "act2"}
+    folder = RunFolder(Path(started.run_dir))
+    rows = folder.read_metrics()
+    assert [r["step"] for r in rows if r["type"] == "step"] == steps
+    assert folder.checkpoint_path("last").exists() and folder.checkpoint_path("best").exists()
+    assert (folder.path / "summary.json").exists() and folder.read_config()["name"] == "tiny-moons"
+    assert done.summary["val"]["accuracy"] > 0.5 and done.summary["steps"] == started.total_steps
+    sampled = [e for e in stats if e.layer_steps]
+    assert sampled and len(sampled[0].update_ratio[0]) == len(started.layers) == 3
+
+
+def test_pause_step_live_lr_eval_checkpoint_stop(host):
+    seen = []
+    host.send(p.Start(config=tiny(epochs=500)))
+    host.wait_for(lambda e: isinstance(e, p.StepStats), seen=seen)
+    host.send(p.Pause())
+    host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, seen=seen)
+    host.drain()
+    last_step = max(s for e in of(seen, p.StepStats) for s in e.step)
+
+    host.send(p.SetHparams(lr=0.123))
+    change = host.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen)
+    assert change.changes["lr"][1] == pytest.approx(0.123)
+    host.send(p.Step())
+    stats = host.wait_for(lambda e: isinstance(e, p.StepStats), seen=seen)
+    assert stats.step == [last_step + 1]  # exactly one step, then paused again
+    assert stats.lr == [pytest.approx(0.123)]
+
+    host.send(p.EvaluateNow())
+    ev = host.wait_for(lambda e: isinstance(e, p.EvalResult), seen=seen)
+    assert ev.step == last_step + 1 and 0 <= ev.metrics["accuracy"] <= 1
+    host.send(p.CheckpointNow())
+    saved = host.wait_for(lambda e: isinstance(e, p.CheckpointSaved), seen=seen)
+    assert saved.kind == "manual" and load_checkpoint(saved.path)["step"] == last_step + 1
+
+    host.send(p.Resume())
+    host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.RUNNING, seen=seen)
+    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] > last_step + 3, seen=seen)
+    host.send(p.Stop())
+    done = host.wait_for(lambda e: isinstance(e, p.RunFinished), seen=seen)
+    assert done.state == p.STOPPED
+    ckpt = load_checkpoint(Path(done.summary["run_dir"]) / "checkpoints" / "last.pt")
+    assert ckpt["step"] == done.summary["steps"]
+    # the engine takes the next start
+    _, again = run_to_end(host, tiny(epochs=1))
+    assert again.state == p.FINISHED
+
+
+def test_requests_need_no_run(host):
+    host.send(p.DescribeModel(config={"data": {"source": "blobs", "features": 8, "classes": 2},
+                                      "model": {"layers": [{"units": 4, "activation": "none"}]},
+                                      "train": {"loss": "cross_entropy"}}, request_id=7))
+    reply = host.wait_for(lambda e: isinstance(e, p.ModelDescribed))
+    assert reply.request_id == 7 and reply.summary["total"] == 46 and "46" in reply.text
+    host.send(p.ListDevices(request_id=8))
+    devices = host.wait_for(lambda e: isinstance(e, p.DevicesListed))
+    assert devices.devices[0]["kind"] == "cpu"
+    host.send(p.PreviewData(config={"data": {"source": "moons", "n_samples": 100}}, max_points=20, request_id=9))
+    preview = host.wait_for(lambda e: isinstance(e, p.DataPreviewed))
+    assert preview.task == "binary" and len(preview.x) == 20 and len(preview.x[0]) == 2
+    host.send(p.DescribeModel(config={"train": {"lr": "x"}}, request_id=10))
+    assert "train.lr" in host.wait_for(lambda e: isinstance(e, p.ModelDescribed)).error
+
+
+def test_bad_config_fails_cleanly_and_names_the_field(local):
+    events, done = run_to_end(local, {"train": {"lr": "fast"}})
+    assert done is None
+    assert "train.lr: must be a positive number" in of(events, p.Error)[0].message
+    _, ok = run_to_end(local, tiny(epochs=1))
+    assert ok.state == p.FINISHED
+
+
+def test_huge_lr_diverges_naming_step_and_layer(local):
+    events, done = run_to_end(local, tiny(epochs=50, lr=1e6, optimizer="sgd"))
+    assert done.state == p.DIVERGED
+    reason = done.summary["reason"]
+    assert "non-finite" in reason and "at step" in reason
+    step = int(reason.split("at step ")[1].split()[0])
+    reported = [s for e in of(events, p.StepStats) for s in e.step]
+    assert reported[-1] == step  # nothing after the bad step is reported
+    assert all(math.isfinite(v) for e in of(events, p.StepStats) for v in e.loss[:-1])
+    _, ok = run_to_end(local, tiny(epochs=1))
+    assert ok.state == p.FINISHED
+
+
+def test_an_exception_in_forward_fails_with_traceback(local, monkeypatch):
+    from torchtui.engine import models
+
+    real = models.build_model
+
+    class Boom(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            raise RuntimeError("boom in forward")
+
+    monkeypatch.setattr(models, "build_model", lambda *a, **k: Boom(real(*a, **k)))
+    events, done = run_to_end(local, tiny())
+    assert done.state == p.FAILED
+    error = of(events, p.Error)[0]
+    assert "boom in forward" in error.message and "Traceback" in error.traceback and "forward" in error.traceback
+    monkeypatch.setattr(models, "build_model", real)
+    _, ok = run_to_end(local, tiny(epochs=1))
+    assert ok.state == p.FINISHED
+
+
+def test_cuda_oom_fails_with_batch_size_hint(local, monkeypatch):
+    from torchtui.engine import models
+
+    real = models.build_model
+
+    class Hungry(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(models, "build_model", lambda *a, **k: Hungry(real(*a, **k)))
+    events, done = run_to_end(local, tiny())
+    assert done.state == p.FAILED and "batch_size" in done.summary["reason"]
+    assert "lower train.batch_size" in of(events, p.Error)[0].message
+
+
+def test_resume_continues_exactly(local, tmp_path):
+    config = tiny(epochs=4, optimizer="adam", scheduler="cosine")
+    _, straight = run_to_end(local, config)
+
+    seen = []
+    local.send(p.Start(config=config))
+    local.wait_for(lambda e: isinstance(e, p.EvalResult) and e.epoch == 2, seen=seen)
+    local.send(p.Stop())
+    stopped = local.wait_for(lambda e: isinstance(e, p.RunFinished), seen=seen)
+    assert stopped.state == p.STOPPED and stopped.summary["epochs"] >= 2
+    _, resumed = run_to_end(local, {}, resume=stopped.summary["run_dir"])
+    assert resumed.state == p.FINISHED and resumed.summary["steps"] == straight.summary["steps"]
+    assert resumed.summary["val"]["loss"] == pytest.approx(straight.summary["val"]["loss"], abs=1e-6)
+    rows = RunFolder(Path(stopped.summary["run_dir"])).read_metrics()
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == list(range(1, straight.summary["steps"] + 1))  # one stream, no repeats, no gaps
+
+
+def test_early_stopping_ends_finished(local):
+    _, done = run_to_end(local, tiny(epochs=200, lr=1e-9, early_stop_metric="accuracy", early_stop_patience=2))
+    assert done.state == p.FINISHED and "early stop" in done.summary["reason"]
+    assert done.summary["epochs"] < 200

@@ -1,0 +1,112 @@
+"""Headless progress: a live line on a terminal, plain per-epoch lines otherwise, from engine events."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from torchtui.engine import protocol as p
+
+REDRAW_SECONDS = 0.1
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Progress:
+    """Follows one run's events and reports them; returns the run's summary when it ends."""
+
+    def __init__(self, out: TextIO, json_mode: bool = False):
+        # With --json, stdout carries only the final JSON line; progress goes to stderr.
+        self.out = sys.stderr if json_mode else out
+        self.live = self.out.isatty()
+        self.started: p.RunStarted | None = None
+        self.last: p.StepStats | None = None
+        self.val: dict = {}
+        self._drawn = 0.0
+        self._line_open = False
+
+    def note(self, message: str) -> None:
+        self._end_line()
+        print(message, file=sys.stderr, flush=True)
+
+    def follow(self, host) -> dict | None:
+        while True:
+            event = host.get(timeout=0.5)
+            if event is None:
+                continue
+            summary = self.handle(event)
+            if summary is not None or (isinstance(event, p.StateChanged) and event.run_id is None
+                                       and event.state == p.FAILED):
+                self._end_line()
+                return summary
+
+    def handle(self, event) -> dict | None:
+        if isinstance(event, p.RunStarted):
+            self.started = event
+            sizes = ", ".join(f"{k} {v}" for k, v in event.splits.items())
+            self._print(f"run {event.run_id} on {event.device}: {event.params:,} parameters, {sizes}; "
+                        f"{event.epochs} epochs of {event.steps_per_epoch} steps -> {event.run_dir}")
+        elif isinstance(event, p.StepStats):
+            self.last = event
+            if self.live and time.monotonic() - self._drawn >= REDRAW_SECONDS:
+                self._draw()
+        elif isinstance(event, p.EvalResult):
+            self._eval(event)
+        elif isinstance(event, p.Log):
+            self.note(f"{event.level}: {event.message}")
+        elif isinstance(event, p.Error):
+            self.note(f"error: {event.message}")
+        elif isinstance(event, p.HparamsChanged):
+            self.note("changed " + ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in event.changes.items()))
+        elif isinstance(event, p.RunFinished):
+            s = event.summary
+            reason = f" ({s['reason']})" if s.get("reason") else ""
+            self._print(f"{event.state}{reason} after {s['epochs']} epochs, {s['steps']} steps, "
+                        f"{s['seconds']:.1f} s; {_metrics_text('val', s['val'])} {_metrics_text('test', s['test'])}")
+            return s
+        return None
+
+    def _eval(self, event: p.EvalResult) -> None:
+        if event.split == "val":
+            self.val = event.metrics
+        if not self.live or event.split == "test":
+            self._print(f"epoch {event.epoch} step {event.step}: {_metrics_text(event.split, event.metrics)}"
+                        + (f" {self.last.samples_per_s:,.0f} samples/s" if self.last else ""))
+        else:
+            self._draw()
+
+    def _draw(self) -> None:
+        s, st = self.last, self.started
+        if s is None or st is None or not s.step:
+            return
+        epoch = s.epoch[-1]
+        text = (f"epoch {epoch:.2f}/{st.epochs}  step {s.step[-1]}/{st.total_steps}  loss {s.loss[-1]:.4g}  "
+                f"{_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {fmt_duration(s.eta_s)}")
+        self.out.write("\r\x1b[2K" + text)
+        self.out.flush()
+        self._drawn = time.monotonic()
+        self._line_open = True
+
+    def _end_line(self) -> None:
+        if self._line_open:
+            self.out.write("\n")
+            self.out.flush()
+            self._line_open = False
+
+    def _print(self, text: str) -> None:
+        self._end_line()
+        print(text, file=self.out, flush=True)
+
+
+def _metrics_text(split: str, metrics: dict) -> str:
+    keys = [k for k in ("loss", "accuracy", "f1", "mae", "r2") if k in metrics]
+    if not keys:
+        return ""
+    return f"{split} " + " ".join(f"{k} {metrics[k]:.4g}" for k in keys)
