@@ -13,9 +13,11 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Callable
 
 from . import protocol as p
+from .runs import default_runs_dir
 
 
 class EngineHost:
@@ -101,6 +103,9 @@ class WorkerHost(EngineHost):
         self._conn, child = ctx.Pipe()
         if threads is None:  # leave a core to the client; two torch threads on two cores oversubscribe
             threads = max(1, (os.cpu_count() or 2) - 1)
+        if log_path is None:
+            log_path = os.path.join(runs_dir or default_runs_dir(), "engine-worker.log")
+        self.log_path = log_path
         self.process = ctx.Process(target=worker_main, args=(child, runs_dir, threads, log_path),
                                    name="torchtui-engine", daemon=True)
         self.process.start()
@@ -159,6 +164,7 @@ def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) 
                 stopping.set()  # parent gone: nobody to report to
 
     engine = Engine(emit, runs_dir).start()
+    _relay_warnings(lambda text: emit(p.Log(engine.run.run_id if engine.run else None, "warning", text)))
 
     def on_signal(signum, _frame):
         stopping.set()
@@ -175,6 +181,17 @@ def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) 
     engine.send(p.Shutdown())
     engine.join(timeout=60)
     conn.close()
+
+
+def _relay_warnings(send: Callable[[str], None]) -> None:
+    """Python warnings become Log events (and still reach the log file)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        send(f"{category.__name__}: {message} ({os.path.basename(filename)}:{lineno})")
+        original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _redirect_output(log_path: str | None) -> None:

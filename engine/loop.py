@@ -162,13 +162,14 @@ def evaluate(run: Run, split: str) -> dict:
             loss = run.loss_fn(out, y)
             values, confusion = _metrics(run, out, y)
             values["loss"] = loss
-            names = list(values)
+            dead = {k: 1.0 - v.float().mean() for k, v in alive.items() if v is not None}
+            scalars = [*values.values(), *dead.values()]
             # note: this is a CPU-GPU sync point, one per evaluation.
-            host = torch.stack([values[k].float().reshape(()) for k in names]).tolist()
-            result: dict = dict(zip(names, host))
+            host = torch.stack([v.float().reshape(()) for v in scalars]).tolist()
+            result: dict = dict(zip(values, host))
+            result["dead_relu"] = dict(zip(dead, host[len(values):]))
             if confusion is not None:
                 result["confusion"] = confusion.tolist()
-            result["dead_relu"] = {k: 1.0 - v.float().mean().item() for k, v in alive.items() if v is not None}
     finally:
         for h in hooks:
             h.remove()

@@ -129,46 +129,43 @@ def test_huge_lr_diverges_naming_step_and_layer(local):
     assert ok.state == p.FINISHED
 
 
-def test_an_exception_in_forward_fails_with_traceback(local, monkeypatch):
+def model_raising(monkeypatch, error: Exception):
+    """Make every model the engine builds raise `error` in forward (a stand-in for broken user code)."""
     from torchtui.engine import models
 
     real = models.build_model
 
-    class Boom(torch.nn.Module):
+    class Raising(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
-            self.inner = inner
+            self.inner = inner  # keeps real parameters for the optimizer
 
         def forward(self, x):
-            raise RuntimeError("boom in forward")
+            raise error
 
-    monkeypatch.setattr(models, "build_model", lambda *a, **k: Boom(real(*a, **k)))
+    monkeypatch.setattr(models, "build_model", lambda *a, **k: Raising(real(*a, **k)))
+    return lambda: monkeypatch.setattr(models, "build_model", real)
+
+
+def test_an_exception_in_forward_fails_with_traceback(local, monkeypatch):
+    restore = model_raising(monkeypatch, RuntimeError("boom in forward"))
     events, done = run_to_end(local, tiny())
     assert done.state == p.FAILED
     error = of(events, p.Error)[0]
     assert "boom in forward" in error.message and "Traceback" in error.traceback and "forward" in error.traceback
-    monkeypatch.setattr(models, "build_model", real)
+    restore()
     _, ok = run_to_end(local, tiny(epochs=1))
     assert ok.state == p.FINISHED
 
 
 def test_cuda_oom_fails_with_batch_size_hint(local, monkeypatch):
-    from torchtui.engine import models
-
-    real = models.build_model
-
-    class Hungry(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    monkeypatch.setattr(models, "build_model", lambda *a, **k: Hungry(real(*a, **k)))
+    restore = model_raising(monkeypatch, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB"))
     events, done = run_to_end(local, tiny())
     assert done.state == p.FAILED and "batch_size" in done.summary["reason"]
     assert "lower train.batch_size" in of(events, p.Error)[0].message
+    restore()
+    _, ok = run_to_end(local, tiny(epochs=1))
+    assert ok.state == p.FINISHED
 
 
 def test_resume_continues_exactly(local, tmp_path):
