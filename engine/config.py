@@ -35,11 +35,6 @@ METRICS = ("loss", "accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
 MAXIMISED = ("accuracy", "f1", "precision", "recall", "r2")
 
 
-def _choice(name: str, value: str, choices) -> Iterator[tuple[str, str]]:
-    if value not in choices:
-        yield name, f"unknown '{value}' ({suggest(value, choices)})"
-
-
 def _fraction(name: str, value, upper: float = 1.0) -> Iterator[tuple[str, str]]:
     if value is not None and not 0 <= value < upper:
         yield name, f"must be at least 0 and below {upper:g}, got {value!r}"
@@ -47,6 +42,7 @@ def _fraction(name: str, value, upper: float = 1.0) -> Iterator[tuple[str, str]]
 
 @dataclass
 class DataConfig:
+    CHOICES: ClassVar = {"source": SOURCES}
     POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step")
     NON_NEGATIVE: ClassVar = ("noise",)
 
@@ -92,7 +88,6 @@ class DataConfig:
     """Scale features to zero mean and unit variance, fitted on the train split only."""
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _choice("source", self.source, SOURCES)
         if self.classes < 2:
             yield "classes", f"must be at least 2, got {self.classes!r}"
         if not 0 < self.factor < 1:
@@ -109,6 +104,7 @@ class DataConfig:
 
 @dataclass
 class LayerConfig:
+    CHOICES: ClassVar = {"activation": ACTIVATIONS, "norm": NORMS}
     POSITIVE: ClassVar = ("units",)
     NON_NEGATIVE: ClassVar = ("negative_slope",)
 
@@ -129,13 +125,12 @@ class LayerConfig:
         return {"units": data} if isinstance(data, (int, float)) and not isinstance(data, bool) else data
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _choice("activation", self.activation, ACTIVATIONS)
-        yield from _choice("norm", self.norm, NORMS)
         yield from _fraction("dropout", self.dropout)
 
 
 @dataclass
 class ModelConfig:
+    CHOICES: ClassVar = {"kind": ("mlp",), "init": INITS}
     POSITIVE: ClassVar = ("init_std",)
 
     kind: str = "mlp"
@@ -154,14 +149,14 @@ class ModelConfig:
     """Seed for weight initialisation."""
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _choice("kind", self.kind, ("mlp",))
-        yield from _choice("init", self.init, INITS)
         if self.init == "uniform" and self.init_b <= self.init_a:
             yield "init_b", f"must be greater than init_a ({self.init_a!r}), got {self.init_b!r}"
 
 
 @dataclass
 class TrainConfig:
+    CHOICES: ClassVar = {"loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "clip_mode": CLIP_MODES,
+                         "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS)}
     POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "epochs", "step_size", "accumulate",
                           "stats_every", "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip",
@@ -231,14 +226,6 @@ class TrainConfig:
     """Use deterministic algorithms only (slower; errors where none exists)."""
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _choice("loss", self.loss, LOSSES)
-        yield from _choice("optimizer", self.optimizer, OPTIMIZERS)
-        yield from _choice("scheduler", self.scheduler, SCHEDULERS)
-        yield from _choice("clip_mode", self.clip_mode, CLIP_MODES)
-        yield from _choice("early_stop_mode", self.early_stop_mode, MODES)
-        yield from _choice("best_metric", self.best_metric, METRICS)
-        if self.early_stop_metric:
-            yield from _choice("early_stop_metric", self.early_stop_metric, METRICS)
         yield from _fraction("label_smoothing", self.label_smoothing)
         if len(self.betas) != 2 or any(not 0 <= b < 1 for b in self.betas):
             yield "betas", f"must be two numbers in [0, 1), got {self.betas!r}"
@@ -250,6 +237,7 @@ class TrainConfig:
 
 @dataclass
 class DeviceConfig:
+    CHOICES: ClassVar = {"precision": PRECISIONS}
     NON_NEGATIVE: ClassVar = ("threads",)
 
     device: str = "auto"
@@ -270,7 +258,6 @@ class DeviceConfig:
         )
         if not ok:
             yield "device", f"unknown '{dev}' ({suggest(dev, ('auto', 'cpu', 'cuda', 'cuda:0', 'mps'))})"
-        yield from _choice("precision", self.precision, PRECISIONS)
 
 
 @dataclass

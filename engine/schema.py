@@ -148,9 +148,13 @@ def parse_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any
 
 
 def _sign_problems(obj: Any, path: str) -> list[str]:
-    """Range problems for the fields a class lists in POSITIVE and NON_NEGATIVE."""
+    """Problems with the fields a class lists in CHOICES, POSITIVE and NON_NEGATIVE."""
     out = []
     prefix = f"{path}." if path else ""
+    for name, choices in getattr(obj, "CHOICES", {}).items():
+        value = getattr(obj, name)
+        if value not in choices:
+            out.append(f"{prefix}{name}: unknown '{value}' ({suggest(value, choices)})")
     for name in getattr(obj, "POSITIVE", ()):
         value = getattr(obj, name)
         if value <= 0:
