@@ -170,6 +170,32 @@ class EvalResult:
 
 
 @dataclass(frozen=True)
+class Predictions:
+    """What the model predicts after an evaluation, for the prediction view.
+
+    kind "grid" (2-D classification): `grid[row][col]` is the predicted class at x = x_min + (col + 0.5) *
+    (x_max - x_min) / cols, y = y_max - (row + 0.5) * (y_max - y_min) / rows (row 0 at the top), in the
+    model's input units (standardised when data.standardize is on). kind "curve" (1-D regression): predictions `curve_y` at
+    `curve_x`. Sample points (train and val, up to a few hundred each) come along for plotting.
+    """
+    run_id: str
+    step: int
+    epoch: int
+    kind: str
+    x_min: float = 0.0
+    x_max: float = 0.0
+    y_min: float = 0.0
+    y_max: float = 0.0
+    grid: list = field(default_factory=list)
+    curve_x: list = field(default_factory=list)
+    curve_y: list = field(default_factory=list)
+    train_x: list = field(default_factory=list)
+    train_y: list = field(default_factory=list)
+    val_x: list = field(default_factory=list)
+    val_y: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     """A checkpoint was written atomically; `kind` is last, best or manual."""
     run_id: str
@@ -241,7 +267,7 @@ class DataPreviewed:
 
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
             DescribeModel, ListDevices, PreviewData)
-EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, CheckpointSaved, HparamsChanged,
+EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predictions, CheckpointSaved, HparamsChanged,
           Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed)
 
 

@@ -1,0 +1,1 @@
+"""Modal screens: help, presets, quit confirmation, tracebacks."""

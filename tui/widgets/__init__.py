@@ -1,0 +1,1 @@
+"""Textual widgets: one pane or chart per module."""
