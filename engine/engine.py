@@ -13,6 +13,7 @@ import torch
 
 from . import loop, protocol as p
 from .callbacks import Callback, CallbackList, Checkpoints, EarlyStopping, EvalEvents, StatsCallback
+from .predictions import PredictionsCallback
 from .schema import ConfigError
 from .setup import checkpoint_payload, layer_of_param, prepare_run
 
@@ -100,7 +101,7 @@ class Engine:
             early.load_state_dict(state["early_stop"])
         run.callbacks = CallbackList([
             StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every),
-            EvalEvents(self.emit), checkpoints, early, controls,
+            EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints, early, controls,
         ])
         controls.checkpoints = checkpoints
         self.emit(_run_started(run, command))

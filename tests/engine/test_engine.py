@@ -190,3 +190,17 @@ def test_early_stopping_ends_finished(local):
     _, done = run_to_end(local, tiny(epochs=200, lr=1e-9, early_stop_metric="accuracy", early_stop_patience=2))
     assert done.state == p.FINISHED and "early stop" in done.summary["reason"]
     assert done.summary["epochs"] < 200
+
+
+def test_prediction_view_data(local):
+    events, _ = run_to_end(local, tiny(epochs=2))
+    grid = of(events, p.Predictions)
+    assert [e.epoch for e in grid] == [1, 2] and grid[0].kind == "grid"
+    assert len(grid[0].grid) == 30 and len(grid[0].grid[0]) == 60 and {v for r in grid[-1].grid for v in r} <= {0, 1}
+    assert grid[0].x_min < grid[0].x_max and len(grid[0].train_x[0]) == 2
+    line = {"data": {"source": "line", "shuffle": False}, "model": {"layers": []}, "train": {"epochs": 2},
+            "device": {"device": "cpu"}}
+    events, _ = run_to_end(local, line)
+    curve = of(events, p.Predictions)[-1]
+    assert curve.kind == "curve" and len(curve.curve_x) == len(curve.curve_y) == 100
+    assert curve.train_x == sorted(curve.train_x) and len(curve.val_x) == 10
