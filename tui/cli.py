@@ -1,4 +1,4 @@
-"""The `torchtui` command: headless train/resume, presets and summary (the TUI comes with its own issue)."""
+"""The `torchtui` command: the app (bare `torchtui [PRESET]`), headless train/resume, presets and summary."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="torchtui", description="Train PyTorch models from a terminal.")
+    parser = Parser(prog="torchtui", description="Train PyTorch models from a terminal. "
+                    "`torchtui [PRESET]` opens the app; the commands below run without it.")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     def run_options(cmd):
@@ -53,6 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("preset", help="preset name or path to a YAML file")
     run_options(summary)
     return parser
+
+
+SUBCOMMANDS = ("train", "resume", "presets", "summary")
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="torchtui", description="Open the app on a preset (default: moons). "
+                    f"Other commands: {', '.join(SUBCOMMANDS)} (torchtui COMMAND -h).")
+    parser.add_argument("preset", nargs="?", default="moons", help="preset name or path to a YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=0.01 (repeatable)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto")
+    parser.add_argument("--epochs", type=int, help="number of epochs")
+    parser.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
+    return parser
+
+
+def cmd_app(args) -> int:
+    """Open the Textual app; the engine runs in a worker process that imports torch while the UI paints."""
+    from torchtui.engine.config import from_dict as build
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
+                         "(see torchtui -h)")
+    config = build(load_config(args))
+    from .app import TorchTUI
+    from .bridge import EngineBridge, start_worker
+
+    bridge = EngineBridge(start_worker(args.runs_dir))
+    try:
+        TorchTUI(config, bridge, runs_dir=args.runs_dir).run()
+    finally:
+        bridge.close()
+    return EXIT_OK
 
 
 def load_config(args) -> dict:
@@ -151,13 +186,12 @@ def _stop_signals():
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
+        if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+            return cmd_app(build_app_parser().parse_args(argv))
         args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            print("\nThe interactive app (bare `torchtui`) is not built yet; use `torchtui train PRESET`.")
-            return EXIT_USAGE
         if args.command == "presets":
             return cmd_presets(args)
         if args.command == "summary":

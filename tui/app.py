@@ -1,0 +1,374 @@
+"""The torchtui Textual app: composes panes, charts and the log, and routes keys and engine events."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from torchtui.engine import presets, protocol as p
+from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.schema import ConfigError
+
+from . import editing
+from .bridge import EngineBridge
+from .commands import ActionsProvider
+from .history import RunHistory
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .screens.open_preset import OpenPresetScreen
+from .screens.save_preset import SavePresetScreen
+from .screens.traceback import TracebackScreen
+from .widgets.dataset_pane import DatasetPane
+from .widgets.device_pane import DevicePane
+from .widgets.form import ConfigChanged
+from .widgets.grad_chart import GradChart
+from .widgets.hparams_pane import HparamsPane
+from .widgets.log_pane import LogPane
+from .widgets.loss_chart import LossChart
+from .widgets.lr_chart import LRChart
+from .widgets.metric_chart import MetricChart
+from .widgets.model_pane import ModelPane
+from .widgets.prediction_view import PredictionView
+from .widgets.status_bar import StatusBar
+
+TICK_S = 0.1           # the UI drains engine events and redraws at most this often
+NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
+PANES = (("dataset", "data", DatasetPane), ("model", "model", ModelPane),
+         ("hparams", "train", HparamsPane), ("device", "device", DevicePane))
+CHART_GROUPS = {"loss-chart": "loss", "metric-chart": "metric", "grad-chart": "grad", "lr-chart": "lr",
+                "prediction": "prediction"}
+
+
+class TorchTUI(App):
+    """Set up an experiment in four panes, train it in the engine's worker process, watch it live."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "torchtui"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    BINDINGS = [
+        Binding("space", "toggle_run", "Start/Pause", id="run.toggle"),
+        Binding("n", "step", "Step", id="run.step"),
+        Binding("x", "stop", "Stop", id="run.stop"),
+        Binding("r", "restart", "Restart", id="run.restart"),
+        Binding("plus,equals_sign", "lr_scale(2.0)", "lr ×2", key_display="+", id="run.lr_up"),
+        Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
+        Binding("e", "evaluate", "Evaluate", id="run.evaluate"),
+        Binding("c", "checkpoint", "Checkpoint", id="run.checkpoint"),
+        Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
+        Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
+        Binding("v", "toggle_view", "Setup/Charts", id="view.toggle"),
+        Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
+        Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),
+        Binding("ctrl+o", "open_preset", "Open preset", id="preset.open", priority=True),
+        Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),
+        Binding("2", "focus_pane('model')", "Model", show=False, id="pane.model"),
+        Binding("3", "focus_pane('hparams')", "Hparams", show=False, id="pane.hparams"),
+        Binding("4", "focus_pane('device')", "Device", show=False, id="pane.device"),
+        Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, config: ExperimentConfig, bridge: EngineBridge, runs_dir: str | None = None):
+        super().__init__()
+        self.config = config
+        self.bridge = bridge
+        self.runs_dir = runs_dir
+        self.history = RunHistory()
+        self.problem = ""
+        self.notice = ""
+        self.quitting = False
+        self.pending_start = False
+        self._next_chart = 0
+        self._revalidate_timer = None
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="setup"):
+                with TabbedContent(id="panes"):
+                    for i, (pane_id, _, cls) in enumerate(PANES, start=1):
+                        with TabPane(f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}", id=f"tab-{pane_id}"):
+                            yield cls(id=pane_id)
+            with Vertical(id="charts"):
+                with Grid(id="chart-grid"):
+                    yield LossChart(self.history, id="loss-chart")
+                    yield MetricChart(self.history, id="metric-chart")
+                    yield GradChart(self.history, id="grad-chart")
+                    yield LRChart(self.history, id="lr-chart")
+                    yield PredictionView(self.history, id="prediction")
+                yield LogPane(id="log")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.config.name
+        self._fill_panes(self.config)
+        self.set_interval(TICK_S, self.poll_engine)
+        self._layout_for(self.size.width)
+        self.log_pane.add("info", "starting the engine (loading torch…)")
+        self.refresh_status()
+
+    def on_resize(self, event) -> None:
+        self._layout_for(event.size.width)
+
+    def _layout_for(self, width: int) -> None:
+        self.screen.set_class(width < NARROW_COLUMNS, "narrow")
+
+    @property
+    def log_pane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    def pane(self, pane_id: str):
+        return self.query_one(f"#{pane_id}")
+
+    def _fill_panes(self, config: ExperimentConfig) -> None:
+        for pane_id, section, _ in PANES:
+            self.pane(pane_id).set_values(getattr(config, section))
+
+    # ------------------------------------------------------------------ engine events
+
+    def poll_engine(self) -> None:
+        """Timer: drain the engine's events, route them, redraw at most one chart (they take 20–50 ms)."""
+        events = self.bridge.drain()
+        status = False
+        for event in events:
+            changed = self.history.apply(event)
+            status |= "status" in changed or bool(changed)
+            for chart_id, group in CHART_GROUPS.items():
+                if group in changed:
+                    self.query_one(f"#{chart_id}").mark_dirty()
+            handler = getattr(self, f"on_engine_{type(event).__name__}", None)
+            if handler is not None:
+                handler(event)
+        self._redraw_one_chart()
+        if status:
+            self.refresh_status()
+
+    def _redraw_one_chart(self) -> None:
+        charts = [self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS]
+        for i in range(len(charts)):
+            chart = charts[(self._next_chart + i) % len(charts)]
+            if chart.dirty and chart.display and chart.size.width > 0:
+                chart.redraw()
+                self._next_chart = (self._next_chart + i + 1) % len(charts)
+                return
+
+    def on_engine_EngineReady(self, event: p.EngineReady) -> None:
+        self.log_pane.add("info", f"engine ready (torch {event.torch_version}, pid {event.pid})")
+        self.bridge.request(p.ListDevices)
+        self._request_previews()
+
+    def _request_previews(self) -> None:
+        if self.bridge.ready:
+            self.bridge.request(p.DescribeModel, config=self.config.to_dict())
+            self.bridge.request(p.PreviewData, config=self.config.to_dict(), max_points=400)
+
+    def on_engine_DevicesListed(self, event) -> None:
+        if self.bridge.is_current(event):
+            self.pane("device").show_devices(event)
+
+    def on_engine_ModelDescribed(self, event) -> None:
+        if self.bridge.is_current(event):
+            self.pane("model").show_summary(event)
+
+    def on_engine_DataPreviewed(self, event) -> None:
+        if self.bridge.is_current(event):
+            self.pane("dataset").show_preview(event)
+
+    def on_engine_RunStarted(self, event: p.RunStarted) -> None:
+        self.log_pane.add("info", f"run {event.run_id}: {event.params:,} parameters on {event.device} → {event.run_dir}")
+
+    def on_engine_StateChanged(self, event: p.StateChanged) -> None:
+        if event.state in p.END_STATES:
+            level = "error" if event.state in (p.DIVERGED, p.FAILED) else "info"
+            self.log_pane.add(level, f"{event.state}" + (f": {event.reason}" if event.reason else ""))
+            if self.quitting:
+                self.exit()
+            elif self.pending_start:
+                self.pending_start = False
+                self.action_toggle_run()
+
+    def on_engine_StepStats(self, event: p.StepStats) -> None:
+        if event.mem_allocated is not None:
+            self.pane("device").show_memory(event.mem_allocated, event.mem_reserved)
+
+    def on_engine_EvalResult(self, event: p.EvalResult) -> None:
+        if event.split == "test":
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
+            self.log_pane.add("info", f"test: {shown}")
+
+    def on_engine_HparamsChanged(self, event: p.HparamsChanged) -> None:
+        text = ", ".join(f"{k} {old:g} → {new:g}" for k, (old, new) in event.changes.items())
+        self.log_pane.add("change", f"step {event.step}: {text}")
+        train = dataclasses.replace(self.config.train, **{k: new for k, (_, new) in event.changes.items()})
+        self.config = dataclasses.replace(self.config, train=train)
+        self.pane("hparams").set_values(train)
+
+    def on_engine_CheckpointSaved(self, event: p.CheckpointSaved) -> None:
+        self.log_pane.add("info", f"saved {event.kind} checkpoint at step {event.step}: {event.path}")
+
+    def on_engine_Log(self, event: p.Log) -> None:
+        self.log_pane.add(event.level, event.message)
+
+    def on_engine_Error(self, event: p.Error) -> None:
+        self.log_pane.add("error", event.message, event.traceback)
+        self.notify(event.message.splitlines()[0], severity="error", timeout=6)
+
+    def refresh_status(self) -> None:
+        self.query_one(StatusBar).show(self.history, self.problem, self.notice)
+
+    # ------------------------------------------------------------------ editing
+
+    def on_config_changed(self, message: ConfigChanged) -> None:
+        if self._revalidate_timer is not None:
+            self._revalidate_timer.stop()
+        self._revalidate_timer = self.set_timer(0.2, self.revalidate)
+
+    def revalidate(self) -> None:
+        """Rebuild the config from the panes; show problems inline; apply live fields to an active run."""
+        sections = {section: self.pane(pane_id).value() for pane_id, section, _ in PANES}
+        config, problems = editing.collect(sections, self.config)
+        for pane_id, _, _ in PANES:
+            self.pane(pane_id).show_problems(problems)
+        self.problem = problems[0] if problems else ""
+        if config is not None and config != self.config:
+            live, later = editing.live_changes(self.config, config)
+            old, self.config = self.config, config
+            if self.history.state in p.ACTIVE_STATES:
+                if live:
+                    self.bridge.send(p.SetHparams(**live))
+                if later:
+                    self.notice = f"{', '.join(later)}: applies on restart (r)"
+            if old.data != config.data or old.model != config.model or old.train.loss != config.train.loss:
+                self._request_previews()
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_toggle_run(self) -> None:
+        state = self.history.state
+        if state == p.RUNNING:
+            self.bridge.send(p.Pause())
+        elif state == p.PAUSED:
+            self.bridge.send(p.Resume())
+        elif self.problem:
+            self.notify(f"can't start: {self.problem}", severity="error")
+        elif not self.bridge.ready:
+            self.notify("the engine is still loading torch…")
+        else:
+            self.notice = ""
+            self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir))
+            self.screen.add_class("show-charts")
+        self.refresh_status()
+
+    def action_step(self) -> None:
+        if self.history.state == p.PAUSED:
+            self.bridge.send(p.Step())
+
+    def action_stop(self) -> None:
+        if self.history.state in p.ACTIVE_STATES:
+            self.bridge.send(p.Stop())
+
+    def action_restart(self) -> None:
+        if self.history.state in p.ACTIVE_STATES:
+            self.pending_start = True
+            self.bridge.send(p.Stop())
+        else:
+            self.action_toggle_run()
+
+    def action_lr_scale(self, factor: float) -> None:
+        if self.history.state not in p.ACTIVE_STATES:
+            self.notify("lr ×2/÷2 applies to a running or paused run; edit train.lr in Hparams otherwise")
+            return
+        current = self.history.lr.last[1] if self.history.lr.last else self.config.train.lr
+        self.bridge.send(p.SetHparams(lr=current * factor))
+
+    def action_evaluate(self) -> None:
+        self.bridge.send(p.EvaluateNow())
+
+    def action_checkpoint(self) -> None:
+        self.bridge.send(p.CheckpointNow())
+
+    def action_log_scale(self) -> None:
+        for chart_id in ("loss-chart", "grad-chart", "lr-chart"):
+            chart = self.query_one(f"#{chart_id}")
+            chart.log_scale = not chart.log_scale
+            chart.mark_dirty()
+
+    def action_grad_mode(self) -> None:
+        self.query_one(GradChart).cycle_mode()
+
+    def action_toggle_view(self) -> None:
+        self.screen.toggle_class("show-charts")
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        self.screen.remove_class("show-charts")
+        self.query_one("#panes", TabbedContent).active = f"tab-{pane_id}"
+        self.pane(pane_id).focus_first() if hasattr(self.pane(pane_id), "focus_first") else self.pane(pane_id).focus()
+
+    def action_blur(self) -> None:
+        self.set_focus(None)
+
+    def action_traceback(self) -> None:
+        if self.log_pane.last_error:
+            self.push_screen(TracebackScreen(*self.log_pane.last_error))
+
+    def action_help(self) -> None:
+        keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]
+        self.push_screen(HelpScreen(keys))
+
+    def action_save_preset(self) -> None:
+        def save(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                path = presets.save(dataclasses.replace(self.config, name=name), name, overwrite=True)
+            except (ConfigError, OSError) as err:
+                self.log_pane.add("error", f"could not save preset '{name}': {err}")
+                self.notify(str(err), severity="error")
+                return
+            self.log_pane.add("info", f"saved preset '{name}' to {path}")
+            self.notify(f"saved preset {name}")
+
+        if self.problem:
+            self.notify(f"fix this first: {self.problem}", severity="error")
+            return
+        self.push_screen(SavePresetScreen(self.config.name), save)
+
+    def action_open_preset(self) -> None:
+        def load(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                config = presets.load(path)
+            except ConfigError as err:
+                self.log_pane.add("error", str(err))
+                self.notify(err.first_line, severity="error")
+                return
+            self.config, self.problem = config, ""
+            self.sub_title = config.name
+            self._fill_panes(config)
+            self._request_previews()
+            self.log_pane.add("info", f"opened preset {config.name} ({path})")
+            self.refresh_status()
+
+        self.push_screen(OpenPresetScreen(), load)
+
+    async def action_quit(self) -> None:
+        if self.history.state not in p.ACTIVE_STATES:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.quitting = True
+                self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
+                self.bridge.send(p.Stop())
+
+        self.push_screen(ConfirmScreen("A run is active. Stop it (saving last.pt) and quit?"), answer)

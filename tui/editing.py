@@ -1,0 +1,36 @@
+"""Turning pane values into a validated config, and telling live changes from ones that wait for a restart."""
+
+from __future__ import annotations
+
+from torchtui.engine.config import ExperimentConfig, from_dict
+from torchtui.engine.schema import ConfigError
+
+LIVE_FIELDS = ("lr", "weight_decay", "grad_clip")
+
+
+def collect(sections: dict[str, dict], base: ExperimentConfig) -> tuple[ExperimentConfig | None, list[str]]:
+    """The config the panes describe (name and description kept from `base`), or None and every problem."""
+    data = base.to_dict()
+    data.update(sections)
+    try:
+        return from_dict(data), []
+    except ConfigError as err:
+        return None, err.problems
+
+
+def live_changes(old: ExperimentConfig, new: ExperimentConfig) -> tuple[dict, list[str]]:
+    """(SetHparams keyword arguments, dotted paths of other changed fields that apply on restart)."""
+    live = {name: getattr(new.train, name) for name in LIVE_FIELDS
+            if getattr(new.train, name) != getattr(old.train, name)}
+    later = [path for path in _diff(old.to_dict(), new.to_dict(), "")
+             if path not in {f"train.{name}" for name in LIVE_FIELDS}]
+    return live, later
+
+
+def _diff(a, b, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in a.keys() | b.keys():
+            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        return sorted(out)
+    return [] if a == b else [prefix]

@@ -1,0 +1,61 @@
+"""ConfirmScreen: a yes/no question in a modal dialog that dismisses with True or False."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask `message`; y/enter (or the Yes button) gives True, n/escape (or No) gives False."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > #dialog {
+        width: 64; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmScreen #title { text-style: bold; width: 100%; margin-bottom: 1; }
+    ConfirmScreen #message { width: 100%; }
+    ConfirmScreen #buttons { height: auto; width: 100%; align-horizontal: right; margin-top: 1; }
+    ConfirmScreen Button { margin-left: 2; min-width: 10; }
+    """
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        # Enter reaches here only when no button has focus; a focused button handles it itself,
+        # so tabbing to No and pressing enter answers No, as a user would expect.
+        Binding("enter", "answer(True)", "Yes", show=False, id="confirm.enter"),
+        Binding("n", "answer(False)", "No", id="confirm.no"),
+        Binding("escape", "answer(False)", "Cancel", id="confirm.cancel"),
+    ]
+
+    def __init__(self, message: str, title: str = "Are you sure?",
+                 yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.message = message
+        self.title_text = title
+        self.yes_label = yes
+        self.no_label = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="title")
+            # markup=False: messages quote preset names and paths, which may contain '['.
+            yield Static(self.message, id="message", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button(f"{self.yes_label} (y)", variant="warning", id="yes")
+                yield Button(f"{self.no_label} (n)", variant="default", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

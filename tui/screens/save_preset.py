@@ -1,0 +1,118 @@
+"""SavePresetScreen: choose a user preset name, checked and confirmed before any file is written."""
+
+from __future__ import annotations
+
+import re
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from torchtui.engine import presets
+
+from .confirm import ConfirmScreen
+from .open_preset import home_relative
+
+# The name becomes a file name: no separators, and no leading dot (a hidden file the picker would miss).
+VALID_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+MAX_NAME = 64
+
+
+def name_problem(name: str, builtin_names: set[str]) -> str:
+    """Why `name` cannot be a user preset's name, or "" when it can."""
+    if not name:
+        return "Type a name for the preset"
+    if len(name) > MAX_NAME:
+        return f"Names are at most {MAX_NAME} characters"
+    if not VALID_NAME.fullmatch(name):
+        return "Use letters, digits, '-', '_' and '.' (not first)"
+    if name in builtin_names:
+        return f"'{name}' is a built-in preset; choose another name"
+    return ""
+
+
+class SavePresetScreen(ModalScreen[str | None]):
+    """Dismisses with a usable, confirmed preset name, or None; saving is the caller's job."""
+
+    DEFAULT_CSS = """
+    SavePresetScreen { align: center middle; }
+    SavePresetScreen > #dialog {
+        width: 64; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    SavePresetScreen #title { text-style: bold; margin-bottom: 1; }
+    SavePresetScreen #where { color: $text-muted; width: 100%; }
+    SavePresetScreen #error { color: $error; height: auto; width: 100%; }
+    SavePresetScreen #error.-empty { display: none; }
+    SavePresetScreen #buttons { height: auto; width: 100%; align-horizontal: right; margin-top: 1; }
+    SavePresetScreen Button { margin-left: 2; min-width: 10; }
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="save_preset.cancel")]
+
+    def __init__(self, suggested: str = "") -> None:
+        super().__init__()
+        self.suggested = suggested
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Save preset", id="title")
+            yield Input(self.suggested, placeholder="preset name", id="name")
+            yield Static("", id="error", classes="-empty", markup=False)
+            yield Static(f"Saved in {home_relative(presets.user_dir())}", id="where", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+
+    def show_error(self, text: str) -> None:
+        error = self.query_one("#error", Static)
+        error.update(text)
+        error.set_class(not text, "-empty")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # A stale error next to a name the user is already fixing reads as if the new name were wrong.
+        self.show_error("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "save":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def submit(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        if name.endswith((".yaml", ".yml")):  # people type file names; the suffix is added on save
+            name = name.rsplit(".", 1)[0]
+        known = presets.list_presets()
+        problem = name_problem(name, {p.name for p in known if p.builtin})
+        if problem:
+            self.show_error(problem)
+            self.query_one("#name", Input).focus()
+            return
+        existing = next((p for p in known if not p.builtin and p.name == name), None)
+        if existing is None:
+            self.dismiss(name)
+            return
+
+        def overwrite(confirmed: bool | None) -> None:
+            if confirmed:
+                self.dismiss(name)
+            else:  # stay open so another name can be typed
+                self.query_one("#name", Input).focus()
+
+        message = f"A user preset named '{name}' already exists:\n{home_relative(existing.path)}\nReplace it?"
+        self.app.push_screen(ConfirmScreen(message, title="Overwrite preset?", yes="Overwrite", no="Keep"),
+                             overwrite)

@@ -1,0 +1,35 @@
+"""The log pane: engine events, live changes, warnings and errors (an error's traceback opens with t)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "change": "cyan"}
+MAX_LINES = 2000  # bounded: a long run's log must not grow the app's memory
+
+
+class LogPane(RichLog):
+    """Timestamped lines; keeps the last error with a traceback for the traceback screen."""
+
+    DEFAULT_CSS = """
+    LogPane { height: 8; border: round $panel; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, **kwargs)
+        self.border_title = "log"
+        self.last_error: tuple[str, str] | None = None
+        self.lines_written: list[str] = []  # plain text, for tests and copy-out
+
+    def add(self, level: str, message: str, traceback: str = "") -> None:
+        line = Text(time.strftime("%H:%M:%S "), style="dim")
+        line.append(message, style=LEVEL_STYLES.get(level, ""))
+        if traceback:
+            self.last_error = (message, traceback)
+            line.append("  (t: traceback)", style="dim")
+        self.write(line)
+        self.lines_written.append(message)
+        del self.lines_written[:-MAX_LINES]
