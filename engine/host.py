@@ -108,8 +108,17 @@ class WorkerHost(EngineHost):
         self.log_path = log_path
         self.process = ctx.Process(target=worker_main, args=(child, runs_dir, threads, log_path),
                                    name="torchtui-engine", daemon=True)
-        self.process.start()
+        # The child ignores SIGINT only once worker_main runs; a Ctrl-C while it bootstraps would kill it.
+        # Ignoring it around start() makes the child inherit SIG_IGN from the first instruction.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            self.process.start()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
         child.close()
+        self.exit_code: int | None = None
         self._send_lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="torchtui-events", daemon=True)
         self._reader.start()
@@ -118,11 +127,13 @@ class WorkerHost(EngineHost):
         while True:
             try:
                 event = self._conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # TypeError: close() shut the pipe under this recv()
                 break
             self.events.put(event)
-        self.process.join(timeout=5)
-        code = self.process.exitcode
+        # This thread is the only one that reaps the worker: two threads waiting on one pid race for
+        # its exit status, and the loser sees a dead process as alive.
+        self.process.join(timeout=30)
+        code = self.exit_code = self.process.exitcode
         if code not in (0, None):
             self.events.put(p.Error(None, f"the engine worker exited unexpectedly (exit code {code})"))
             self.events.put(p.StateChanged(None, p.FAILED, f"engine worker exited with code {code}"))
@@ -135,12 +146,18 @@ class WorkerHost(EngineHost):
                 self.events.put(p.Error(None, "the engine worker is gone; restart torchtui"))
 
     def close(self, timeout: float = 10.0) -> None:
-        if self.process.is_alive():
+        """Shut the worker down (saving last.pt of an active run); escalate if it does not go."""
+        if self._reader.is_alive():
             self.send(p.Shutdown())
-            self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(2)
+            self._reader.join(timeout)
+        for escalate, wait in ((self.process.terminate, 5), (self.process.kill, 2)):
+            if not self._reader.is_alive():
+                break
+            try:
+                escalate()  # terminate is graceful in the worker (saves last.pt); kill is not
+            except (ProcessLookupError, ValueError):
+                break
+            self._reader.join(wait)
         self._conn.close()
 
 

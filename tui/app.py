@@ -47,6 +47,7 @@ class TorchTUI(App):
     """Set up an experiment in four panes, train it in the engine's worker process, watch it live."""
 
     CSS_PATH = "app.tcss"
+    AUTO_FOCUS = None  # keys like space must reach the app, not type into the first field
     TITLE = "torchtui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = [
@@ -107,6 +108,11 @@ class TorchTUI(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # References kept from the main screen: query_one searches only the active (maybe modal) screen.
+        self.charts = {chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS}
+        self.panes = {pane_id: self.query_one(f"#{pane_id}") for pane_id, _, _ in PANES}
+        self.log_pane = self.query_one(LogPane)
+        self.status_bar = self.query_one(StatusBar)
         self.sub_title = self.config.name
         self._fill_panes(self.config)
         self.set_interval(TICK_S, self.poll_engine)
@@ -120,12 +126,8 @@ class TorchTUI(App):
     def _layout_for(self, width: int) -> None:
         self.screen.set_class(width < NARROW_COLUMNS, "narrow")
 
-    @property
-    def log_pane(self) -> LogPane:
-        return self.query_one(LogPane)
-
     def pane(self, pane_id: str):
-        return self.query_one(f"#{pane_id}")
+        return self.panes[pane_id]
 
     def _fill_panes(self, config: ExperimentConfig) -> None:
         for pane_id, section, _ in PANES:
@@ -142,7 +144,7 @@ class TorchTUI(App):
             status |= "status" in changed or bool(changed)
             for chart_id, group in CHART_GROUPS.items():
                 if group in changed:
-                    self.query_one(f"#{chart_id}").mark_dirty()
+                    self.charts[chart_id].mark_dirty()
             handler = getattr(self, f"on_engine_{type(event).__name__}", None)
             if handler is not None:
                 handler(event)
@@ -151,7 +153,7 @@ class TorchTUI(App):
             self.refresh_status()
 
     def _redraw_one_chart(self) -> None:
-        charts = [self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS]
+        charts = list(self.charts.values())
         for i in range(len(charts)):
             chart = charts[(self._next_chart + i) % len(charts)]
             if chart.dirty and chart.display and chart.size.width > 0:
@@ -221,7 +223,7 @@ class TorchTUI(App):
         self.notify(event.message.splitlines()[0], severity="error", timeout=6)
 
     def refresh_status(self) -> None:
-        self.query_one(StatusBar).show(self.history, self.problem, self.notice)
+        self.status_bar.show(self.history, self.problem, self.notice)
 
     # ------------------------------------------------------------------ editing
 
@@ -297,12 +299,12 @@ class TorchTUI(App):
 
     def action_log_scale(self) -> None:
         for chart_id in ("loss-chart", "grad-chart", "lr-chart"):
-            chart = self.query_one(f"#{chart_id}")
+            chart = self.charts[chart_id]
             chart.log_scale = not chart.log_scale
             chart.mark_dirty()
 
     def action_grad_mode(self) -> None:
-        self.query_one(GradChart).cycle_mode()
+        self.charts["grad-chart"].cycle_mode()
 
     def action_toggle_view(self) -> None:
         self.screen.toggle_class("show-charts")
@@ -310,7 +312,7 @@ class TorchTUI(App):
     def action_focus_pane(self, pane_id: str) -> None:
         self.screen.remove_class("show-charts")
         self.query_one("#panes", TabbedContent).active = f"tab-{pane_id}"
-        self.pane(pane_id).focus_first() if hasattr(self.pane(pane_id), "focus_first") else self.pane(pane_id).focus()
+        self.pane(pane_id).focus_first()
 
     def action_blur(self) -> None:
         self.set_focus(None)

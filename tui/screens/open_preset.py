@@ -100,7 +100,10 @@ class OpenPresetScreen(ModalScreen[str | None]):
         self.query_one("#presets", OptionList).styles.max_height = rows
 
     def refill(self, query: str) -> None:
-        shown = [p for p in self.available if matches(p, query)]
+        # Name matches first (exact, then prefix), so typing a preset's name always picks it.
+        q = query.strip().lower()
+        shown = sorted((p for p in self.available if matches(p, query)),
+                       key=lambda p: (p.name.lower() != q, not p.name.lower().startswith(q)))
         options = self.query_one("#presets", OptionList)
         options.set_options(Option(row(p, self.name_width), id=str(p.path)) for p in shown)
         options.highlighted = 0 if shown else None

@@ -1,0 +1,65 @@
+"""torchtui in a real terminal (tmux 160x48): start moons, see epoch 2, quit with confirmation."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+TORCHTUI = str(Path(sys.executable).with_name("torchtui"))
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def wait_for_screen(session: str, pattern: str, timeout: float = 60.0) -> re.Match:
+    """Poll the pane's text until `pattern` matches (deadline, no blind sleeps)."""
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        match = re.search(pattern, screen)
+        if match:
+            return match
+        time.sleep(0.1)  # polling interval, not a wait for an outcome
+    raise AssertionError(f"{pattern!r} never appeared; last screen:\n{screen}")
+
+
+def wait_for_file(path: Path, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never written")
+
+
+def test_train_moons_in_tmux(tmp_path):
+    session = f"torchtui-test-{os.getpid()}"
+    runs = tmp_path / "runs"
+    done = tmp_path / "exit.txt"
+    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
+               f"{TORCHTUI} moons --set train.epochs=200; echo $? > {done}")
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
+    try:
+        wait_for_screen(session, r"engine ready")
+        tmux("send-keys", "-t", session, "Space")
+        wait_for_screen(session, r"epoch ([2-9]|\d\d+)\.\d\d/200")
+        tmux("send-keys", "-t", session, "q")
+        wait_for_screen(session, r"Stop it")
+        tmux("send-keys", "-t", session, "y")
+        assert wait_for_file(done).strip() == "0"
+    finally:
+        tmux("kill-session", "-t", session)
+    (run_dir,) = runs.glob("*-moons")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["type"] == "eval" for r in rows) >= 2
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"

@@ -1,0 +1,39 @@
+"""UI test helpers: build the app on a fake or real engine, and wait for conditions without blind sleeps."""
+
+import time
+
+import pytest
+
+from torchtui.engine import presets
+from torchtui.tui.app import TorchTUI
+from torchtui.tui.bridge import EngineBridge
+
+from .fakes import FakeHost
+
+
+async def until(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture
+def fake_app():
+    host = FakeHost()
+    app = TorchTUI(presets.load("moons"), EngineBridge(host))
+    app.fake_host = host
+    return app
+
+
+@pytest.fixture
+def real_app(tmp_path):
+    from torchtui.engine.host import InProcessHost
+
+    host = InProcessHost(str(tmp_path / "runs"))
+    cfg = presets.load("moons", ["train.epochs=500", "data.n_samples=400"])
+    app = TorchTUI(cfg, EngineBridge(host), runs_dir=str(tmp_path / "runs"))
+    yield app
+    host.close()

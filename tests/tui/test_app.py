@@ -1,0 +1,111 @@
+"""The app through Textual's Pilot: editing, validation, running, live lr, presets, quitting."""
+
+import yaml
+
+from torchtui.engine import presets, protocol as p
+from torchtui.engine.config import from_dict
+
+from .conftest import until
+from .fakes import scripted_run
+
+
+async def test_fixed_event_stream_reaches_charts_and_status(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.fake_host.emit(*scripted_run())
+        await until(pilot, lambda: len(fake_app.history.train_loss) == 200, what="200 steps")
+        await until(pilot, lambda: not any(fake_app.query_one(f"#{c}").dirty
+                                           for c in ("loss-chart", "metric-chart", "grad-chart", "lr-chart", "prediction")),
+                    what="every chart redrawn")
+        status = str(fake_app.query_one("#status").render())
+        assert "running" in status and "epoch 4.00/4" in status and "41,000 samples/s" in status
+        assert len(fake_app.history.val["accuracy"]) == 4 and fake_app.history.markers
+
+
+async def test_bad_value_shows_inline_and_blocks_start(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        lr = fake_app.query_one("#train-lr")
+        lr.value = "abc"
+        await until(pilot, lambda: fake_app.problem.startswith("train.lr"), what="problem shown")
+        assert "must be a positive number" in str(fake_app.query_one("#status").render())
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await pilot.pause()
+        assert not [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)]
+        lr.value = "0.01"
+        await until(pilot, lambda: not fake_app.problem, what="problem cleared")
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await until(pilot, lambda: any(isinstance(c, p.Start) for c in fake_app.fake_host.sent), what="start sent")
+        start = [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)][0]
+        assert from_dict(start.config).train.lr == 0.01
+
+
+async def test_start_pause_step_live_lr_and_stop_on_a_real_engine(real_app):
+    app = real_app
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.bridge.ready, what="engine ready")
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.history.train_loss) > 20, what="training steps")
+        await pilot.press("space")
+        await until(pilot, lambda: app.history.state == p.PAUSED, what="paused")
+        lr_before = app.history.lr.last[1]
+        await pilot.press("plus")
+        await until(pilot, lambda: app.history.markers, what="lr change reported")
+        steps = len(app.history.train_loss)
+        await pilot.press("n")
+        await until(pilot, lambda: len(app.history.train_loss) == steps + 1, what="one step")
+        assert app.history.lr.last[1] == lr_before * 2
+        assert app.query_one("#train-lr").value in ("0.006", str(lr_before * 2))
+        await pilot.press("minus")
+        await until(pilot, lambda: len(app.history.markers) == 2, what="second lr change")
+        await pilot.press("space")
+        await until(pilot, lambda: app.history.state == p.RUNNING, what="resumed")
+        await pilot.press("x")
+        await until(pilot, lambda: app.history.state == p.STOPPED, what="stopped")
+        assert app.history.lr.last[1] == lr_before
+
+
+async def test_save_preset_writes_yaml_that_loads_back_equal(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        field = fake_app.screen.query_one("Input")
+        field.value = "my-moons"
+        await pilot.press("enter")
+        await until(pilot, lambda: (presets.user_dir() / "my-moons.yaml").exists(), what="preset file")
+        saved = yaml.safe_load((presets.user_dir() / "my-moons.yaml").read_text())
+        assert from_dict(saved).data == fake_app.config.data and from_dict(saved).train == fake_app.config.train
+
+
+async def test_open_preset_fills_the_panes(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press(*"line")
+        await pilot.press("enter")
+        await until(pilot, lambda: fake_app.config.name == "line", what="line preset loaded")
+        assert fake_app.pane("dataset").value()["source"] == "line"
+        assert fake_app.pane("model").value()["layers"] == []
+
+
+async def test_quit_asks_while_a_run_is_active(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(pilot, lambda: any(isinstance(c, p.Stop) for c in fake_app.fake_host.sent), what="stop sent")
+        assert fake_app.is_running  # waits for the run to end (last.pt saved) before exiting
+        fake_app.fake_host.emit(p.StateChanged("20261122-120000-moons", p.STOPPED))
+        await until(pilot, lambda: not fake_app.is_running, what="exit")
+
+
+async def test_error_is_shown_and_the_app_stays_up(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.fake_host.emit(p.Error("r", "the run failed: RuntimeError: boom", "Traceback ...\nRuntimeError: boom"))
+        await until(pilot, lambda: fake_app.log_pane.last_error is not None, what="error logged")
+        await pilot.press("t")
+        await pilot.pause()
+        assert type(fake_app.screen).__name__ == "TracebackScreen"

@@ -1,0 +1,121 @@
+"""RunHistory folds hand-built engine events into series and reports which chart groups changed."""
+
+import math
+
+from torchtui.engine import protocol as p
+from torchtui.tui.history import GROUPS, RunHistory, change_label
+
+from .fakes import scripted_run
+
+RUN = "20261122-120000-moons"
+
+
+def started(run_id: str = RUN, task: str = "binary", layers=("fc1", "head")) -> p.RunStarted:
+    return p.RunStarted(run_id=run_id, run_dir=f"runs/{run_id}", name="moons", task=task, loss="bce_with_logits",
+                        device="cpu", params=10, trainable=10, splits={"train": 8}, steps_per_epoch=4,
+                        total_steps=8, epochs=2, start_step=0, start_epoch=0, config={}, class_names=["a", "b"],
+                        layers=list(layers))
+
+
+def stats(steps, run_id: str = RUN, acc=True) -> p.StepStats:
+    return p.StepStats(run_id=run_id, step=list(steps), epoch=[s / 4 for s in steps], loss=[1.0 / s for s in steps],
+                       lr=[0.01] * len(steps), grad_norm=[2.0] * len(steps),
+                       acc=[0.5 + s / 100 for s in steps] if acc else [],
+                       layer_steps=[steps[-1]], layer_grad_norm=[[0.3, 0.1]], update_ratio=[[1e-3, 2e-3]],
+                       weight_norm=[[4.0, 1.0]], samples_per_s=100.0, eta_s=1.0, progress=steps[-1] / 8)
+
+
+def test_a_run_fills_the_series_and_reports_groups():
+    h = RunHistory()
+    assert h.apply(started()) == set(GROUPS)
+    assert h.task == "binary" and h.started.run_id == RUN
+    assert h.apply(p.StateChanged(RUN, p.RUNNING)) == {"status"} and h.state == p.RUNNING
+    assert h.apply(stats([1, 2, 3, 4])) == {"loss", "lr", "grad", "metric", "status"}
+    assert len(h.train_loss) == 4 and h.train_loss.last == (4.0, 0.25)
+    assert h.lr.last == (4.0, 0.01) and h.grad_norm.last == (4.0, 2.0) and h.train_acc.last == (4.0, 0.54)
+    assert len(h.train_loss_smooth) == 4 and 0.25 < h.train_loss_smooth.last[1] < 1.0
+    assert h.layer_grad["fc1"].last == (4.0, 0.3) and h.update_ratio["head"].last == (4.0, 2e-3)
+    assert h.last_stats.step == [1, 2, 3, 4]
+
+    val = p.EvalResult(RUN, "val", 4, 1, {"loss": 0.4, "accuracy": 0.8, "f1": 0.7}, [[1, 0], [0, 1]],
+                       {"act1": 0.25})
+    assert h.apply(val) == {"metric", "loss", "grad"}
+    assert h.val["accuracy"].last == (4.0, 0.8) and h.val["loss"].last == (4.0, 0.4)
+    assert h.dead_relu == {"act1": 0.25}
+
+    pred = p.Predictions(RUN, 4, 1, "grid", grid=[[0, 1]], train_x=[[0.0, 0.0]], train_y=[0])
+    assert h.apply(pred) == {"prediction"} and h.predictions is pred
+    assert h.apply(p.HparamsChanged(RUN, 5, {"lr": [0.01, 0.02]})) == {"loss", "lr"}
+    assert h.markers == [(5, "lr x2")]
+
+    assert h.apply(p.EvalResult(RUN, "test", 8, 2, {"accuracy": 0.9})) == {"metric", "status"}
+    assert h.test == {"accuracy": 0.9}
+    assert h.apply(p.RunFinished(RUN, p.FINISHED, {"reason": "done", "test": {"accuracy": 0.9}})) == {"status"}
+    assert h.state == p.FINISHED and h.reason == "done"
+
+
+def test_regression_stats_without_accuracy_leave_the_metric_chart_alone():
+    h = RunHistory()
+    h.apply(started(task="regression"))
+    assert "metric" not in h.apply(stats([1, 2], acc=False))
+    assert len(h.train_acc) == 0
+
+
+def test_a_new_run_clears_and_a_resume_keeps():
+    h = RunHistory()
+    h.apply(started())
+    h.apply(stats([1, 2, 3]))
+    h.apply(p.HparamsChanged(RUN, 2, {"lr": [0.01, 0.005]}))
+    assert h.apply(started()) == {"status"}  # same id: a resume
+    assert len(h.train_loss) == 3 and h.markers
+    h.apply(stats([4, 5]))
+    assert len(h.train_loss) == 5
+
+    assert h.apply(started("other-run")) == set(GROUPS)
+    assert len(h.train_loss) == 0 and not h.markers and not h.val and h.predictions is None
+    assert h.started.run_id == "other-run"
+
+
+def test_events_of_other_runs_are_ignored():
+    h = RunHistory()
+    assert h.apply(stats([1])) == set()  # nothing started yet
+    h.apply(started())
+    h.apply(p.StateChanged(RUN, p.RUNNING))
+    assert h.apply(stats([1, 2], run_id="stale")) == set()
+    assert h.apply(p.EvalResult("stale", "val", 1, 1, {"loss": 1.0})) == set()
+    assert h.apply(p.StateChanged("stale", p.FINISHED)) == set()
+    assert len(h.train_loss) == 0 and not h.val and h.state == p.RUNNING
+    assert h.apply(p.Log(RUN, "info", "hello")) == set()
+
+
+def test_a_state_change_without_run_id_still_counts():
+    h = RunHistory()
+    h.apply(started())
+    assert h.apply(p.StateChanged(None, p.FAILED, "engine worker exited with code 1")) == {"status"}
+    assert h.state == p.FAILED and "worker" in h.reason
+
+
+def test_nan_loss_is_recorded_but_does_not_poison_the_smoothing():
+    h = RunHistory()
+    h.apply(started())
+    h.apply(stats([1, 2]))
+    bad = p.StepStats(RUN, [3], [0.75], [math.nan], [0.01], [math.inf], [], [], [], [], [], 1.0, None, 0.4)
+    h.apply(bad)
+    assert math.isnan(h.train_loss.last[1]) and math.isfinite(h.train_loss_smooth.last[1])
+
+
+def test_the_scripted_run_matches_its_script():
+    h = RunHistory()
+    for event in scripted_run():
+        h.apply(event)
+    assert len(h.train_loss) == 200 and len(h.val["accuracy"]) == 4
+    assert h.markers == [(120, "lr x2")] and h.predictions.kind == "grid"
+    assert set(h.layer_grad) == {"fc1", "fc2", "head"} and len(h.layer_grad["fc1"]) == 16
+
+
+def test_change_labels():
+    assert change_label({"lr": [0.02, 0.01]}) == "lr /2"
+    assert change_label({"lr": [0.01, 0.03]}) == "lr x3"
+    assert change_label({"lr": [0.01, 0.015]}) == "lr 0.01→0.015"
+    assert change_label({"grad_clip": [None, 1.0], "weight_decay": [0.0, 0.01]}) == \
+        "grad_clip off→1, weight_decay 0→0.01"

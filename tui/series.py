@@ -1,0 +1,177 @@
+"""An append-only (x, y) history with bounded memory and min/max downsampling to a chart's width."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable
+
+# Raw points kept before level 0 is dropped. 2**16 points draw any chart up to 32k columns exactly; past
+# that the coarser levels (buckets of 2, 4, 8 ... points) hold the shape. Storage is array('d'), 8 bytes a
+# value, so one series tops out near 4 MiB however long the run.
+RAW_CAP = 2 ** 16
+
+Bucket = tuple[float, float, float, float]  # (x at min, y min, x at max, y max)
+
+
+class Series:
+    """(x, y) points appended over a run; `downsample(n)` returns at most 2n points in O(n).
+
+    Level k stores buckets of 2**k consecutive finite points as (x at min, y min, x at max, y max); a
+    level is dropped once it holds more than `cap` buckets, so memory stays bounded while coarser levels
+    keep the extremes. Non-finite y values count in `len` and `last` but are kept out of the levels:
+    a NaN would poison every min/max above it.
+    """
+
+    def __init__(self, cap: int = RAW_CAP):
+        self.cap = max(2, int(cap))
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every point."""
+        self._levels: list[tuple[array, ...] | None] = [_new_level()]
+        self._pending: list[Bucket | None] = [None]  # a bucket waiting for its right-hand partner
+        self._count = 0
+        self._last: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def last(self) -> tuple[float, float] | None:
+        """The last (x, y) appended, finite or not, or None."""
+        return self._last
+
+    @property
+    def stored(self) -> int:
+        """How many buckets the levels hold now (what bounds the memory)."""
+        return sum(len(level[0]) for level in self._levels if level is not None)
+
+    def append(self, x: float, y: float) -> None:
+        """Add one point."""
+        x, y = float(x), float(y)
+        self._count += 1
+        self._last = (x, y)
+        if math.isfinite(y):
+            self._push((x, y, x, y))
+
+    def extend(self, xs: Iterable[float], ys: Iterable[float]) -> None:
+        """Add points pairwise from two sequences of the same length."""
+        for x, y in zip(xs, ys):
+            self.append(x, y)
+
+    def _push(self, bucket: Bucket) -> None:
+        level = 0
+        while True:
+            store = self._levels[level]
+            if store is not None:
+                xlo, ylo, xhi, yhi = store
+                xlo.append(bucket[0])
+                ylo.append(bucket[1])
+                xhi.append(bucket[2])
+                yhi.append(bucket[3])
+                if len(xlo) > self.cap:
+                    self._levels[level] = None
+            partner = self._pending[level]
+            if partner is None:
+                self._pending[level] = bucket
+                return
+            self._pending[level] = None
+            bucket = _merge(partner, bucket)
+            level += 1
+            if level == len(self._levels):
+                self._levels.append(_new_level())
+                self._pending.append(None)
+
+    def downsample(self, buckets: int) -> tuple[list[float], list[float]]:
+        """At most 2*buckets points in x order keeping each bucket's min and max (all points if few)."""
+        groups = self._groups(buckets)
+        if groups is None:
+            return self._raw()
+        out_x: list[float] = []
+        out_y: list[float] = []
+        for lo, hi in groups:
+            first, second = ((lo[0], lo[1]), (hi[2], hi[3])) if lo[0] <= hi[2] else ((hi[2], hi[3]), (lo[0], lo[1]))
+            out_x.append(first[0])
+            out_y.append(first[1])
+            if second != first:
+                out_x.append(second[0])
+                out_y.append(second[1])
+        return out_x, out_y
+
+    def midline(self, buckets: int) -> tuple[list[float], list[float]]:
+        """One point per bucket, halfway between its min and max (all points if few).
+
+        For series that are already smooth (an EMA): their min/max envelope is a thin zigzag that costs
+        plotext several times more to draw than the line it stands for.
+        """
+        groups = self._groups(buckets)
+        if groups is None:
+            return self._raw()
+        return [(lo[0] + hi[2]) / 2 for lo, hi in groups], [(lo[1] + hi[3]) / 2 for lo, hi in groups]
+
+    def _raw(self) -> tuple[list[float], list[float]]:
+        xs, _, _, ys = self._levels[0]
+        return list(xs), list(ys)
+
+    def _groups(self, buckets: int) -> list[tuple[Bucket, Bucket]] | None:
+        """(lowest, highest) bucket of each of at most `buckets` groups; None when the raw points fit."""
+        buckets = max(1, int(buckets))
+        level = self._level_for(buckets)
+        if level == 0:
+            return None
+        items = self._items(level)
+        n = len(items)
+        if n <= buckets:
+            return [(item, item) for item in items]
+        groups = (items[g * n // buckets:(g + 1) * n // buckets] for g in range(buckets))
+        return [(min(group, key=_ymin), max(group, key=_ymax)) for group in groups]
+
+    def _level_for(self, buckets: int) -> int:
+        """The finest stored level that needs no more than `buckets` groups of at most two of its buckets."""
+        for k, store in enumerate(self._levels):
+            if store is None:
+                continue
+            if len(store[0]) + k <= 2 * buckets:  # k pending buckets of finer levels ride along
+                return k
+        return len(self._levels) - 1
+
+    def _items(self, level: int) -> list[Bucket]:
+        """Level `level`'s buckets, then the not yet paired buckets of finer levels (the newest points)."""
+        store = self._levels[level]
+        items = list(zip(*store))
+        items += [b for b in reversed(self._pending[:level]) if b is not None]
+        return items
+
+
+def _new_level() -> tuple[array, ...]:
+    return array("d"), array("d"), array("d"), array("d")
+
+
+def _merge(a: Bucket, b: Bucket) -> Bucket:
+    lo = a if a[1] <= b[1] else b
+    hi = a if a[3] >= b[3] else b
+    return lo[0], lo[1], hi[2], hi[3]
+
+
+def _ymin(bucket: Bucket) -> float:
+    return bucket[1]
+
+
+def _ymax(bucket: Bucket) -> float:
+    return bucket[3]
+
+
+def ema(values: Iterable[float], alpha: float, start: float | None = None) -> list[float]:
+    """Exponential moving average, one output per input, continuing from `start` when given.
+
+    A non-finite value leaves the average where it was (a NaN would stick forever); before the first
+    finite value the output is NaN, which charts skip.
+    """
+    avg = start if start is not None and math.isfinite(start) else None
+    out = []
+    for v in values:
+        if math.isfinite(v):
+            avg = v if avg is None else avg + alpha * (v - avg)
+        out.append(math.nan if avg is None else avg)
+    return out

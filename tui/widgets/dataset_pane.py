@@ -1,0 +1,128 @@
+"""The Dataset pane: the data config form (fields for the chosen source only), split sizes and a preview plot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from torchtui.engine.config import DataConfig
+from torchtui.engine.protocol import DataPreviewed
+
+from .form import ConfigChanged, ConfigForm
+
+SECTION = "data"
+# Fields that only some sources read; every other field applies to all of them.
+SOURCE_FIELDS = {
+    "n_samples": ("moons", "circles", "xor", "spiral", "blobs", "sine"),
+    "noise": ("line", "moons", "circles", "xor", "spiral", "blobs", "sine"),
+    "classes": ("spiral", "blobs"),
+    "features": ("blobs",),
+    "factor": ("circles",),
+    "weight": ("line",), "bias": ("line",), "start": ("line",), "end": ("line",), "step": ("line",),
+    "seq_len": ("sine",),
+    "path": ("csv",), "target": ("csv",), "columns": ("csv",),
+}
+GROUPS = [
+    ("Source", ["source", "path", "target", "columns", "n_samples", "noise", "classes", "features", "factor",
+                "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize"]),
+]
+# plotext colour names, one per class (cycled when there are more classes).
+CLASS_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
+
+
+class DatasetPane(VerticalScroll):
+    """Edits `DataConfig`; `show_preview` fills the sizes line and the plot from the engine's reply."""
+
+    DEFAULT_CSS = """
+    DatasetPane { padding: 0 1; }
+    DatasetPane #data-sizes { margin-top: 1; color: $text-muted; }
+    DatasetPane #data-sizes.-error { color: $text-error; }
+    DatasetPane #data-preview { height: 16; min-width: 20; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        # Built here, not in compose, so set_values and show_preview work before the pane is mounted.
+        self.form = ConfigForm(DataConfig, SECTION, groups=GROUPS, id="data-form")
+        self.sizes = Static("preview: waiting for the engine…", id="data-sizes")
+        self.preview = PlotextPlot(id="data-preview")
+        self._show_relevant()
+
+    def compose(self) -> ComposeResult:
+        yield self.form
+        yield self.sizes
+        yield self.preview
+
+    def value(self) -> dict:
+        return self.form.value()
+
+    def set_values(self, data: DataConfig | dict) -> None:
+        self.form.set_values(data)
+        self._show_relevant()
+
+    def show_problems(self, problems: list[str]) -> None:
+        self.form.show_problems(problems)
+
+    def focus_first(self) -> None:
+        self.form.focus_first()
+
+    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
+        event.stop()
+        if event.path == f"{SECTION}.source":
+            self._show_relevant()
+        self.post_message(ConfigChanged(SECTION, event.path))
+
+    def _show_relevant(self) -> None:
+        source = self.form.raw("source")
+        for name, sources in SOURCE_FIELDS.items():
+            self.form.set_relevant(name, source in sources)
+
+    # ------------------------------------------------------------------ preview
+
+    def show_preview(self, reply: DataPreviewed) -> None:
+        """Show split sizes and a scatter of the sample: x–y coloured by class, or feature against target."""
+        sizes, plot = self.sizes, self.preview
+        plt = plot.plt
+        plt.clear_figure()
+        sizes.set_class(bool(reply.error), "-error")
+        if reply.error:
+            sizes.update(Text(f"preview: {reply.error}"))
+            plot.refresh()
+            return
+        counts = " · ".join(f"{split} {reply.sizes.get(split, 0):,}" for split in ("train", "val", "test"))
+        sizes.update(Text(f"{counts}   ({reply.task})" if reply.task else counts))
+        if reply.task == "regression":
+            self._plot_regression(plt, reply.x, reply.y)
+        else:
+            self._plot_classes(plt, reply.x, reply.y, reply.class_names)
+        plot.refresh()
+
+    @staticmethod
+    def _plot_classes(plt: Any, x: list, y: list, class_names: list) -> None:
+        points: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+        for row, label in zip(x, y):
+            px, py = points[int(label)]
+            px.append(row[0])
+            # One feature: spread the points by class so they stay visible.
+            py.append(row[1] if len(row) > 1 else float(label))
+        for label in sorted(points):
+            name = class_names[label] if label < len(class_names) else str(label)
+            plt.scatter(*points[label], marker="dot", color=CLASS_COLORS[label % len(CLASS_COLORS)], label=name)
+        if x and len(x[0]) > 2:
+            plt.title(f"first 2 of {len(x[0])} features")
+
+    @staticmethod
+    def _plot_regression(plt: Any, x: list, y: list) -> None:
+        # Windows (sine) plot their last value against the next one; a single feature plots x against y.
+        xs = [row[-1] for row in x]
+        ys = [v[0] if isinstance(v, list) else v for v in y]
+        plt.scatter(xs, ys, marker="dot", color="cyan")
+        plt.xlabel("x" if x and len(x[0]) == 1 else "x[-1]")
+        plt.ylabel("y")

@@ -1,0 +1,334 @@
+"""A form bound to one config dataclass: a labelled control per field, inline errors, change messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import yaml
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from torchtui.engine.schema import field_docs, to_plain
+
+CONTROL_CHANGES = (Input.Changed, Select.Changed, Switch.Changed)
+CHOICE_LABELS = {"": "(off)"}  # the empty choice (e.g. early_stop_metric) needs a visible label
+
+
+class ConfigChanged(Message):
+    """The user changed a pane's config section; `path` is the edited field (e.g. "train.lr")."""
+
+    def __init__(self, section: str, path: str = "") -> None:
+        super().__init__()
+        self.section = section
+        self.path = path
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one dataclass field is edited: kind is bool, choice, list, number or text."""
+
+    name: str
+    kind: str
+    choices: tuple = ()
+    doc: str = ""
+
+
+def field_specs(cls: type, choices: dict[str, Iterable] | None = None) -> list[FieldSpec]:
+    """One spec per editable field of `cls`, in order; lists of dataclasses are left to the pane."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    overrides = choices or {}
+    specs = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+            continue
+        options = overrides.get(f.name, getattr(cls, "CHOICES", {}).get(f.name))
+        if hint is bool:
+            kind = "bool"
+        elif options is not None:
+            kind = "choice"
+        elif typing.get_origin(hint) is list:
+            kind = "list"
+        elif hint is str:
+            kind = "text"
+        else:
+            kind = "number"
+        specs.append(FieldSpec(f.name, kind, tuple(options or ()), docs.get(f.name, "")))
+    return specs
+
+
+def to_raw(kind: str, value: Any) -> Any:
+    """What a control shows for a config value: text for inputs, the value itself for switches and selects."""
+    if kind in ("bool", "choice"):
+        return value
+    if kind == "list":
+        return yaml.safe_dump(list(value or []), default_flow_style=True, width=10_000).strip()
+    return "" if value is None else str(value)
+
+
+def parse_raw(kind: str, raw: Any) -> Any:
+    """A control's raw value as config data; text that does not parse stays text for the engine to reject."""
+    if kind in ("bool", "choice", "text"):
+        return raw
+    text = str(raw).strip()
+    if not text:
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if kind == "number" and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as text; the engine's float parser accepts it, so do the same here.
+            return float(text)
+        except ValueError:
+            return text
+    return value
+
+
+def problems_for(problems: Iterable[str], prefix: str) -> dict[str, list[str]]:
+    """Messages of "prefix.rest: message" lines keyed by `rest` (e.g. "lr", "layers[1].units")."""
+    found: dict[str, list[str]] = {}
+    for line in problems:
+        path, _, message = line.partition(": ")
+        if path == prefix:
+            found.setdefault("", []).append(message)
+        elif path.startswith(prefix + "."):
+            found.setdefault(path[len(prefix) + 1:], []).append(message)
+    return found
+
+
+def head_name(rest: str) -> str:
+    """The field a problem path points into: "betas[0]" → "betas", "layers[1].units" → "layers"."""
+    return rest.split("[", 1)[0].split(".", 1)[0]
+
+
+class ConfigForm(Widget):
+    """Edits one config dataclass; ids are `{prefix}-{field}` with dots in the prefix turned into dashes."""
+
+    DEFAULT_CSS = """
+    ConfigForm { height: auto; layout: vertical; }
+    ConfigForm .group-title { text-style: bold; color: $accent; margin-top: 1; }
+    ConfigForm .group-title.-first { margin-top: 0; }
+    ConfigForm .field { height: auto; }
+    ConfigForm .field.-irrelevant { display: none; }
+    ConfigForm .field.-irrelevant.-problem { display: block; }
+    ConfigForm .field-row { height: auto; }
+    ConfigForm .field-label { width: 22; padding-right: 1; }
+    ConfigForm .field-row Input, ConfigForm .field-row Select { width: 1fr; }
+    ConfigForm Switch { border: none; padding: 0; height: 1; }
+    ConfigForm Switch:focus { border: none; background-tint: $foreground 20%; }
+    /* Textual re-styles on focus only below a node that itself has a :focus-within rule. */
+    ConfigForm .field:focus-within { background: $boost; }
+    ConfigForm .help { display: none; color: $text-muted; padding-left: 2; }
+    ConfigForm .field:focus-within .help { display: block; }
+    ConfigForm .error { display: none; color: $text-error; padding-left: 2; }
+    ConfigForm .field.-problem .error { display: block; }
+    ConfigForm .-error { background-tint: $error 30%; }
+    ConfigForm .form-problems { display: none; color: $text-error; }
+    ConfigForm .form-problems.-shown { display: block; }
+    """
+
+    class Changed(Message):
+        """The user edited the field at `path` (e.g. "train.lr")."""
+
+        def __init__(self, form: ConfigForm, path: str) -> None:
+            super().__init__()
+            self.form = form
+            self.path = path
+
+        @property
+        def control(self) -> ConfigForm:
+            return self.form
+
+    def __init__(self, cls: type, prefix: str, *, groups: list[tuple[str, list[str]]] | None = None,
+                 choices: dict[str, list[tuple[str, Any]]] | None = None, badges: dict[str, str] | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        """`groups` lists (title, field names) in display order; `choices` gives Select options
+        as (label, value) for fields without CHOICES (e.g. devices); `badges` adds a dim word to labels."""
+        super().__init__(id=id, classes=classes)
+        self.cls = cls
+        self.prefix = prefix
+        self.id_prefix = prefix.replace(".", "-")
+        self._options = {name: list(opts) for name, opts in (choices or {}).items()}
+        self.specs = {s.name: s for s in field_specs(cls, {n: [v for _, v in o] for n, o in self._options.items()})}
+        self._groups = self._arrange(groups)
+        self._badges = badges or {}
+        defaults = cls()
+        self._raw = {name: to_raw(spec.kind, getattr(defaults, name)) for name, spec in self.specs.items()}
+        self._controls: dict[str, Widget] = {}
+        self._fields: dict[str, tuple[Vertical, Static]] = {}  # each field's box and its error line
+        self._offered: dict[str, list[tuple[str, Any]]] = {}  # the options each Select was last given
+        self._hidden: set[str] = set()
+        self._general = Static("", classes="form-problems", id=f"{self.id_prefix}-problems")
+
+    def _arrange(self, groups: list[tuple[str, list[str]]] | None) -> list[tuple[str, list[str]]]:
+        listed = [name for _, names in groups or [] for name in names if name in self.specs]
+        rest = [name for name in self.specs if name not in listed]
+        arranged = [(title, [n for n in names if n in self.specs]) for title, names in groups or []]
+        return arranged + ([("", rest)] if rest else [])
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield self._general
+        for i, (title, names) in enumerate(self._groups):
+            if title:
+                yield Label(title, classes="group-title" + (" -first" if i == 0 else ""))
+            for name in names:
+                yield self._field(self.specs[name])
+
+    def _field(self, spec: FieldSpec) -> Vertical:
+        control = self._control(spec)
+        self._controls[spec.name] = control
+        label = Text(spec.name)
+        if spec.name in self._badges:
+            label.append(" ").append(self._badges[spec.name], style="dim italic")
+        caption = Label(label, classes="field-label")
+        caption.tooltip = spec.doc or None
+        error = Static("", classes="error", id=f"{self.id_prefix}-{spec.name}-error")
+        box = Vertical(
+            Horizontal(caption, control, classes="field-row"),
+            Static(Text(spec.doc), classes="help"),
+            error,
+            classes="field" + (" -irrelevant" if spec.name in self._hidden else ""),
+            id=f"{self.id_prefix}-{spec.name}-field",
+        )
+        self._fields[spec.name] = (box, error)
+        return box
+
+    def _control(self, spec: FieldSpec) -> Widget:
+        wid, raw, tip = f"{self.id_prefix}-{spec.name}", self._raw[spec.name], spec.doc or None
+        if spec.kind == "bool":
+            return Switch(bool(raw), animate=False, id=wid, tooltip=tip)
+        if spec.kind == "choice":
+            self._offered[spec.name] = self._select_options(spec.name, raw)
+            return Select(self._offered[spec.name], value=raw, allow_blank=False, compact=True, id=wid, tooltip=tip)
+        return Input(raw, id=wid, tooltip=tip, compact=True, select_on_focus=False)
+
+    def _select_options(self, name: str, current: Any) -> list[tuple[str, Any]]:
+        """The field's options, plus the current value when it is not one of them (it stays selectable)."""
+        options = self._options.get(name) or [(CHOICE_LABELS.get(v, str(v)), v) for v in self.specs[name].choices]
+        if current not in [v for _, v in options]:
+            options = [*options, (f"{current} (not available)", current)]
+        return options
+
+    # ------------------------------------------------------------------ values
+
+    def value(self) -> dict:
+        """The form's current values as plain config data (text parsed as YAML where the field is not text)."""
+        return {name: parse_raw(spec.kind, self._raw[name]) for name, spec in self.specs.items()}
+
+    def raw(self, name: str) -> Any:
+        """What the control for `name` holds, unparsed."""
+        return self._raw[name]
+
+    def set_values(self, values: Any) -> None:
+        """Show a dataclass instance's (or a mapping's) values without posting Changed."""
+        data = to_plain(values) if dataclasses.is_dataclass(values) else dict(values)
+        with self.prevent(*CONTROL_CHANGES):
+            for name, value in data.items():
+                spec = self.specs.get(name)
+                if spec is not None:
+                    self._raw[name] = to_raw(spec.kind, value)
+                    self._show_raw(name)
+
+    def _show_raw(self, name: str) -> None:
+        control, raw = self._controls.get(name), self._raw[name]
+        if isinstance(control, Select):
+            self._show_select(name)
+        elif isinstance(control, Switch):
+            control.value = bool(raw)
+        elif isinstance(control, Input) and control.value != raw:
+            # A live change echoed back while the user is in the field must not rewrite what they typed.
+            kind = self.specs[name].kind
+            if not (control.has_focus and parse_raw(kind, control.value) == parse_raw(kind, raw)):
+                control.value = raw
+
+    def _show_select(self, name: str) -> None:
+        control = self._controls[name]
+        if not control.is_mounted:
+            # Select.set_options needs the mounted overlay; the value filter in
+            # _on_control_changed keeps this late update from counting as an edit.
+            self.call_after_refresh(self._show_select, name)
+            return
+        with self.prevent(*CONTROL_CHANGES):
+            options = self._select_options(name, self._raw[name])
+            if options != self._offered.get(name):
+                self._offered[name] = options
+                control.set_options(options)
+            control.value = self._raw[name]
+
+    def set_choices(self, name: str, options: list[tuple[str, Any]]) -> None:
+        """Replace a choice field's options (label, value), keeping its current value."""
+        self._options[name] = list(options)
+        if name in self._controls:
+            self._show_select(name)
+
+    def _on_control_changed(self, event: Input.Changed | Select.Changed | Switch.Changed) -> None:
+        name = next((n for n, c in self._controls.items() if c is event.control), None)
+        if name is None:
+            return
+        event.stop()
+        # Selects announce their value when mounted: only a value that differs is an edit.
+        if event.value == self._raw[name]:
+            return
+        self._raw[name] = event.value
+        self.post_message(self.Changed(self, f"{self.prefix}.{name}"))
+
+    on_input_changed = on_select_changed = on_switch_changed = _on_control_changed
+
+    # ------------------------------------------------------------------ problems and visibility
+
+    def show_problems(self, problems: Iterable[str]) -> None:
+        """Show each "prefix.field: message" next to its field and clear the rest; other prefixes are ignored."""
+        found = problems_for(problems, self.prefix)
+        by_field: dict[str, list[str]] = {}
+        general: list[str] = []
+        for rest, messages in found.items():
+            name = head_name(rest)
+            if name in self.specs:
+                detail = rest[len(name):].lstrip(".")
+                by_field.setdefault(name, []).extend(f"{detail}: {m}" if detail else m for m in messages)
+            elif not self._is_skipped(name):
+                general.extend(f"{rest}: {m}" if rest else m for m in messages)
+        for name in self._controls:
+            self._show_field_problems(name, by_field.get(name, []))
+        self._general.update(Text("\n".join(general)))
+        self._general.set_class(bool(general), "-shown")
+
+    def _is_skipped(self, name: str) -> bool:
+        return name in {f.name for f in dataclasses.fields(self.cls)} and name not in self.specs
+
+    def _show_field_problems(self, name: str, messages: list[str]) -> None:
+        box, error = self._fields[name]
+        box.set_class(bool(messages), "-problem")
+        self._controls[name].set_class(bool(messages), "-error")
+        error.update(Text("\n".join(f"✗ {m}" for m in messages)))
+
+    def set_relevant(self, name: str, relevant: bool) -> None:
+        """Hide a field that does not apply (it keeps its value, and shows again if it has a problem)."""
+        if relevant:
+            self._hidden.discard(name)
+        else:
+            self._hidden.add(name)
+        if name in self._fields:
+            self._fields[name][0].set_class(not relevant, "-irrelevant")
+
+    def is_relevant(self, name: str) -> bool:
+        return name not in self._hidden
+
+    def focus_first(self) -> None:
+        """Focus the first control that is shown."""
+        for name, control in self._controls.items():
+            if name not in self._hidden:
+                control.focus()
+                return

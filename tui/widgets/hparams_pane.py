@@ -1,0 +1,83 @@
+"""The Hyperparameters pane: the training config form, grouped, with settings shown only where they apply."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+
+from torchtui.engine.config import TrainConfig
+
+from .form import ConfigChanged, ConfigForm
+
+SECTION = "train"
+# Fields the engine can change during a run (SetHparams); the rest apply when a run starts.
+LIVE_FIELDS = ("lr", "weight_decay", "grad_clip")
+GROUPS = [
+    ("Loss", ["loss", "label_smoothing", "huber_delta"]),
+    ("Optimizer", ["optimizer", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps"]),
+    ("Batches", ["batch_size", "epochs", "accumulate", "eval_every"]),
+    ("Schedule", ["scheduler", "step_size", "milestones", "gamma", "min_lr", "plateau_patience", "warmup_steps"]),
+    ("Clipping", ["grad_clip", "clip_mode"]),
+    ("Early stopping", ["early_stop_metric", "early_stop_mode", "early_stop_patience", "early_stop_min_delta",
+                        "best_metric"]),
+    ("Reproducibility", ["seed", "deterministic", "stats_every"]),
+]
+# field → (the field it depends on, the values under which it applies)
+APPLIES_WHEN = {
+    # auto picks cross_entropy for multiclass data, so smoothing can apply there too.
+    "label_smoothing": ("loss", ("auto", "cross_entropy")),
+    "huber_delta": ("loss", ("huber",)),
+    "momentum": ("optimizer", ("sgd", "rmsprop")),
+    "nesterov": ("optimizer", ("sgd",)),
+    "betas": ("optimizer", ("adam", "adamw")),
+    "eps": ("optimizer", ("adam", "adamw", "rmsprop", "adagrad")),
+    "step_size": ("scheduler", ("step",)),
+    "milestones": ("scheduler", ("multistep",)),
+    "gamma": ("scheduler", ("step", "multistep", "exponential", "plateau")),
+    "min_lr": ("scheduler", ("cosine", "plateau")),
+    "plateau_patience": ("scheduler", ("plateau",)),
+}
+EARLY_STOP_FIELDS = ("early_stop_mode", "early_stop_patience", "early_stop_min_delta")
+
+
+class HparamsPane(VerticalScroll):
+    """Edits `TrainConfig`; fields marked "live" change a running run from its next step."""
+
+    DEFAULT_CSS = """
+    HparamsPane { padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.form = ConfigForm(TrainConfig, SECTION, groups=GROUPS, badges={name: "live" for name in LIVE_FIELDS},
+                               id="train-form")
+        self._show_relevant()
+
+    def compose(self) -> ComposeResult:
+        yield self.form
+
+    def value(self) -> dict:
+        return self.form.value()
+
+    def set_values(self, train: TrainConfig | dict) -> None:
+        self.form.set_values(train)
+        self._show_relevant()
+
+    def show_problems(self, problems: list[str]) -> None:
+        self.form.show_problems(problems)
+
+    def focus_first(self) -> None:
+        self.form.focus_first()
+
+    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
+        event.stop()
+        self._show_relevant()
+        self.post_message(ConfigChanged(SECTION, event.path))
+
+    def _show_relevant(self) -> None:
+        form = self.form
+        for name, (depends_on, values) in APPLIES_WHEN.items():
+            form.set_relevant(name, form.raw(depends_on) in values)
+        stopping = form.raw("early_stop_metric") != ""
+        for name in EARLY_STOP_FIELDS:
+            form.set_relevant(name, stopping)
