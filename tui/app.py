@@ -213,7 +213,8 @@ class TorchTUI(App):
         self.pane("hparams").set_values(train)
 
     def on_engine_CheckpointSaved(self, event: p.CheckpointSaved) -> None:
-        self.log_pane.add("info", f"saved {event.kind} checkpoint at step {event.step}: {event.path}")
+        if event.kind == "manual":  # last/best are written every epoch; logging each would bury the log
+            self.log_pane.add("info", f"saved checkpoint at step {event.step}: {event.path}")
 
     def on_engine_Log(self, event: p.Log) -> None:
         self.log_pane.add(event.level, event.message)

@@ -15,8 +15,17 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 TORCHTUI = str(Path(sys.executable).with_name("torchtui"))
 
 
+SOCKET = f"torchtui-test-{os.getpid()}"  # a private tmux server: never touches the user's sessions
+
+
+# Something under pytest exports COLUMNS=80 LINES=24; shutil.get_terminal_size (and so Textual) would
+# believe them over the real 160x48 pane, so the tmux server must not inherit them.
+ENV = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False,
+                          env=ENV).stdout
 
 
 def wait_for_screen(session: str, pattern: str, timeout: float = 60.0) -> re.Match:
@@ -29,7 +38,8 @@ def wait_for_screen(session: str, pattern: str, timeout: float = 60.0) -> re.Mat
         if match:
             return match
         time.sleep(0.1)  # polling interval, not a wait for an outcome
-    raise AssertionError(f"{pattern!r} never appeared; last screen:\n{screen}")
+    size = tmux("display", "-p", "-t", session, "#{window_width}x#{window_height}")
+    raise AssertionError(f"{pattern!r} never appeared ({size.strip()}); last screen:\n{screen}")
 
 
 def wait_for_file(path: Path, timeout: float = 60.0) -> str:
@@ -57,7 +67,7 @@ def test_train_moons_in_tmux(tmp_path):
         tmux("send-keys", "-t", session, "y")
         assert wait_for_file(done).strip() == "0"
     finally:
-        tmux("kill-session", "-t", session)
+        tmux("kill-server")
     (run_dir,) = runs.glob("*-moons")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["type"] == "eval" for r in rows) >= 2
