@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import signal
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -118,6 +120,10 @@ class TorchTUI(App):
         self.set_interval(TICK_S, self.poll_engine)
         self._layout_for(self.size.width)
         self.log_pane.add("info", "starting the engine (loading torch…)")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                loop.add_signal_handler(sig, self.stop_and_exit)
         self.refresh_status()
 
     def on_resize(self, event) -> None:
@@ -362,6 +368,15 @@ class TorchTUI(App):
             self.refresh_status()
 
         self.push_screen(OpenPresetScreen(), load)
+
+    def stop_and_exit(self) -> None:
+        """SIGTERM or SIGHUP (the SSH connection dropped): stop the run, saving last.pt, then exit."""
+        if self.history.state not in p.ACTIVE_STATES:
+            self.exit()
+            return
+        self.quitting = True
+        self.bridge.send(p.Stop())
+        self.set_timer(30, self.exit)  # never hang on a worker that does not answer
 
     async def action_quit(self) -> None:
         if self.history.state not in p.ACTIVE_STATES:

@@ -73,3 +73,24 @@ def test_train_moons_in_tmux(tmp_path):
     assert sum(r["type"] == "eval" for r in rows) >= 2
     assert (run_dir / "checkpoints" / "last.pt").exists()
     assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"
+
+
+def test_sigterm_to_the_app_stops_the_run_and_saves(tmp_path):
+    session = f"torchtui-term-{os.getpid()}"
+    runs = tmp_path / "runs"
+    done = tmp_path / "exit.txt"
+    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
+               f"exec {TORCHTUI} moons --set train.epochs=500")
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
+    try:
+        wait_for_screen(session, r"engine ready")
+        tmux("send-keys", "-t", session, "Space")
+        wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
+        pid = int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+        os.kill(pid, 15)
+        (run_dir,) = runs.glob("*-moons")
+        summary = json.loads(wait_for_file(run_dir / "summary.json"))
+        assert summary["state"] == "stopped"
+        assert (run_dir / "checkpoints" / "last.pt").exists()
+    finally:
+        tmux("kill-server")
