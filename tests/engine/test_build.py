@@ -1,0 +1,93 @@
+"""Losses, optimizers, schedulers (with warm-up and live lr scaling), clipping and accumulation."""
+
+import math
+
+import pytest
+import torch
+
+from torchtui.engine import build, protocol as p
+from torchtui.engine.config import LOSSES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from torchtui.engine.host import InProcessHost
+
+from .helpers import of, run_to_end, tiny
+
+
+@pytest.mark.parametrize("name", [n for n in LOSSES if n != "auto"])
+def test_every_loss_gives_a_finite_differentiable_value(name):
+    task = "regression" if name in ("mse", "l1", "smooth_l1", "huber") else "binary" if name == "bce_with_logits" \
+        else "multiclass"
+    out = torch.randn(8, 1 if task != "multiclass" else 3, requires_grad=True)
+    y = {"regression": torch.randn(8, 1), "binary": torch.randint(0, 2, (8,)),
+         "multiclass": torch.randint(0, 3, (8,))}[task]
+    loss = build.make_loss(name, TrainConfig(), task)(out, y)
+    loss.backward()
+    assert loss.dim() == 0 and math.isfinite(loss.item()) and out.grad is not None
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_steps(name):
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = build.make_optimizer([w], TrainConfig(optimizer=name, lr=0.1, momentum=0.5 if name == "sgd" else 0.0))
+    (w ** 2).sum().backward()
+    opt.step()
+    assert (w < 1).all()
+
+
+def lrs(cfg: TrainConfig, steps_per_epoch=5, scale_at=None):
+    w = torch.nn.Parameter(torch.ones(1))
+    opt = build.make_optimizer([w], cfg)
+    sched, plateau = build.make_scheduler(opt, cfg, steps_per_epoch)
+    out = []
+    for step in range(cfg.epochs * steps_per_epoch):
+        if step == scale_at:
+            build.scale_lr(opt, sched, plateau, 2.0)
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return out
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+@pytest.mark.parametrize("warmup", [0, 7])
+def test_schedules_stay_positive_and_scale_live(name, warmup):
+    cfg = TrainConfig(scheduler=name, epochs=6, lr=0.1, step_size=2, milestones=[2, 4], gamma=0.5,
+                      warmup_steps=warmup)
+    plain = lrs(cfg)
+    assert all(v > 0 and math.isfinite(v) for v in plain)
+    if warmup and name != "onecycle":
+        assert plain[0] < plain[warmup] and plain[warmup] == pytest.approx(0.1)
+    scaled = lrs(cfg, scale_at=12)
+    assert scaled[:12] == plain[:12]
+    # a live ×2 persists through the rest of the schedule instead of being overwritten
+    assert scaled[12:] == pytest.approx([2 * v for v in plain[12:]], rel=1e-6)
+
+
+def test_step_schedule_counts_epochs():
+    values = lrs(TrainConfig(scheduler="step", epochs=4, lr=1.0, step_size=2, gamma=0.1), steps_per_epoch=3)
+    assert values[5] == pytest.approx(1.0) and values[6] == pytest.approx(0.1)
+
+
+@pytest.fixture
+def local(tmp_path):
+    with InProcessHost(str(tmp_path / "runs")) as h:
+        yield h
+
+
+def test_accumulation_halves_optimizer_steps(local):
+    events, done = run_to_end(local, tiny(epochs=1, accumulate=2))
+    started = of(events, p.RunStarted)[0]
+    assert started.steps_per_epoch == 4 and done.summary["steps"] == 4  # 7 batches of 32 → 4 optimizer steps
+
+
+@pytest.mark.parametrize("mode", ["norm", "value"])
+def test_clipping_runs_and_the_reported_norm_is_before_clipping(local, mode):
+    events, done = run_to_end(local, tiny(epochs=1, grad_clip=1e-4, clip_mode=mode))
+    assert done.state == p.FINISHED
+    norms = [v for e in of(events, p.StepStats) for v in e.grad_norm]
+    assert max(norms) > 1e-3  # the unclipped norm is what the chart shows
+
+
+def test_eval_every_adds_evaluations(local):
+    events, _ = run_to_end(local, tiny(epochs=1, eval_every=2))
+    assert [e.step for e in of(events, p.EvalResult) if e.split == "val"] == [2, 4, 6, 7]
