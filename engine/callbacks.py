@@ -13,8 +13,9 @@ from .protocol import DIVERGED, FINISHED, CheckpointSaved, EvalResult, StepStats
 from .stats import StepBuffer
 
 Emit = Callable[[object], None]
-FLUSH_STEPS = 50        # pull stats to the host at least every this many steps …
+FLUSH_STEPS = 500       # pull stats to the host at least every this many steps (bounds buffered memory) …
 FLUSH_SECONDS = 0.1     # … or this often, whichever comes first
+LAST_EVERY_S = 10.0     # last.pt after an epoch at most this often (always on stop and at the end)
 
 
 class Callback:
@@ -69,8 +70,7 @@ class StatsCallback(Callback):
         self.buffer.before_step(run.params, run.step + 1)
 
     def on_train_batch_end(self, run, loss, outputs, targets):
-        correct = (run.predict(outputs) == targets).sum() if run.predict is not None else None
-        self.buffer.after_step(run.params, run.step, loss, len(targets), correct)
+        self.buffer.after_step(run.params, run.step, loss, outputs if run.predict is not None else None, targets)
         self.lrs.append(run.lr)
         if len(self.buffer) >= FLUSH_STEPS or time.perf_counter() - self.last_flush >= FLUSH_SECONDS:
             self.on_flush(run)
@@ -78,7 +78,7 @@ class StatsCallback(Callback):
     def on_flush(self, run):
         if not len(self.buffer):
             return
-        out = self.buffer.flush()
+        out = self.buffer.flush(run.predict)
         self.last_flush = time.perf_counter()
         lrs, self.lrs = self.lrs, []
         bad = out.bad_step is not None and not (run.scaler is not None and out.bad_what == "gradients")
@@ -153,11 +153,13 @@ def metric_mode(metric: str, mode: str = "auto") -> str:
 
 
 class Checkpoints(Callback):
-    """Writes last.pt after every epoch and on stop, best.pt when the best metric improves."""
+    """Writes last.pt after epochs (at most every LAST_EVERY_S) and at the end, best.pt on improvement."""
 
     def __init__(self, emit: Emit, make_payload: Callable):
         self.emit = emit
         self.make_payload = make_payload
+        self.last_saved = float("-inf")
+        self.saved_step = -1
 
     def save(self, run, kind: str) -> None:
         run.callbacks.on_flush(run)
@@ -166,6 +168,8 @@ class Checkpoints(Callback):
         name = "last" if kind == "manual" else kind
         path = run.folder.checkpoint_path(name)
         ckpt.save_checkpoint(path, self.make_payload(run))
+        if name == "last":
+            self.last_saved, self.saved_step = time.monotonic(), run.step
         self.emit(CheckpointSaved(run.run_id, str(path), kind, run.step, run.epoch))
 
     def on_validation_end(self, run, split, metrics):
@@ -178,10 +182,12 @@ class Checkpoints(Callback):
             self.save(run, "best")
 
     def on_train_epoch_end(self, run):
-        self.save(run, "last")
+        # Short epochs would spend more time writing last.pt than training; a kill loses at most this much.
+        if time.monotonic() - self.last_saved >= LAST_EVERY_S:
+            self.save(run, "last")
 
     def on_fit_end(self, run):
-        if run.end_state != FINISHED or run.batch_in_epoch:
+        if run.end_state != FINISHED or run.batch_in_epoch or self.saved_step != run.step:
             self.save(run, "last")
 
 

@@ -179,6 +179,8 @@ class Controls(Callback):
             self.handle(run, self.engine.inbox.get())
 
     def _drain(self, run) -> None:
+        if self.engine.inbox.empty():  # the common case, checked without raising queue.Empty every step
+            return
         while True:
             try:
                 command = self.engine.inbox.get_nowait()
