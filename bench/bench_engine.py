@@ -4,6 +4,11 @@ every statistic on (c), and the engine in its worker process with a client drain
     python bench/bench_engine.py [--rounds 3] [--quick] [--only small|big]
 
 Methods alternate within each round, so machine noise hits all of them; each figure is a median.
+The small MLP runs with 1 torch thread everywhere: it is this model's fastest setting on 2 cores, and
+with 2 threads a and b (on this main thread) and c (on the engine thread) would each keep an OpenMP
+pool that fight over the cores (measured here: the same bare loop ran 68k samples/s on a second
+thread vs 86k on the main one with 2 threads, 90k on either with 1) — a contention the real headless
+CLI does not have, since its main thread does no torch work.
 Throughput is train samples / wall time of the whole run. For c and d that includes what a real run
 pays: per-step statistics, a (small, 5 %) validation and last/best checkpoints every epoch.
 """
@@ -24,9 +29,10 @@ from torchtui.engine.data import load_data
 from torchtui.engine.host import InProcessHost, WorkerHost
 
 WORKLOADS = {
-    "small": {"data": {"source": "moons", "n_samples": 16000, "noise": 0.2}, "layers": [64, 64], "epochs": 4},
+    "small": {"data": {"source": "moons", "n_samples": 16000, "noise": 0.2}, "layers": [64, 64], "epochs": 4,
+              "threads": 1},
     "big": {"data": {"source": "blobs", "features": 784, "classes": 10, "n_samples": 4000}, "layers": [512, 512],
-            "epochs": 2},
+            "epochs": 2, "threads": None},
 }
 
 
@@ -94,18 +100,20 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(WORKLOADS))
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} torch thread(s) in this process and in the worker")
+    default_threads = torch.get_num_threads()
     import tempfile
 
     runs = tempfile.mkdtemp(prefix="torchtui-bench-")
-    local, worker = InProcessHost(runs), WorkerHost(runs, threads=threads)
-    worker.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=120)
     results: dict[str, dict[str, float]] = {}
-    try:
-        for name, work in WORKLOADS.items():
-            if args.only and name != args.only:
-                continue
+    for name, work in WORKLOADS.items():
+        if args.only and name != args.only:
+            continue
+        threads = work["threads"] or default_threads
+        torch.set_num_threads(threads)
+        print(f"{name}: torch {torch.__version__}, {threads} torch thread(s) here and in the worker", flush=True)
+        local, worker = InProcessHost(runs), WorkerHost(runs, threads=threads)
+        try:
+            worker.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=120)
             epochs = 1 if args.quick else work["epochs"]
             cfg = config(work, epochs)
             splits = load_data(from_dict(cfg).data)
@@ -117,9 +125,9 @@ def main() -> None:
                 runs_of["c"].append(engine(local, cfg, len(x)))
                 runs_of["d"].append(engine(worker, cfg, len(x)))
             results[name] = {k: statistics.median(v) for k, v in runs_of.items()}
-    finally:
-        local.close()
-        worker.close()
+        finally:
+            local.close()
+            worker.close()
     report(results)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+
+import torch
 from typing import Callable
 
 from . import checkpoint as ckpt
@@ -49,9 +51,13 @@ class CallbackList:
             setattr(self, hook, self._dispatch(hook))
 
     def _dispatch(self, hook: str):
+        # Only callbacks that override the hook: three hooks run every step, most callbacks need none.
+        bound = [getattr(cb, hook) for cb in self.callbacks
+                 if getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb)]
+
         def call(*args):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args)
+            for method in bound:
+                method(*args)
         call.__name__ = hook
         return call
 
@@ -104,9 +110,23 @@ class StatsCallback(Callback):
         run.folder.append_metrics(_step_rows(event, run.layer_names))
 
     def _diverged(self, run, out):
-        where = f" in layer '{out.bad_layer}'" if out.bad_layer else ""
-        reason = f"non-finite {out.bad_what} at step {out.bad_step}{where}"
-        run.request_stop(DIVERGED, reason)
+        layer = out.bad_layer or _first_nonfinite_layer(run)
+        where = f"; first non-finite gradients in layer '{layer}'" if layer else ""
+        run.request_stop(DIVERGED, f"non-finite {out.bad_what} at step {out.bad_step}{where}")
+
+
+def _first_nonfinite_layer(run) -> str | None:
+    """The first layer whose current gradients hold inf or NaN (checked once, when a run diverges)."""
+    for name, group in zip(run.layer_names, _groups(run)):
+        if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in group):
+            return name
+    return None
+
+
+def _groups(run):
+    from .models import param_groups_by_layer
+
+    return param_groups_by_layer(getattr(run.model, "_orig_mod", run.model))[1]
 
 
 def _step_rows(event: StepStats, layers: list[str]) -> list[dict]:
@@ -114,7 +134,9 @@ def _step_rows(event: StepStats, layers: list[str]) -> list[dict]:
     rows = []
     for i, step in enumerate(event.step):
         row = {"type": "step", "step": step, "epoch": round(event.epoch[i], 6), "loss": event.loss[i],
-               "lr": event.lr[i], "grad_norm": event.grad_norm[i]}
+               "lr": event.lr[i]}
+        if math.isfinite(event.grad_norm[i]) or step in sampled:
+            row["grad_norm"] = event.grad_norm[i]
         if event.acc:
             row["acc"] = event.acc[i]
         if step in sampled:

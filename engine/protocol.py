@@ -135,9 +135,10 @@ class RunStarted:
 class StepStats:
     """A batch of per-step statistics, pulled from the device in one sync.
 
-    Per-step columns (same length): step, epoch (fractional), loss, lr, grad_norm, and train accuracy
-    for classification (`acc`, else empty). Per-layer columns are sampled every `stats_every` steps
-    (`layer_steps`), each row aligned with `layers` of RunStarted.
+    Per-step columns (same length): step, epoch (fractional), loss, lr, grad_norm (NaN on steps that
+    were not sampled), and train accuracy for classification (`acc`, else empty). Gradient and
+    per-layer columns are sampled every `stats_every` steps (`layer_steps`), each row aligned with
+    `layers` of RunStarted.
     """
     run_id: str
     step: list

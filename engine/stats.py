@@ -32,10 +32,9 @@ class Flushed:
 class StepBuffer:
     """Device-side record of the steps since the last flush.
 
-    Every step stores the loss, the per-parameter gradient norms (one `_foreach_norm`: also what
-    divergence detection needs to name the first bad layer) and, for classification, the count of
-    correct predictions. Every `every` steps it also stores ‖Δw‖/‖w‖ and ‖w‖ per layer, which need a
-    copy of the weights before the optimizer step.
+    Every step stores the loss and, for classification, references to outputs and targets (accuracy
+    is computed at flush). Every `every` steps it also stores per-parameter gradient norms, ‖Δw‖/‖w‖
+    and ‖w‖, which need a copy of the weights before the optimizer step.
     """
     layer_of_param: list[int]
     layer_names: list[str]
@@ -56,14 +55,17 @@ class StepBuffer:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def before_step(self, params: list[torch.Tensor], step: int) -> torch.Tensor:
-        """Record gradient norms (before clipping); snapshot weights on sampled steps. Returns per-param norms."""
+    def before_step(self, params: list[torch.Tensor], step: int) -> None:
+        """On sampled steps: gradient norms (before clipping) and a snapshot of the weights.
+
+        Sampled, not every step: on a small MLP the per-step norms alone cost ~6 % of throughput
+        (bench/bench_engine.py); the loss, recorded every step, is what catches divergence.
+        """
+        if step % self.every:
+            return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        norms = torch.stack(torch._foreach_norm(grads))
-        self.norms.append(norms)
-        if step % self.every == 0:
-            self._before = [p.detach().clone() for p in params]
-        return norms
+        self.norms.append(torch.stack(torch._foreach_norm(grads)))
+        self._before = [p.detach().clone() for p in params]
 
     def after_step(self, params, step: int, loss: torch.Tensor, outputs: torch.Tensor | None,
                    targets: torch.Tensor) -> None:
@@ -96,25 +98,28 @@ class StepBuffer:
         """Pull everything to the host in one transfer and reset."""
         # note: this is the CPU-GPU sync point, once per flush rather than once per step.
         n, p = len(self.steps), len(self.layer_of_param)
-        parts = [torch.stack(self.losses).float(), torch.stack(self.norms).float().flatten()]
+        parts = [torch.stack(self.losses).float()]
+        if self.norms:
+            parts.append(torch.stack(self.norms).float().flatten())
         has_acc = bool(self.outputs) and predict is not None
         if has_acc:
             parts.append(self._correct_per_step(predict))
         if self.sampled:
             parts += [torch.stack(self.deltas).float().flatten(), torch.stack(self.weights).float().flatten()]
         flat = torch.cat([t.to("cpu", torch.float64) for t in parts]).tolist() if n else []
-        losses, flat = flat[:n], flat[n:]
-        norms = [flat[i * p:(i + 1) * p] for i in range(n)]
-        flat = flat[n * p:]
-        correct, flat = (flat[:n], flat[n:]) if has_acc else ([], flat)
         s = len(self.sampled)
+        losses, flat = flat[:n], flat[n:]
+        norms = {step: flat[i * p:(i + 1) * p] for i, step in enumerate(self.sampled)}
+        flat = flat[s * p:]
+        correct, flat = (flat[:n], flat[n:]) if has_acc else ([], flat)
         deltas = [flat[i * p:(i + 1) * p] for i in range(s)]
         weights = [flat[(s + i) * p:(s + i + 1) * p] for i in range(s)]
         now = time.perf_counter()
         out = Flushed(
-            step=list(self.steps), loss=losses, grad_norm=[_total(r) for r in norms], correct=correct,
+            step=list(self.steps), loss=losses, correct=correct,
+            grad_norm=[_total(norms[st]) if st in norms else math.nan for st in self.steps],
             sizes=list(self.sizes), layer_steps=list(self.sampled),
-            layer_grad_norm=[self._by_layer(norms[self.steps.index(st)]) for st in self.sampled],
+            layer_grad_norm=[self._by_layer(norms[st]) for st in self.sampled],
             update_ratio=[_ratio(self._by_layer(d), self._by_layer(w)) for d, w in zip(deltas, weights)],
             weight_norm=[self._by_layer(w) for w in weights],
             samples=self.samples, seconds=now - self.since,
@@ -130,9 +135,9 @@ class StepBuffer:
             sq[i] += v * v
         return [math.sqrt(s) for s in sq]
 
-    def _find_bad(self, out: Flushed, norms: list[list[float]]) -> None:
+    def _find_bad(self, out: Flushed, norms: dict[int, list[float]]) -> None:
         for i, step in enumerate(out.step):
-            bad_params = [j for j, v in enumerate(norms[i]) if not math.isfinite(v)]
+            bad_params = [j for j, v in enumerate(norms.get(step, ())) if not math.isfinite(v)]
             if bad_params:
                 out.bad_step, out.bad_what = step, "gradients"
                 out.bad_layer = self.layer_names[self.layer_of_param[bad_params[0]]]
