@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from . import build, checkpoint as ckpt, data as data_mod, devices, models
-from .config import ExperimentConfig, from_dict, loss_problem, resolve_loss
+from .config import from_dict, loss_problem, resolve_loss
 from .loop import Run
 from .protocol import Log, Start
 from .runs import RunFolder

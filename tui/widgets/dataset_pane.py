@@ -7,14 +7,14 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from torchtui.engine.config import DataConfig
 from torchtui.engine.protocol import DataPreviewed
 
-from .form import ConfigChanged, ConfigForm
+from .form_pane import FormPane
+from .form import ConfigForm
 
 SECTION = "data"
 # Fields that only some sources read; every other field applies to all of them.
@@ -37,8 +37,10 @@ GROUPS = [
 CLASS_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
 
 
-class DatasetPane(VerticalScroll):
+class DatasetPane(FormPane):
     """Edits `DataConfig`; `show_preview` fills the sizes line and the plot from the engine's reply."""
+
+    SECTION = SECTION
 
     DEFAULT_CSS = """
     DatasetPane { padding: 0 1; }
@@ -60,24 +62,17 @@ class DatasetPane(VerticalScroll):
         yield self.sizes
         yield self.preview
 
-    def value(self) -> dict:
-        return self.form.value()
 
-    def set_values(self, data: DataConfig | dict) -> None:
-        self.form.set_values(data)
+
+
+
+
+    def after_set(self) -> None:
         self._show_relevant()
 
-    def show_problems(self, problems: list[str]) -> None:
-        self.form.show_problems(problems)
-
-    def focus_first(self) -> None:
-        self.form.focus_first()
-
-    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
-        event.stop()
-        if event.path == f"{SECTION}.source":
+    def on_edit(self, path: str) -> None:
+        if path == f"{SECTION}.source":
             self._show_relevant()
-        self.post_message(ConfigChanged(SECTION, event.path))
 
     def _show_relevant(self) -> None:
         source = self.form.raw("source")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from torchtui.engine.config import DeviceConfig
 from torchtui.engine.protocol import DevicesListed
 
-from .form import ConfigChanged, ConfigForm
+from .form_pane import FormPane
+from .form import ConfigForm
 from .status_bar import fmt_bytes
 
 SECTION = "device"
@@ -41,8 +41,10 @@ def device_line(device: dict) -> str:
     return f"{name}: {device.get('model', kind)}"
 
 
-class DevicePane(VerticalScroll):
+class DevicePane(FormPane):
     """Edits `DeviceConfig`; `show_devices` fills the device choices once torch has been loaded."""
+
+    SECTION = SECTION
 
     DEFAULT_CSS = """
     DevicePane { padding: 0 1; }
@@ -62,22 +64,13 @@ class DevicePane(VerticalScroll):
         yield self.listing
         yield self.memory
 
-    def value(self) -> dict:
-        return self.form.value()
 
-    def set_values(self, device: DeviceConfig | dict) -> None:
-        self.form.set_values(device)
+
+
+
+
+    def after_set(self) -> None:
         self.form.set_choices("device", self._options())
-
-    def show_problems(self, problems: list[str]) -> None:
-        self.form.show_problems(problems)
-
-    def focus_first(self) -> None:
-        self.form.focus_first()
-
-    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
-        event.stop()
-        self.post_message(ConfigChanged(SECTION, event.path))
 
     def show_devices(self, reply: DevicesListed) -> None:
         """Offer the devices torch found (auto first) and list them with their memory."""

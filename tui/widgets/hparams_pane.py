@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 
 from torchtui.engine.config import TrainConfig
 
-from .form import ConfigChanged, ConfigForm
+from .form_pane import FormPane
+from .form import ConfigForm
 
 SECTION = "train"
 # Fields the engine can change during a run (SetHparams); the rest apply when a run starts.
@@ -40,8 +40,10 @@ APPLIES_WHEN = {
 EARLY_STOP_FIELDS = ("early_stop_mode", "early_stop_patience", "early_stop_min_delta")
 
 
-class HparamsPane(VerticalScroll):
+class HparamsPane(FormPane):
     """Edits `TrainConfig`; fields marked "live" change a running run from its next step."""
+
+    SECTION = SECTION
 
     DEFAULT_CSS = """
     HparamsPane { padding: 0 1; }
@@ -56,23 +58,16 @@ class HparamsPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield self.form
 
-    def value(self) -> dict:
-        return self.form.value()
 
-    def set_values(self, train: TrainConfig | dict) -> None:
-        self.form.set_values(train)
+
+
+
+
+    def after_set(self) -> None:
         self._show_relevant()
 
-    def show_problems(self, problems: list[str]) -> None:
-        self.form.show_problems(problems)
-
-    def focus_first(self) -> None:
-        self.form.focus_first()
-
-    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
-        event.stop()
+    def on_edit(self, path: str) -> None:
         self._show_relevant()
-        self.post_message(ConfigChanged(SECTION, event.path))
 
     def _show_relevant(self) -> None:
         form = self.form
