@@ -103,6 +103,26 @@ def list_devices() -> list[dict]:
                 "memory_free": free, "memory_used": total - free,
                 "capability": f"{props.major}.{props.minor}", "bf16": torch.cuda.is_bf16_supported(),
             })
+        _add_nvml(devices)
     if _mps_available():
         devices.append({"kind": "mps", "name": "mps"})
     return devices
+
+
+def _add_nvml(devices: list[dict]) -> None:
+    """GPU utilisation (%) and temperature (°C) where nvidia-ml-py (pynvml) is installed; optional."""
+    try:
+        import pynvml
+    except ImportError:
+        return
+    try:
+        pynvml.nvmlInit()
+        for device in devices:
+            if device["kind"] != "cuda":
+                continue
+            handle = pynvml.nvmlDeviceGetHandleByIndex(int(device["name"].split(":")[1]))
+            device["utilization"] = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+            device["temperature"] = pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
+        pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - NVML missing or refusing is no reason to hide the devices
+        return

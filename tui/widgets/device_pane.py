@@ -37,6 +37,8 @@ def device_line(device: dict) -> str:
                             (("memory_total", "total"), ("memory_used", "used"), ("memory_free", "free"))
                             if device.get(key) is not None)
         extra = f" (sm {device['capability']})" if device.get("capability") else ""
+        if device.get("utilization") is not None:
+            memory += f" · {device['utilization']}% busy · {device.get('temperature', '?')} °C"
         return f"{name}: {device.get('model', 'GPU')}{extra}" + (f"\n  {memory}" if memory else "")
     return f"{name}: {device.get('model', kind)}"
 
