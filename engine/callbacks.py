@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -17,7 +18,7 @@ from .stats import StepBuffer
 Emit = Callable[[object], None]
 FLUSH_STEPS = 500       # pull stats to the host at least every this many steps (bounds buffered memory) …
 FLUSH_SECONDS = 0.1     # … or this often, whichever comes first
-LAST_EVERY_S = 10.0     # last.pt after an epoch at most this often (always on stop and at the end)
+SAVE_EVERY_S = 10.0     # last.pt / best.pt at most this often (always on stop and at the end)
 
 
 class Callback:
@@ -175,40 +176,65 @@ def metric_mode(metric: str, mode: str = "auto") -> str:
 
 
 class Checkpoints(Callback):
-    """Writes last.pt after epochs (at most every LAST_EVERY_S) and at the end, best.pt on improvement."""
+    """Writes last.pt and best.pt atomically, each at most every SAVE_EVERY_S, and always at the end.
+
+    Short epochs would otherwise spend more time serialising and fsyncing than training. An improved
+    best is snapshotted in memory at once (a tensor copy) and written when the interval allows, so
+    best.pt always holds the best weights by the end; a kill loses at most SAVE_EVERY_S of either.
+    """
 
     def __init__(self, emit: Emit, make_payload: Callable):
         self.emit = emit
         self.make_payload = make_payload
-        self.last_saved = float("-inf")
+        self.written = {"last": float("-inf"), "best": float("-inf")}
         self.saved_step = -1
+        self.pending_best: tuple[dict, int, int] | None = None
 
     def save(self, run, kind: str) -> None:
+        """Write last.pt (kind last or manual) or best.pt now, from the run's current state."""
         run.callbacks.on_flush(run)
         if run.end_state == DIVERGED:
             return  # keep the last good checkpoint, never overwrite it with non-finite weights
-        name = "last" if kind == "manual" else kind
+        if kind == "best":
+            self.pending_best = None
+        self._write(run, "last" if kind == "manual" else kind, kind, self.make_payload(run), run.step, run.epoch)
+
+    def _write(self, run, name: str, kind: str, payload: dict, step: int, epoch: int) -> None:
         path = run.folder.checkpoint_path(name)
-        ckpt.save_checkpoint(path, self.make_payload(run))
+        ckpt.save_checkpoint(path, payload)
+        self.written[name] = time.monotonic()
         if name == "last":
-            self.last_saved, self.saved_step = time.monotonic(), run.step
-        self.emit(CheckpointSaved(run.run_id, str(path), kind, run.step, run.epoch))
+            self.saved_step = step
+        self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
+
+    def _due(self, name: str) -> bool:
+        return time.monotonic() - self.written[name] >= SAVE_EVERY_S
+
+    def _write_pending_best(self, run) -> None:
+        if self.pending_best is not None:
+            payload, step, epoch = self.pending_best
+            self.pending_best = None
+            self._write(run, "best", "best", payload, step, epoch)
 
     def on_validation_end(self, run, split, metrics):
         if split != "val":
             return
         metric = run.config.train.best_metric
-        mode = metric_mode(metric)
-        if metric in metrics and improved(metrics[metric], run.best, mode):
+        if metric in metrics and improved(metrics[metric], run.best, metric_mode(metric)):
             run.best = metrics[metric]
-            self.save(run, "best")
+            if self._due("best"):
+                self.save(run, "best")
+            else:  # copies the tensors: the live weights move on with the next step
+                self.pending_best = (copy.deepcopy(self.make_payload(run)), run.step, run.epoch)
 
     def on_train_epoch_end(self, run):
-        # Short epochs would spend more time writing last.pt than training; a kill loses at most this much.
-        if time.monotonic() - self.last_saved >= LAST_EVERY_S:
+        if self._due("best"):
+            self._write_pending_best(run)
+        if self._due("last"):
             self.save(run, "last")
 
     def on_fit_end(self, run):
+        self._write_pending_best(run)  # it was finite when it was the best, whatever happened later
         if run.end_state != FINISHED or run.batch_in_epoch or self.saved_step != run.step:
             self.save(run, "last")
 

@@ -8,12 +8,12 @@ import torch
 
 from .callbacks import Callback
 from .devices import autocast_context
-from .protocol import Predictions
+from .protocol import DIVERGED, Predictions
 
 GRID_COLS, GRID_ROWS = 60, 30
 CURVE_POINTS = 100
 SAMPLE_POINTS = 300
-MIN_INTERVAL_S = 0.5  # with eval_every, evaluations can come fast; the picture needn't
+MIN_INTERVAL_S = 0.5  # short epochs or eval_every evaluate often; a chart redraws ~4 times a second at best
 
 
 def applies(task: str, n_features: int) -> bool:
@@ -21,20 +21,27 @@ def applies(task: str, n_features: int) -> bool:
 
 
 class PredictionsCallback(Callback):
-    """After each val evaluation, emit what the model predicts over the input space."""
+    """After val evaluations (at most every MIN_INTERVAL_S, and at the end), emit what the model predicts."""
 
     def __init__(self, emit):
         self.emit = emit
-        self.last = 0.0
+        self.last = float("-inf")
+        self.pending = False
 
     def on_validation_end(self, run, split, metrics):
         if split != "val" or not applies(run.task, run.data.n_features):
             return
         now = time.monotonic()
-        if now - self.last < MIN_INTERVAL_S and run.batch_in_epoch:
+        if now - self.last < MIN_INTERVAL_S:
+            self.pending = True  # drawn at the end at the latest
             return
-        self.last = now
+        self.last, self.pending = now, False
         self.emit(predictions(run))
+
+    def on_fit_end(self, run):
+        if self.pending and run.end_state != DIVERGED:
+            self.pending = False
+            self.emit(predictions(run))
 
 
 def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[list, list]:

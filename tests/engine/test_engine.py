@@ -204,3 +204,12 @@ def test_prediction_view_data(local):
     curve = of(events, p.Predictions)[-1]
     assert curve.kind == "curve" and len(curve.curve_x) == len(curve.curve_y) == 100
     assert curve.train_x == sorted(curve.train_x) and len(curve.val_x) == 10
+
+
+def test_best_checkpoint_holds_the_best_evaluation_even_when_writes_are_throttled(local):
+    events, done = run_to_end(local, tiny(epochs=6, best_metric="accuracy"))
+    evals = [e for e in of(events, p.EvalResult) if e.split == "val"]
+    best = max(evals, key=lambda e: e.metrics["accuracy"])  # first of the best, as "improved" is strict
+    saved = load_checkpoint(Path(done.summary["run_dir"]) / "checkpoints" / "best.pt")
+    assert saved["best"] == pytest.approx(best.metrics["accuracy"]) and saved["step"] == best.step
+    assert len([e for e in of(events, p.CheckpointSaved) if e.kind == "best"]) < len(evals)  # throttled
