@@ -180,15 +180,15 @@ def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) 
             except (BrokenPipeError, OSError):
                 stopping.set()  # parent gone: nobody to report to
 
-    engine = Engine(emit, runs_dir).start()
-    _relay_warnings(lambda text: emit(p.Log(engine.run.run_id if engine.run else None, "warning", text)))
-
     def on_signal(signum, _frame):
         stopping.set()
 
+    # Before the engine starts: its EngineReady tells the parent it may signal us from then on.
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, on_signal)
+    engine = Engine(emit, runs_dir).start()
+    _relay_warnings(lambda text: emit(p.Log(engine.run.run_id if engine.run else None, "warning", text)))
     while not stopping.is_set() and engine.thread.is_alive():
         try:
             if conn.poll(0.2):
