@@ -40,7 +40,9 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
     amp_dtype, needs_scaler, amp_warn = devices.precision_settings(dev_cfg, device)
     warnings += amp_warn
     torch.manual_seed(config.train.seed)
-    torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
+    if torch.are_deterministic_algorithms_enabled() != config.train.deterministic:
+        # Only on a change: the call imports torch._inductor, about a second before the first step.
+        torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
 
     try:
         splits = data_mod.load_data(config.data)
