@@ -12,13 +12,31 @@ from .schema import ConfigError, parse_dataclass, suggest, to_plain
 
 SCHEMA_VERSION = 1
 
-SOURCES = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine", "csv")
-# Task of each synthetic source; a CSV's task is detected from its target column when loaded.
+SYNTHETIC_SOURCES = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine")
+BUNDLED_SOURCES = ("digits", "iris", "wine", "breast_cancer")  # scikit-learn's bundled sets, read offline
+# Sources read from data.path, and what that path must be for each.
+FILE_SOURCES = {
+    "csv": "a CSV file with a header row",
+    "idx": "a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz], …)",
+    "tensors": "a .pt or .npz file holding X and y",
+    "torchvision": "the dataset's root folder (nothing is downloaded)",
+    "code": "path/to/file.py:function returning (train, val[, test]) datasets",
+}
+SOURCES = (*SYNTHETIC_SOURCES, *BUNDLED_SOURCES, *FILE_SOURCES)
+# Task of each source that fixes one; file and code sources are detected from their targets when loaded.
 SOURCE_TASKS = {
     "line": "regression", "sine": "regression",
-    "moons": "binary", "circles": "binary", "xor": "binary",
-    "spiral": "multiclass", "blobs": "multiclass",
+    "moons": "binary", "circles": "binary", "xor": "binary", "breast_cancer": "binary",
+    "spiral": "multiclass", "blobs": "multiclass", "digits": "multiclass", "iris": "multiclass",
+    "wine": "multiclass",
 }
+# Sources whose samples are a flat row of features (a CNN cannot take them).
+TABULAR_SOURCES = ("line", "moons", "circles", "xor", "spiral", "blobs", "iris", "wine", "breast_cancer")
+TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "ImageFolder")
+MODEL_KINDS = ("mlp", "cnn", "rnn", "custom", "torchvision")
+CELLS = ("rnn", "lstm", "gru")
+POOLINGS = ("last", "mean")
+POOLS = ("none", "max", "avg")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "none")
 NORMS = ("none", "batch", "layer")
 INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "uniform", "normal")
@@ -42,12 +60,13 @@ def _fraction(name: str, value, upper: float = 1.0) -> Iterator[tuple[str, str]]
 
 @dataclass
 class DataConfig:
-    CHOICES: ClassVar = {"source": SOURCES}
+    CHOICES: ClassVar = {"source": SOURCES, "dataset": TORCHVISION_DATASETS}
     POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step")
-    NON_NEGATIVE: ClassVar = ("noise",)
+    NON_NEGATIVE: ClassVar = ("noise", "limit", "image_size", "crop", "workers")
 
     source: str = "moons"
-    """Where samples come from: line, moons, circles, xor, spiral, blobs, sine (synthetic) or csv."""
+    """Where samples come from: synthetic (line, moons, circles, xor, spiral, blobs, sine), bundled (digits,
+    iris, wine, breast_cancer) or read from data.path (csv, idx, tensors, torchvision, code)."""
     n_samples: int = 1000
     """How many samples a synthetic generator makes (line uses start/end/step instead)."""
     noise: float = 0.1
@@ -73,11 +92,29 @@ class DataConfig:
     seq_len: int = 20
     """sine: length of each input window; the target is the next value."""
     path: str = ""
-    """csv: path to the file (first row is the header)."""
+    """csv, tensors: the file; idx, torchvision: the folder; code: path/to/file.py:function.
+    Relative paths in a preset file are relative to that file."""
     target: str = ""
     """csv: name of the target column (default: the last column)."""
     columns: list[str] = field(default_factory=list)
     """csv: feature columns (default: every column but the target)."""
+    dataset: str = "MNIST"
+    """torchvision: MNIST, FashionMNIST, CIFAR10 or ImageFolder, read from data.path with download=False."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """code: keyword arguments passed to your function."""
+    limit: int = 0
+    """Use at most this many samples of each part read (0 = all): quick runs on a subset."""
+    image_size: int = 0
+    """ImageFolder: resize images to this square size (0 = keep; they must then share one size)."""
+    flip: bool = False
+    """Images: flip training images left-right at random (augmentation)."""
+    crop: int = 0
+    """Images: random crops of training images padded by this many pixels per side (0 = off)."""
+    stream: bool = False
+    """code, ImageFolder: read batches through a DataLoader instead of holding the data in memory
+    (on anyway when the data would take more than 2 GiB)."""
+    workers: int = 0
+    """Streamed data: DataLoader worker processes (0 = load in the training thread)."""
     val_fraction: float = 0.2
     """Share of samples held out for validation after each epoch."""
     test_fraction: float = 0.0
@@ -85,7 +122,7 @@ class DataConfig:
     shuffle: bool = True
     """Shuffle samples before splitting (off keeps order: the first samples train, the last test)."""
     standardize: bool = False
-    """Scale features to zero mean and unit variance, fitted on the train split only."""
+    """Scale to zero mean and unit variance (per feature, or per channel for images), fitted on train only."""
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.classes < 2:
@@ -98,8 +135,16 @@ class DataConfig:
         yield from _fraction("test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
             yield "val_fraction", "val_fraction + test_fraction must leave samples to train on (sum below 1)"
-        if self.source == "csv" and not self.path:
-            yield "path", "a csv source needs a file path (set data.path)"
+        # An empty path is reported when the data is loaded, so a preset that leaves it to
+        # `--set data.path=…` (mnist-mlp) still opens and round-trips.
+        if self.source == "code" and self.path.strip() and not _is_code_ref(self.path):
+            yield "path", f"expected path/to/file.py:function, got '{self.path}'"
+
+
+def _is_code_ref(ref: str) -> bool:
+    """`path/to/file.py:name` with a Python identifier after the last colon."""
+    file, sep, name = ref.rpartition(":")
+    return bool(sep and file.strip() and name.isidentifier())
 
 
 @dataclass
@@ -129,14 +174,82 @@ class LayerConfig:
 
 
 @dataclass
+class ConvConfig:
+    CHOICES: ClassVar = {"activation": ACTIVATIONS, "norm": NORMS, "pool": POOLS}
+    POSITIVE: ClassVar = ("channels", "kernel", "stride", "pool_size")
+    NON_NEGATIVE: ClassVar = ("padding", "negative_slope")
+
+    channels: int = 32
+    """Output channels of this convolution."""
+    kernel: int = 3
+    """Kernel size (square)."""
+    stride: int = 1
+    """Step between kernel positions."""
+    padding: int = 1
+    """Zero padding per side (kernel // 2 keeps the size at stride 1)."""
+    activation: str = "relu"
+    """relu, leaky_relu, gelu, silu, tanh, sigmoid or none."""
+    negative_slope: float = 0.01
+    """leaky_relu: slope for negative inputs."""
+    norm: str = "none"
+    """Normalisation after the convolution: none, batch, or layer (over channels and pixels)."""
+    pool: str = "max"
+    """Pooling after the activation: none, max or avg."""
+    pool_size: int = 2
+    """Pooling window and stride."""
+    dropout: float = 0.0
+    """Probability of zeroing whole channels during training (0 = off)."""
+
+    @classmethod
+    def from_shorthand(cls, data: Any) -> Any:
+        """A bare number is a block of that many channels with the defaults."""
+        return {"channels": data} if isinstance(data, (int, float)) and not isinstance(data, bool) else data
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _fraction("dropout", self.dropout)
+
+
+@dataclass
 class ModelConfig:
-    CHOICES: ClassVar = {"kind": ("mlp",), "init": INITS}
-    POSITIVE: ClassVar = ("init_std",)
+    CHOICES: ClassVar = {"kind": MODEL_KINDS, "init": INITS, "cell": CELLS, "pooling": POOLINGS}
+    POSITIVE: ClassVar = ("init_std", "hidden_size", "num_layers")
+    NON_NEGATIVE: ClassVar = ("freeze_first",)
 
     kind: str = "mlp"
-    """Architecture family; mlp builds Linear layers from `layers`."""
+    """mlp, cnn (conv blocks, then the layers), rnn (a recurrent layer, then the layers), custom or torchvision."""
     layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig(), LayerConfig()])
-    """Hidden layers in order; a number is shorthand for {units: N}. Empty = a linear model."""
+    """Hidden layers in order (for cnn and rnn: the head after the features); a number is shorthand for
+    {units: N}. Empty = a linear model."""
+    conv: list[ConvConfig] = field(default_factory=lambda: [ConvConfig(32), ConvConfig(64)])
+    """cnn: convolution blocks in order; a number is shorthand for {channels: N}."""
+    cell: str = "lstm"
+    """rnn: rnn, lstm or gru."""
+    hidden_size: int = 64
+    """rnn: features in the hidden state."""
+    num_layers: int = 1
+    """rnn: stacked recurrent layers."""
+    bidirectional: bool = False
+    """rnn: read the sequence both ways."""
+    rnn_dropout: float = 0.0
+    """rnn: dropout between stacked recurrent layers (needs num_layers >= 2)."""
+    pooling: str = "last"
+    """rnn: summarise the sequence by its last step or the mean over steps."""
+    module: str = ""
+    """custom: path/to/model.py:ClassName (relative paths in a preset are relative to it)."""
+    arch: str = ""
+    """torchvision: a model name such as resnet18 (weights only from model.pretrained, never downloaded)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """custom, torchvision: keyword arguments for the constructor."""
+    pretrained: str = ""
+    """A state_dict file (or a torchtui checkpoint) to start from; loaded weights-only."""
+    strict: bool = True
+    """pretrained: every key and shape must match (off: load what matches, list the rest)."""
+    replace_head: bool = False
+    """Give the model a new, freshly initialised last Linear layer sized for this data (fine-tuning)."""
+    freeze: list[str] = field(default_factory=list)
+    """Parameter name patterns to freeze, e.g. conv1.* or fc1.weight (glob syntax)."""
+    freeze_first: int = 0
+    """Freeze the first N layers that have parameters."""
     init: str = "default"
     """Weight init: default, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, uniform, normal."""
     init_a: float = -0.1
@@ -151,6 +264,15 @@ class ModelConfig:
     def check(self) -> Iterator[tuple[str, str]]:
         if self.init == "uniform" and self.init_b <= self.init_a:
             yield "init_b", f"must be greater than init_a ({self.init_a!r}), got {self.init_b!r}"
+        if self.kind == "cnn" and not self.conv:
+            yield "conv", "a cnn needs at least one conv block (e.g. conv: [32, 64]), or use kind mlp"
+        if self.kind == "custom" and not _is_code_ref(self.module):
+            yield "module", f"expected path/to/model.py:ClassName, got '{self.module}'"
+        if self.kind == "torchvision" and not self.arch.strip():
+            yield "arch", "name a torchvision model, e.g. resnet18"
+        yield from _fraction("rnn_dropout", self.rnn_dropout)
+        if self.rnn_dropout and self.num_layers < 2:
+            yield "rnn_dropout", "applies between stacked layers: set num_layers to 2 or more, or rnn_dropout to 0"
 
 
 @dataclass
@@ -285,6 +407,10 @@ class ExperimentConfig:
             problem = loss_problem(task, self.train.loss)
             if problem:
                 yield "train.loss", problem
+        if self.model.kind == "cnn" and self.data.source in TABULAR_SOURCES:
+            yield "model.kind", (f"cnn needs images (channels × height × width), but data.source "
+                                 f"'{self.data.source}' gives a row of features (use mlp, or an image source: "
+                                 f"digits, idx, torchvision)")
 
     @property
     def task(self) -> str | None:

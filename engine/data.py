@@ -1,341 +1,265 @@
-"""Datasets as tensors: synthetic generators, CSV loading, train/val/test splits and shuffled batches."""
+"""Datasets as splits: every source loaded, split train/val/test, standardised on train, batched on the device."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import difflib
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import torch
 
-from .config import SOURCE_TASKS, DataConfig
+from . import datasets as ds
+from .augment import augment
+from .config import BUNDLED_SOURCES, FILE_SOURCES, SYNTHETIC_SOURCES, DataConfig
+from .csvdata import read_csv
+from .datafiles import Arrays, label_targets, read_idx_folder, read_tensor_file
+from .errors import DataError
+from .parts import Batch, StreamPart, TensorPart, iter_batches, num_batches  # noqa: F401 - re-exported
+from .synthetic import generate, generator
 
-# Integer targets with at most this many distinct values (and fewer than half the rows) are class labels.
-MAX_CSV_CLASSES = 20
-MISSING = ("", "na", "n/a", "nan", "null", "none", "?")
+__all__ = ["DataError", "Splits", "load_data", "generate", "read_csv", "epoch_permutation", "iter_batches",
+           "num_batches"]
+
 # Offsets so generating, splitting and epoch shuffles draw from unrelated streams of one seed.
 _SPLIT_STREAM = 0x5EED
-_MASK63 = (1 << 63) - 1
-
-
-class DataError(ValueError):
-    """The data cannot be loaded; the message names the config field, or the row and column at fault."""
 
 
 @dataclass
 class Splits:
-    """Train/val/test tensors plus what a model and the charts need to know about them."""
+    """Train/val/test parts plus what a model and the charts need to know about them."""
 
     task: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    n_features: int
+    train: Any                          # parts.TensorPart or parts.StreamPart
+    val: Any
+    test: Any
+    input_shape: tuple[int, ...]        # one sample's shape: (F,), (T, F) or (C, H, W)
     n_classes: int
     n_targets: int
     class_names: list[str]
     feature_names: list[str]
-    mean: torch.Tensor | None = None
+    mean: torch.Tensor | None = None    # standardisation fitted on train (applied already, unless streamed)
     std: torch.Tensor | None = None
+    flip: bool = False                  # augment training images
+    crop: int = 0
+    notes: list[str] = field(default_factory=list)  # things the user should hear about (logged as warnings)
+
+    # In-memory splits expose their tensors (the prediction view and tests read them).
+    x_train = property(lambda self: self.train.x)
+    y_train = property(lambda self: self.train.y)
+    x_val = property(lambda self: self.val.x)
+    y_val = property(lambda self: self.val.y)
+    x_test = property(lambda self: self.test.x)
+    y_test = property(lambda self: self.test.y)
+
+    @property
+    def n_features(self) -> int:
+        """Inputs per sample once flattened (an MLP's input width)."""
+        return math.prod(self.input_shape)
+
+    @property
+    def streamed(self) -> bool:
+        return self.train.streamed
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.x_train), "val": len(self.x_val), "test": len(self.x_test)}
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
     def to(self, device) -> Splits:
-        """A copy with every tensor on `device`, moved once so batches never cross the bus."""
+        """A copy on `device`: in-memory tensors are moved once, so batches never cross the bus."""
         device = torch.device(device)
-        # Host-to-GPU copies may overlap; a GPU-to-host copy must finish before the CPU reads it.
-        non_blocking = device.type == "cuda"
+        moved = {name: getattr(self, name).to(device) for name in ("train", "val", "test")}
+        stats = {name: None if getattr(self, name) is None else getattr(self, name).to(device)
+                 for name in ("mean", "std")}
+        return dataclasses.replace(self, **moved, **stats)
 
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device, non_blocking=non_blocking)
-
-        tensors = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "mean", "std")
-        return dataclasses.replace(self, **{name: move(getattr(self, name)) for name in tensors})
+    def train_batches(self, order: torch.Tensor, batch_size: int, start_batch: int = 0) -> Iterator[Batch]:
+        """Training batches in `order`, augmented when the config asks for it."""
+        for xb, yb in self.train.batches(order, batch_size, start_batch):
+            yield (augment(xb, self.flip, self.crop) if self.flip or self.crop else xb), yb
 
 
 def load_data(cfg: DataConfig) -> Splits:
-    """Generate or read the samples, split them, and standardise features with train statistics."""
-    if cfg.source == "csv":
-        x, y, task, class_names, feature_names = read_csv(cfg)
+    """Generate or read the samples, split them, and standardise with statistics of the train split."""
+    features: list[str] = []
+    needs = FILE_SOURCES.get(cfg.source)
+    if needs and not cfg.path.strip():
+        raise DataError(f"data.path: source '{cfg.source}' reads {needs}: set data.path")
+    if cfg.source in SYNTHETIC_SOURCES:
+        x, y, task, names = generate(cfg)
+        arrays, features = Arrays(x, y, task, names), _feature_names(cfg, x.shape[1])
+    elif cfg.source == "csv":
+        x, y, task, names, features = read_csv(cfg)
+        arrays = Arrays(x[: cfg.limit or None], y[: cfg.limit or None], task, names)
+    elif cfg.source in BUNDLED_SOURCES:
+        arrays, features = ds.read_bundled(cfg)
+    elif cfg.source == "idx":
+        arrays = read_idx_folder(cfg.path, cfg.limit)
+    elif cfg.source == "tensors":
+        arrays = read_tensor_file(cfg.path, cfg.limit)
+    elif cfg.source in ("torchvision", "code"):
+        result = ds.read_torchvision(cfg) if cfg.source == "torchvision" else ds.read_code(cfg)
+        if isinstance(result, Arrays):
+            arrays = result
+        else:
+            return _from_datasets(result, cfg)
     else:
-        x, y, task, class_names = generate(cfg)
-        feature_names = _feature_names(cfg, x.shape[1])
-    parts = _split(x, y, cfg)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = parts
-    mean = std = None
-    if cfg.standardize:
-        mean, std = _fit_standardiser(x_train)
-        x_train, x_val, x_test = ((part - mean) / std for part in (x_train, x_val, x_test))
-    classification = task != "regression"
-    return Splits(
-        task=task, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-        x_test=x_test, y_test=y_test, n_features=x.shape[1],
-        n_classes=len(class_names) if classification else 0,
-        n_targets=1 if classification else y.shape[1],
-        class_names=class_names if classification else [],
-        feature_names=feature_names, mean=mean, std=std,
-    )
+        raise DataError(f"data.source: unknown '{cfg.source}'")
+    if arrays.x.dim() > 2 or cfg.source == "sine":
+        features = []
+    return _from_arrays(arrays, features, cfg)
 
 
 def _feature_names(cfg: DataConfig, n_features: int) -> list[str]:
     if cfg.source == "line":
         return ["x"]
     if cfg.source == "sine":
-        return [f"t-{n_features - i}" for i in range(n_features)]
+        return []
     return [f"x{i}" for i in range(n_features)]
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, cfg: DataConfig):
-    n = len(x)
-    n_val, n_test = round(n * cfg.val_fraction), round(n * cfg.test_fraction)
+def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
+    """Split the pool (keeping any val or test part the source brought), standardise, wrap as tensor parts."""
+    val_fraction = 0.0 if a.val is not None else cfg.val_fraction
+    test_fraction = 0.0 if a.test is not None else cfg.test_fraction
+    notes = []
+    if a.test is not None and cfg.test_fraction:
+        notes.append(f"data.test_fraction ({cfg.test_fraction:g}) is ignored: this source brings its own test split")
+    train, val, test = split(a.x, a.y, val_fraction, test_fraction, cfg.shuffle, cfg.seed)
+    val = a.val if a.val is not None else val
+    test = a.test if a.test is not None else test
+    mean = std = None
+    if cfg.standardize:
+        mean, std = fit_standardiser(train[0])
+        train, val, test = ((((x - mean) / std), y) for x, y in (train, val, test))
+    classification = a.task != "regression"
+    return Splits(
+        task=a.task, train=TensorPart(*train), val=TensorPart(*val), test=TensorPart(*test),
+        input_shape=tuple(a.x.shape[1:]), n_classes=len(a.class_names) if classification else 0,
+        n_targets=1 if classification else a.y.shape[1], class_names=a.class_names if classification else [],
+        feature_names=features, mean=mean, std=std, flip=cfg.flip, crop=cfg.crop, notes=notes,
+    )
+
+
+def split(x: torch.Tensor, y: torch.Tensor, val_fraction: float, test_fraction: float, shuffle: bool,
+          seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(x, y) train, val, test]: the first samples train, the last test (after a seeded shuffle if asked)."""
+    n_train, n_val, n_test = _split_sizes(len(x), val_fraction, test_fraction)
+    if shuffle:
+        order = torch.randperm(len(x), generator=generator(seed + _SPLIT_STREAM))
+        x, y = x[order], y[order]
+    bounds = ((0, n_train), (n_train, n_train + n_val), (n_train + n_val, len(x)))
+    return [(x[a:b], y[a:b]) for a, b in bounds]
+
+
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     n_train = n - n_val - n_test
     if n_train <= 0:
         raise DataError(
             f"data.val_fraction: {n} samples leave none to train on "
             f"({n_val} val, {n_test} test; lower val_fraction/test_fraction or add samples)"
         )
-    if cfg.shuffle:
-        order = torch.randperm(n, generator=_generator(cfg.seed + _SPLIT_STREAM))
-        x, y = x[order], y[order]
-    bounds = ((0, n_train), (n_train, n_train + n_val), (n_train + n_val, n))
-    return [(x[a:b], y[a:b]) for a, b in bounds]
+    return n_train, n_val, n_test
 
 
-def _fit_standardiser(x_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = x_train.mean(0)
-    std = x_train.std(0, unbiased=False)
+def fit_standardiser(x_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per feature (rows), per feature over time (sequences) or per channel (images)."""
+    dims = {2: (0,), 3: (0, 1), 4: (0, 2, 3)}.get(x_train.dim(), (0,))
+    mean = x_train.mean(dims, keepdim=True)[0]
+    std = x_train.std(dims, unbiased=False, keepdim=True)[0]
     # A constant feature would divide by ~0 and blow up val/test values that differ; leave its scale alone.
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return mean, std
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed & _MASK63)
+# --- Datasets (the user's code, ImageFolder): in memory when they fit, else streamed ------------------
 
 
-# --- synthetic sources -------------------------------------------------------------------------------
+def _from_datasets(parts: tuple, cfg: DataConfig) -> Splits:
+    train, val, test = (_limited(p, cfg.limit) for p in parts)
+    if not cfg.stream and all(p is None or ds.is_pair(p) or ds.fits_in_memory(p) for p in (train, val, test)):
+        tensors = {name: _as_tensors(p) for name, p in (("train", train), ("val", val), ("test", test))
+                   if p is not None}
+        task, names, ys = label_targets({k: y for k, (_, y) in tensors.items()}, f"{cfg.path or cfg.source}")
+        names = _class_names(train, names)
+        x = tensors["train"][0]
+        given = {k: (tensors[k][0], ys[k]) for k in ("val", "test") if k in tensors}
+        arrays = Arrays(x, ys["train"], task, names, test=given.get("test"), val=given.get("val"))
+        return _from_arrays(arrays, [], cfg)
+    return _streamed(train, val, test, cfg)
 
 
-def generate(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str, list[str]]:
-    """X (float32, N×F), y, the task and class names for a synthetic source; the same seed, the same data."""
-    make = _GENERATORS.get(cfg.source)
-    if make is None:
-        choices = ", ".join(_GENERATORS)
-        raise DataError(f"data.source: '{cfg.source}' is not a synthetic source (choose one of: {choices})")
-    if cfg.source != "line" and cfg.n_samples < 1:
-        raise DataError(f"data.n_samples: must be at least 1, got {cfg.n_samples!r}")
-    x, y = make(cfg, _generator(cfg.seed))
-    task = SOURCE_TASKS[cfg.source]
-    if task == "regression":
-        return x, y, task, []
-    n_classes = 2 if task == "binary" else cfg.classes
-    return x, y, task, [str(i) for i in range(n_classes)]
+def _limited(part, limit: int):
+    """The first `limit` samples of a part (all of them when limit is 0)."""
+    if part is None or not limit:
+        return part
+    if ds.is_pair(part):
+        return part[0][:limit], part[1][:limit]
+    from torch.utils.data import Subset
+
+    return Subset(part, range(min(limit, len(part))))
 
 
-def _line(cfg: DataConfig, gen: torch.Generator):
-    if cfg.step <= 0 or cfg.end <= cfg.start:
-        raise DataError(f"data.step: start {cfg.start!r}, end {cfg.end!r}, step {cfg.step!r} give no points")
-    x = torch.arange(cfg.start, cfg.end, cfg.step, dtype=torch.float32).unsqueeze(1)
-    y = cfg.weight * x + cfg.bias
-    if cfg.noise > 0:
-        y = y + cfg.noise * torch.randn(y.shape, generator=gen)
-    return x, y
+def _class_names(dataset, names: list[str]) -> list[str]:
+    """A Dataset's own `classes` (ImageFolder's folder names) when they fit labels 0..k-1, else `names`."""
+    given = getattr(getattr(dataset, "dataset", dataset), "classes", None)  # through a Subset too
+    if isinstance(given, (list, tuple)) and len(given) == len(names) and names == [str(i) for i in range(len(names))]:
+        return [str(c) for c in given]
+    return names
 
 
-def _moons(cfg: DataConfig, gen: torch.Generator):
-    n_out = cfg.n_samples // 2
-    n_in = cfg.n_samples - n_out
-    outer = torch.linspace(0, math.pi, n_out)
-    inner = torch.linspace(0, math.pi, n_in)
-    x = torch.cat([
-        torch.stack([outer.cos(), outer.sin()], 1),
-        torch.stack([1 - inner.cos(), 0.5 - inner.sin()], 1),
-    ])
-    y = torch.cat([torch.zeros(n_out), torch.ones(n_in)]).long()
-    return x + cfg.noise * torch.randn(x.shape, generator=gen), y
+def _as_tensors(part) -> tuple[torch.Tensor, torch.Tensor]:
+    if ds.is_pair(part):
+        return torch.as_tensor(part[0]).float(), torch.as_tensor(part[1])
+    return ds.materialize(part)
 
 
-def _circles(cfg: DataConfig, gen: torch.Generator):
-    n_out = cfg.n_samples // 2
-    n_in = cfg.n_samples - n_out
-    # Angles stop short of 2π, as in sklearn, so the first and last points do not coincide.
-    outer = torch.arange(n_out) * (2 * math.pi / max(n_out, 1))
-    inner = torch.arange(n_in) * (2 * math.pi / max(n_in, 1))
-    x = torch.cat([
-        torch.stack([outer.cos(), outer.sin()], 1),
-        cfg.factor * torch.stack([inner.cos(), inner.sin()], 1),
-    ])
-    y = torch.cat([torch.zeros(n_out), torch.ones(n_in)]).long()
-    return x + cfg.noise * torch.randn(x.shape, generator=gen), y
+def _streamed(train, val, test, cfg: DataConfig) -> Splits:
+    """Splits whose parts read their Dataset through a DataLoader; val/test cut from train when missing."""
+    from torch.utils.data import Subset
+
+    if any(ds.is_pair(p) for p in (train, val, test)):
+        raise DataError("data.stream: streaming needs Datasets for every part, not (X, y) arrays")
+    ys = {name: ds.targets_of(p) for name, p in (("train", train), ("val", val), ("test", test)) if p is not None}
+    task, names, _ = label_targets(ys, cfg.path or cfg.source)
+    names = _class_names(train, names)
+    if val is None or test is None:
+        n_train, n_val, _ = _split_sizes(len(train), 0.0 if val is not None else cfg.val_fraction,
+                                         0.0 if test is not None else cfg.test_fraction)
+        order = (torch.randperm(len(train), generator=generator(cfg.seed + _SPLIT_STREAM)) if cfg.shuffle
+                 else torch.arange(len(train))).tolist()
+        pool = train
+        train = Subset(pool, order[:n_train])
+        val = val if val is not None else Subset(pool, order[n_train:n_train + n_val])
+        test = test if test is not None else Subset(pool, order[n_train + n_val:])
+    x0, _ = ds.sample_item(train)
+    mean, std = ds.channel_stats(train) if cfg.standardize else (None, None)
+    values = torch.unique(torch.cat([y.long() for y in ys.values()])) if task != "regression" else None
+    prepare = _Prepare(task, values, mean, std)
+    parts = {name: StreamPart(p, prepare, cfg.workers) for name, p in (("train", train), ("val", val), ("test", test))}
+    n_targets = 1 if task != "regression" else (ys["train"].flatten(1).shape[1] if ys["train"].dim() > 1 else 1)
+    return Splits(task=task, **parts, input_shape=tuple(x0.shape), n_classes=len(names), n_targets=n_targets,
+                  class_names=names, feature_names=[], mean=mean, std=std, flip=cfg.flip, crop=cfg.crop)
 
 
-def _xor(cfg: DataConfig, gen: torch.Generator):
-    x = torch.rand((cfg.n_samples, 2), generator=gen) * 2 - 1
-    # Labels come from the clean points, so noise blurs the quadrant borders rather than relabelling.
-    y = (x[:, 0] * x[:, 1] > 0).long()
-    return x + cfg.noise * torch.randn(x.shape, generator=gen), y
+class _Prepare:
+    """Per streamed batch, on the device: float inputs, standardised; labels as indices 0..k-1."""
 
+    def __init__(self, task: str, values: torch.Tensor | None, mean, std):
+        self.task, self.mean, self.std = task, mean, std
+        # Labels that are not already 0..k-1 are looked up in the sorted distinct values.
+        same = values is None or values.tolist() == list(range(len(values)))
+        self.values = None if same else values
 
-def _class_counts(n: int, k: int) -> torch.Tensor:
-    return torch.tensor([n // k + (1 if j < n % k else 0) for j in range(k)])
-
-
-def _spiral(cfg: DataConfig, gen: torch.Generator):
-    xs, ys = [], []
-    for j, count in enumerate(_class_counts(cfg.n_samples, cfg.classes).tolist()):
-        r = torch.linspace(0.0, 1.0, count)
-        # Four radians per arm and angular noise (CS231n uses 0.2): arms stay apart up to noise ≈ 0.3.
-        theta = torch.linspace(j * 4.0, (j + 1) * 4.0, count) + cfg.noise * torch.randn(count, generator=gen)
-        xs.append(torch.stack([r * theta.sin(), r * theta.cos()], 1))
-        ys.append(torch.full((count,), j, dtype=torch.long))
-    return torch.cat(xs), torch.cat(ys)
-
-
-def _blobs(cfg: DataConfig, gen: torch.Generator):
-    centres = torch.rand((cfg.classes, cfg.features), generator=gen) * 20 - 10
-    y = torch.repeat_interleave(torch.arange(cfg.classes), _class_counts(cfg.n_samples, cfg.classes))
-    x = centres[y] + (1.0 + cfg.noise) * torch.randn((cfg.n_samples, cfg.features), generator=gen)
-    return x, y
-
-
-def _sine(cfg: DataConfig, gen: torch.Generator):
-    # 0.1 rad per step: a default 20-value window sees about a third of a period.
-    phase = torch.rand((), generator=gen) * 2 * math.pi
-    t = phase + 0.1 * torch.arange(cfg.n_samples + cfg.seq_len, dtype=torch.float32)
-    series = t.sin() + cfg.noise * torch.randn(t.shape, generator=gen)
-    x = series.unfold(0, cfg.seq_len, 1)[: cfg.n_samples].contiguous()
-    y = series[cfg.seq_len: cfg.seq_len + cfg.n_samples].unsqueeze(1)
-    return x, y
-
-
-_GENERATORS = {
-    "line": _line, "moons": _moons, "circles": _circles, "xor": _xor,
-    "spiral": _spiral, "blobs": _blobs, "sine": _sine,
-}
-
-
-# --- CSV ---------------------------------------------------------------------------------------------
-
-
-def read_csv(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str, list[str], list[str]]:
-    """X, y, the detected task, class names and feature names from the CSV at `cfg.path`."""
-    header, rows = _read_rows(cfg.path)
-    target = cfg.target or header[-1]
-    _check_columns("data.target", [target], header, cfg.path)
-    features = list(cfg.columns) or [name for name in header if name != target]
-    _check_columns("data.columns", features, header, cfg.path)
-    if target in features:
-        raise DataError(f"data.columns: '{target}' is the target column (data.target); "
-                        "it cannot also be a feature")
-    if not features:
-        raise DataError(f"data.columns: '{cfg.path}' has no columns besides the target '{target}'")
-    index = {name: i for i, name in enumerate(header)}
-    x = torch.tensor([[_number(k, row, index[name], name) for name in features]
-                      for k, row in enumerate(rows, 1)], dtype=torch.float32)
-    y, task, class_names = _target(rows, index[target], target)
-    return x, y, task, class_names, features
-
-
-def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and each non-blank data row with its 1-based file line."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise DataError(f"data.path: no such file '{path}'")
-    try:
-        # utf-8-sig: spreadsheets often prepend a byte-order mark that would otherwise stick to column 1.
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            lines = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"data.path: cannot read '{path}' as CSV ({err})") from None
-    if not lines:
-        raise DataError(f"data.path: '{path}' is empty (expected a header row, then data rows)")
-    header = [name.strip() for name in lines[0][1]]
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise DataError(f"data.path: '{path}' header repeats column(s) {', '.join(map(repr, duplicates))}")
-    rows = lines[1:]
-    if not rows:
-        raise DataError(f"data.path: '{path}' has a header but no data rows")
-    for line, row in rows:
-        if len(row) != len(header):
-            raise DataError(f"data.path: line {line} of '{path}' has {len(row)} fields, "
-                            f"the header has {len(header)}")
-    return header, rows
-
-
-def _check_columns(field: str, names: list[str], header: list[str], path: str) -> None:
-    for name in names:
-        if name not in header:
-            close = difflib.get_close_matches(name, header, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise DataError(f"{field}: no column '{name}' in '{path}' ({hint}columns: {', '.join(header)})")
-
-
-def _where(number: int, line: int, column: str) -> str:
-    # Both numbers: "row" matches a spreadsheet's data rows, "line" an editor's (header and blanks count).
-    return f"data.path: row {number} (line {line}), column '{column}'"
-
-
-def _number(number: int, row: tuple[int, list[str]], i: int, column: str) -> float:
-    line, cells = row
-    text = cells[i].strip()
-    if text.lower() in MISSING:
-        raise DataError(f"{_where(number, line, column)}: missing value (fill or drop the row)")
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{_where(number, line, column)}: '{text}' is not a number "
-                        "(feature columns must be numeric)") from None
-    if not math.isfinite(value):
-        raise DataError(f"{_where(number, line, column)}: '{text}' is not a finite number")
-    return value
-
-
-def _target(rows: list[tuple[int, list[str]]], i: int, column: str) -> tuple[torch.Tensor, str, list[str]]:
-    """y, the task and class names, detected from the target column's values."""
-    texts = [cells[i].strip() for _, cells in rows]
-    for k, ((line, _), text) in enumerate(zip(rows, texts), 1):
-        if text.lower() in MISSING:
-            raise DataError(f"{_where(k, line, column)}: missing target value (fill or drop the row)")
-    numbers = [_try_float(text) for text in texts]
-    bad = [k for k, v in enumerate(numbers) if v is None or not math.isfinite(v)]
-    if bad and len(bad) < len(rows) / 2:
-        # Mostly numbers with a few stray words is far likelier a typo than a set of class labels.
-        k = bad[0]
-        raise DataError(f"{_where(k + 1, rows[k][0], column)}: '{texts[k]}' is not a number, "
-                        "but most target values are")
-    if not bad:
-        distinct = sorted(set(numbers))
-        few = len(distinct) <= MAX_CSV_CLASSES and len(distinct) < len(rows) / 2
-        if not (few and len(distinct) >= 2 and all(v.is_integer() for v in distinct)):
-            return torch.tensor(numbers, dtype=torch.float32).unsqueeze(1), "regression", []
-        names = [str(int(v)) for v in distinct]
-        labels = {v: k for k, v in enumerate(distinct)}
-        y = torch.tensor([labels[v] for v in numbers], dtype=torch.long)
-        return y, "binary" if len(names) == 2 else "multiclass", names
-    names = sorted(set(texts))
-    if len(names) < 2:
-        raise DataError(f"data.target: column '{column}' holds one label only ('{names[0]}'); "
-                        "nothing to learn")
-    labels = {name: k for k, name in enumerate(names)}
-    y = torch.tensor([labels[text] for text in texts], dtype=torch.long)
-    return y, "binary" if len(names) == 2 else "multiclass", names
-
-
-def _try_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> Batch:
+        x = xb.float()
+        if self.mean is not None:
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.task == "regression":
+            return x, yb.float().reshape(len(yb), -1)
+        if self.values is not None:
+            return x, torch.searchsorted(self.values.to(yb.device), yb.long())
+        return x, yb.long()
 
 
 # --- batches -----------------------------------------------------------------------------------------
@@ -344,23 +268,6 @@ def _try_float(text: str) -> float | None:
 def epoch_permutation(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     """The sample order for one epoch: the same (seed, epoch) gives the same order, so resumes replay it."""
     # Mix seed and epoch so that (seed, epoch + 1) and (seed + 1, epoch) give unrelated orders.
-    gen = _generator(seed * 0x9E3779B97F4A7C15 + epoch)
+    gen = generator(seed * 0x9E3779B97F4A7C15 + epoch)
     # randperm on the CPU generator, then one copy: the same order on every device.
     return torch.randperm(n, generator=gen).to(device)
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    """Batches in an epoch of n samples; batch_size 0 means the whole split at once."""
-    if n <= 0:
-        return 0
-    return 1 if batch_size <= 0 else -(-n // batch_size)
-
-
-def iter_batches(x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, batch_size: int,
-                 start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(x, y) batches in `perm` order, the last one possibly short; `start_batch` skips the first ones."""
-    n = len(perm)
-    size = batch_size if batch_size > 0 else max(n, 1)
-    for start in range(start_batch * size, n, size):
-        idx = perm[start: start + size]
-        yield x[idx], y[idx]

@@ -86,7 +86,7 @@ class Engine:
         try:
             run, state = prepare_run(command, self.emit, self.runs_dir)
         except ConfigError as err:
-            self.emit(p.Error(None, str(err)))
+            self.emit(p.Error(None, str(err), err.details))
             self._set_state(p.FAILED, None, err.first_line)
             return
         except Exception as err:  # noqa: BLE001
@@ -210,7 +210,7 @@ class Controls(Callback):
             self._set_hparams(run, command)
         elif isinstance(command, p.EvaluateNow):
             run.callbacks.on_flush(run)
-            metrics = loop.evaluate(run, "val") if len(run.data.x_val) else {}
+            metrics = loop.evaluate(run, "val") if len(run.data.val) else {}
             if metrics:
                 for cb in run.callbacks.callbacks:
                     if isinstance(cb, EvalEvents):

@@ -69,13 +69,12 @@ class Run:
 def fit(run: Run) -> str:
     """Train until the epochs are done or a callback stops the run; returns the end state."""
     cb, cfg = run.callbacks, run.config.train
-    x, y = run.data.x_train, run.data.y_train
     accumulate = cfg.accumulate
     cb.on_fit_start(run)
     while run.epoch < cfg.epochs and not run.should_stop:
         run.model.train()
-        perm = data_mod.epoch_permutation(len(x), cfg.seed, run.epoch, run.device)
-        batches = data_mod.iter_batches(x, y, perm, cfg.batch_size, start_batch=run.batch_in_epoch)
+        perm = data_mod.epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device)
+        batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:
                 cb.on_train_batch_start(run)  # commands land here: pause blocks, stop sets should_stop
@@ -97,7 +96,7 @@ def fit(run: Run) -> str:
         run.epoch, run.batch_in_epoch = run.epoch + 1, 0
         validate(run)
         cb.on_train_epoch_end(run)
-    if run.end_state == FINISHED and len(run.data.x_test):
+    if run.end_state == FINISHED and len(run.data.test):
         run.last_test = evaluate(run, "test")
         cb.on_validation_end(run, "test", run.last_test)
     cb.on_fit_end(run)
@@ -136,7 +135,7 @@ def validate(run: Run) -> None:
     run.callbacks.on_flush(run)
     if run.should_stop and run.end_state == DIVERGED:
         return
-    if not len(run.data.x_val):
+    if not len(run.data.val):
         return
     metrics = evaluate(run, "val")
     run.last_val = metrics
@@ -151,14 +150,17 @@ def evaluate(run: Run, split: str) -> dict:
     Returns plain values: {"loss", metric names…, "confusion": [[…]] (classification),
     "dead_relu": {layer: fraction}}. One host sync for all of them.
     """
-    x, y = getattr(run.data, f"x_{split}"), getattr(run.data, f"y_{split}")
+    part = getattr(run.data, split)
     was_training = run.model.training
     run.model.eval()
     alive, hooks = _dead_relu_hooks(run.model)
     try:
         with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
-            outs = [run.model(x[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)]
-            out = torch.cat(outs).float()
+            outs, ys = [], []
+            for xb, yb in part.chunks(EVAL_CHUNK):
+                outs.append(run.model(xb))
+                ys.append(yb)
+            out, y = torch.cat(outs).float(), torch.cat(ys)
             loss = run.loss_fn(out, y)
             values, confusion = _metrics(run, out, y)
             values["loss"] = loss

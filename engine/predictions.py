@@ -16,8 +16,9 @@ SAMPLE_POINTS = 300
 MIN_INTERVAL_S = 0.5  # short epochs or eval_every evaluate often; a chart redraws ~4 times a second at best
 
 
-def applies(task: str, n_features: int) -> bool:
-    return (task != "regression" and n_features == 2) or (task == "regression" and n_features == 1)
+def applies(task: str, input_shape: tuple[int, ...]) -> bool:
+    """A map for rows of 2 features with classes, a curve for rows of 1 feature with a regression target."""
+    return input_shape == ((2,) if task != "regression" else (1,))
 
 
 class PredictionsCallback(Callback):
@@ -29,7 +30,7 @@ class PredictionsCallback(Callback):
         self.pending = False
 
     def on_validation_end(self, run, split, metrics):
-        if split != "val" or not applies(run.task, run.data.n_features):
+        if split != "val" or run.data.streamed or not applies(run.task, run.data.input_shape):
             return
         now = time.monotonic()
         if now - self.last < MIN_INTERVAL_S:

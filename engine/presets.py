@@ -82,10 +82,41 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+# Fields that name files; a relative one in a preset file means relative to that file.
+PATH_FIELDS = (("data", "path"), ("model", "module"), ("model", "pretrained"))
+
+
+def resolve_paths(data: dict, base: Path) -> dict:
+    """A copy of a preset mapping whose relative file paths are made absolute against `base` (its folder).
+
+    So a preset and the CSV or module beside it can move together; `file.py:name` keeps its `:name`.
+    """
+    out = dict(data)
+    for section, key in PATH_FIELDS:
+        part = out.get(section)
+        if not isinstance(part, dict) or not isinstance(part.get(key), str) or not part[key].strip():
+            continue
+        value = part[key]
+        file, colon, name = value.rpartition(":") if _is_code_field(section, key, part) else (value, "", "")
+        target = Path(file).expanduser()
+        if not target.is_absolute():
+            out[section] = {**part, key: str(base / target) + colon + name}
+    return out
+
+
+def _is_code_field(section: str, key: str, part: dict) -> bool:
+    return (section, key) == ("model", "module") or (section == "data" and part.get("source") == "code")
+
+
+def load_mapping(ref: str, overrides: list[str] | None = None) -> tuple[Path, dict]:
+    """Find and read a preset, resolve its relative paths, apply `--set` overrides (not yet validated)."""
+    path, _ = find(ref)
+    return path, apply_overrides(resolve_paths(read_yaml(path), path.parent.resolve()), overrides or [])
+
+
 def load(ref: str, overrides: list[str] | None = None) -> ExperimentConfig:
     """Find, read and validate a preset, applying `--set` overrides; errors name the file and field."""
-    path, _ = find(ref)
-    data = apply_overrides(read_yaml(path), overrides or [])
+    path, data = load_mapping(ref, overrides)
     try:
         return from_dict(data)
     except ConfigError as err:

@@ -256,7 +256,11 @@ class DevicesListed:
 
 @dataclass(frozen=True)
 class DataPreviewed:
-    """Reply to PreviewData: task, split sizes, and up to max_points train samples as lists."""
+    """Reply to PreviewData: task, split sizes, per-class train counts, and a sample of the train split.
+
+    Rows (and flattened sequences) come as up to max_points `x`/`y`; image data instead as a few
+    `images` ([C][H][W] lists scaled to 0..1) with their `image_labels`.
+    """
     request_id: int
     task: str = ""
     sizes: dict = field(default_factory=dict)
@@ -264,6 +268,10 @@ class DataPreviewed:
     y: list = field(default_factory=list)
     class_names: list = field(default_factory=list)
     error: str = ""
+    input_shape: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    image_labels: list = field(default_factory=list)
+    class_counts: list = field(default_factory=list)
 
 
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,

@@ -5,47 +5,65 @@ from __future__ import annotations
 import torch
 
 from . import data as data_mod, devices, models, protocol as p
-from .config import from_dict, loss_problem, resolve_loss
+from .config import from_dict
+from .errors import DataError
 from .schema import ConfigError
+from .setup import build_data_and_model
 
 
 def describe_model(cmd: p.DescribeModel) -> p.ModelDescribed:
-    """Build the config's model on the CPU (data shapes from a tiny sample) and summarise it."""
+    """Build the config's model on the CPU for its data's shapes and summarise it."""
     try:
         config = from_dict(cmd.config)
-        n_in, n_out = _io_sizes(config)
-        model = models.build_model(config.model, n_in, n_out)
-        summary = models.summarize(model, n_in)
-    except (ConfigError, data_mod.DataError, ValueError) as err:
+        splits, model, _, _, _ = build_data_and_model(config)
+        summary = models.summarize(model, splits.input_shape)
+    except ConfigError as err:
         return p.ModelDescribed(cmd.request_id, None, error=str(err))
     return p.ModelDescribed(cmd.request_id, summary.to_dict(), text=models.format_summary(summary))
-
-
-def _io_sizes(config) -> tuple[int, int]:
-    """Input and output sizes the model gets for this config's data."""
-    splits = data_mod.load_data(config.data)
-    problem = loss_problem(splits.task, config.train.loss)
-    if problem:
-        raise ConfigError([f"train.loss: {problem}"])
-    loss = resolve_loss(splits.task, config.train.loss)
-    return splits.n_features, models.output_size(splits.task, splits.n_classes, splits.n_targets, loss)
 
 
 def list_devices_reply(cmd: p.ListDevices) -> p.DevicesListed:
     return p.DevicesListed(cmd.request_id, devices.list_devices())
 
 
+PREVIEW_IMAGES = 8
+MAX_IMAGE_SIDE = 32  # images are shrunk to this for the preview (a terminal cell is coarse anyway)
+
+
 def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
-    """Split sizes and an evenly spaced sample of the train split (features and targets as lists)."""
+    """Split sizes, per-class counts and a sample of the train split: points for rows, a few pictures for images."""
     try:
         config = from_dict(cmd.config)
         splits = data_mod.load_data(config.data)
-    except (ConfigError, data_mod.DataError, ValueError) as err:
+        x, y = splits.train.sample(cmd.max_points)
+    except (ConfigError, DataError, ValueError) as err:
         return p.DataPreviewed(cmd.request_id, error=str(err))
-    x, y = splits.x_train, splits.y_train
-    n = len(x)
-    index = torch.linspace(0, n - 1, min(n, max(1, cmd.max_points))).round().long() if n else torch.zeros(0).long()
+    counts = _class_counts(splits) if splits.task != "regression" else []
+    images, labels = [], []
+    if len(splits.input_shape) == 3:
+        images, labels = _pictures(x, y)
+        x, y = x[:0], y[:0]
     return p.DataPreviewed(
-        cmd.request_id, task=splits.task, sizes=splits.sizes(), x=x[index].tolist(), y=y[index].tolist(),
-        class_names=list(splits.class_names),
+        cmd.request_id, task=splits.task, sizes=splits.sizes(), x=x.flatten(1).tolist(), y=y.tolist(),
+        class_names=list(splits.class_names), input_shape=list(splits.input_shape), images=images,
+        image_labels=labels, class_counts=counts,
     )
+
+
+def _class_counts(splits) -> list[int]:
+    if splits.streamed:
+        return []
+    return torch.bincount(splits.y_train.long(), minlength=splits.n_classes).tolist()
+
+
+def _pictures(x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+    """Up to PREVIEW_IMAGES images as [C][H][W] lists scaled to 0..1 each (standardised data included)."""
+    index = torch.linspace(0, len(x) - 1, min(len(x), PREVIEW_IMAGES)).round().long() if len(x) else []
+    pics = x[index].float()
+    if max(pics.shape[-2:]) > MAX_IMAGE_SIDE:
+        pics = torch.nn.functional.adaptive_avg_pool2d(pics, MAX_IMAGE_SIDE)
+    low = pics.amin(dim=(1, 2, 3), keepdim=True)
+    high = pics.amax(dim=(1, 2, 3), keepdim=True)
+    pics = (pics - low) / (high - low).clamp_min(1e-8)
+    return [[[[round(v, 3) for v in row] for row in channel] for channel in pic] for pic in pics.tolist()], \
+        y[index].tolist()

@@ -16,8 +16,9 @@ from typing import Any
 class ConfigError(ValueError):
     """One or more invalid config values; each problem reads `path: what is wrong (the fix)`."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], details: str = ""):
         self.problems = list(problems)
+        self.details = details  # a traceback from the user's code, when one explains the problem
         super().__init__(self.problems[0] if len(self.problems) == 1 else "\n".join(self.problems))
 
     @property
@@ -78,6 +79,8 @@ def coerce(value: Any, hint: Any, path: str, problems: list[str], sign: str = ""
         return coerce(value, inner, path, problems, sign)
     if dataclasses.is_dataclass(hint):
         return parse_dataclass(hint, value, path, problems)
+    if origin is dict:
+        return _coerce_mapping(value, path, problems)
     if origin is list:
         (inner,) = args
         if not isinstance(value, (list, tuple)):
@@ -114,6 +117,35 @@ def coerce(value: Any, hint: Any, path: str, problems: list[str], sign: str = ""
         problems.append(f"{path}: must be text, got {_describe(value)}")
         return None
     raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def _coerce_mapping(value: Any, path: str, problems: list[str]) -> dict | None:
+    """Free-form keyword arguments (e.g. for a user's module): text keys, plain YAML values."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{path}: must be a mapping of names to values, got {_describe(value)}")
+        return None
+    bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
+    if bad:
+        problems.append(f"{path}: keys must be Python argument names, got {_describe(bad[0])}")
+        return None
+    try:
+        return {k: _plain_copy(v) for k, v in value.items()}
+    except TypeError as err:
+        problems.append(f"{path}: {err} (use numbers, text, true/false, lists or mappings)")
+        return None
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy made of None, bool, numbers, text, lists and text-keyed dicts only (no dates, bytes, tags)."""
+    if isinstance(value, dict):
+        return {str(k): _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"{type(value).__name__} values are not allowed")
 
 
 def parse_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any:
@@ -173,4 +205,6 @@ def to_plain(obj: Any) -> Any:
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
     return obj

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +11,7 @@ import torch
 
 from . import build, checkpoint as ckpt, data as data_mod, devices, models
 from .config import from_dict, loss_problem, resolve_loss
+from .errors import DataError, ModelError
 from .loop import Run
 from .protocol import Log, Start
 from .runs import RunFolder
@@ -44,21 +46,14 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
         # Only on a change: the call imports torch._inductor, about a second before the first step.
         torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
 
-    try:
-        splits = data_mod.load_data(config.data)
-    except data_mod.DataError as err:
-        raise ConfigError([str(err)]) from None
-    problem = loss_problem(splits.task, config.train.loss)
-    if problem:
-        raise ConfigError([f"train.loss: {problem}"])
-    loss_name = resolve_loss(splits.task, config.train.loss)
-    n_out = models.output_size(splits.task, splits.n_classes, splits.n_targets, loss_name)
-    model = models.build_model(config.model, splits.n_features, n_out).to(device)
+    splits, model, loss_name, n_out, notes = build_data_and_model(config)
+    warnings += notes
+    model = model.to(device)
     splits = splits.to(device)
 
     params = build.trainable_parameters(model)
     optimizer = build.make_optimizer(params, config.train)
-    n_batches = data_mod.num_batches(len(splits.x_train), config.train.batch_size)
+    n_batches = data_mod.num_batches(len(splits.train), config.train.batch_size)
     steps_per_epoch = -(-n_batches // config.train.accumulate)
     scheduler, plateau = build.make_scheduler(optimizer, config.train, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
@@ -83,6 +78,27 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
     for message in warnings:
         emit(Log(run.run_id, "warning", message))
     return run, state
+
+
+def build_data_and_model(config) -> tuple[data_mod.Splits, torch.nn.Module, str, int, list[str]]:
+    """Load the data and build the model that fits it (on the CPU): (splits, model, loss, outputs, notes).
+
+    Problems the user can fix become a ConfigError naming the field, with the user's traceback attached.
+    """
+    try:
+        splits = data_mod.load_data(config.data)
+        problem = loss_problem(splits.task, config.train.loss)
+        if problem:
+            raise ConfigError([f"train.loss: {problem}"])
+        loss_name = resolve_loss(splits.task, config.train.loss)
+        n_out = models.output_size(splits.task, splits.n_classes, splits.n_targets, loss_name)
+        sample, _ = splits.train.sample(2)
+        model, notes = models.prepare_model(config.model, splits.input_shape, n_out, sample.cpu())
+    except (DataError, ModelError) as err:
+        cause = err.__cause__
+        details = "".join(traceback.format_exception(cause)) if cause is not None else ""
+        raise ConfigError([str(err)], details) from None
+    return splits, model, loss_name, n_out, list(splits.notes) + notes
 
 
 def _compile(run: Run) -> list[str]:

@@ -92,13 +92,12 @@ def cmd_app(args) -> int:
 
 def load_config(args) -> dict:
     """The validated config (as a plain dict) from a preset plus --set, --device and --epochs."""
-    path, _ = presets.find(args.preset)
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    data = apply_overrides(presets.read_yaml(path), overrides)
+    path, data = presets.load_mapping(args.preset, overrides)
     try:
         return from_dict(data).to_dict()
     except ConfigError as err:

@@ -31,7 +31,7 @@ def test_empty_preset_is_valid_and_every_field_has_a_default():
     ({"trian": {}}, "trian: unknown key (did you mean 'train'?)"),
     ({"train": {"learning_rate": 0.1}}, "train.learning_rate: unknown key"),
     ({"data": {"val_fraction": 0.6, "test_fraction": 0.5}}, "data.val_fraction: val_fraction + test_fraction"),
-    ({"data": {"source": "csv"}}, "data.path: a csv source needs a file path"),
+    ({"data": {"source": "code", "path": "make.py"}}, "data.path: expected path/to/file.py:function, got 'make.py'"),
     ({"device": {"device": "cdua"}}, "device.device: unknown 'cdua' (did you mean 'cuda'?)"),
     ({"train": {"shuffle": True}}, "train.shuffle: unknown key"),
     ({"data": {"shuffle": "yes"}}, "data.shuffle: must be true or false, got 'yes'"),
@@ -158,3 +158,23 @@ def test_any_override_text_parses_or_raises_config_error(text):
         parse_override(text)
     except ConfigError:
         pass
+
+
+def test_relative_paths_in_a_preset_are_relative_to_the_file(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "exp.yaml").write_text("data: {source: code, path: 'src/data.py:make'}\n"
+                                     "model: {kind: custom, module: nets.py:Net, pretrained: ~/w.pt}\n")
+    cfg = presets.load(str(folder / "exp.yaml"))
+    assert cfg.data.path == f"{folder}/src/data.py:make" and cfg.model.module == f"{folder}/nets.py:Net"
+    assert cfg.model.pretrained == "~/w.pt"  # home-relative stays as written
+    # --set values are the user's own, relative to where they run torchtui
+    assert presets.load(str(folder / "exp.yaml"), ["model.module=other.py:Net"]).model.module == "other.py:Net"
+
+
+def test_kwargs_must_be_plain_values():
+    assert from_dict({"model": {"kwargs": {"width": 3, "names": ["a"]}}}).model.kwargs == {"width": 3, "names": ["a"]}
+    assert "model.kwargs: keys must be Python argument names" in error_of({"model": {"kwargs": {"not valid": 1}}})
+    assert "model.kwargs: must be a mapping" in error_of({"model": {"kwargs": [1, 2]}})
+    import datetime
+    assert "date values are not allowed" in error_of({"data": {"kwargs": {"when": datetime.date(2024, 1, 1)}}})

@@ -7,12 +7,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchtui.engine.config import SOURCE_TASKS, DataConfig
+from torchtui.engine.config import SOURCE_TASKS, SYNTHETIC_SOURCES, DataConfig
 from torchtui.engine.data import (
     DataError, Splits, epoch_permutation, generate, iter_batches, load_data, num_batches, read_csv,
 )
 
-SYNTHETIC = sorted(SOURCE_TASKS)
+SYNTHETIC = sorted(SYNTHETIC_SOURCES)
 
 
 def line_config(**kw) -> DataConfig:
@@ -28,11 +28,11 @@ def test_generate_shapes_and_dtypes(source):
     cfg = DataConfig(source=source, n_samples=60, classes=4, features=3, seq_len=5)
     x, y, task, class_names = generate(cfg)
     assert task == SOURCE_TASKS[source]
-    assert x.dtype == torch.float32 and x.ndim == 2
+    assert x.dtype == torch.float32 and x.ndim == (3 if source == "sine" else 2)
     n = 50 if source == "line" else 60
     assert len(x) == len(y) == n
-    expected_features = {"line": 1, "sine": 5, "blobs": 3}.get(source, 2)
-    assert x.shape[1] == expected_features
+    expected_shape = {"line": (1,), "sine": (5, 1), "blobs": (3,)}.get(source, (2,))
+    assert x.shape[1:] == expected_shape
     assert torch.isfinite(x).all()
     if task == "regression":
         assert y.dtype == torch.float32 and y.shape == (n, 1)
@@ -90,6 +90,7 @@ def test_blobs_centres_lie_in_range():
 
 def test_sine_targets_are_the_next_value():
     x, y, *_ = generate(DataConfig(source="sine", n_samples=30, seq_len=6, noise=0.05))
+    x = x.squeeze(-1)  # (N, steps, 1 feature)
     # Window i+1 is window i shifted by one, ending with window i's target.
     assert torch.equal(x[1:, :-1], x[:-1, 1:])
     assert torch.equal(x[1:, -1], y[:-1, 0])
@@ -326,3 +327,39 @@ def test_bad_csv_raises_data_error_naming_the_place(tmp_path, text, kw, needles)
     message = str(err.value)
     for needle in needles:
         assert needle in message, (needle, message)
+
+
+# --- augmentation ---------------------------------------------------------------------------------------
+
+
+def test_random_flip_flips_about_half_the_images():
+    from torchtui.engine.augment import random_flip
+
+    torch.manual_seed(0)
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4).repeat(200, 1, 1, 1)
+    out = random_flip(x)
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    assert ((out == x).flatten(1).all(1) | flipped).all() and 60 < int(flipped.sum()) < 140
+
+
+def test_random_crop_shifts_within_the_padding():
+    from torchtui.engine.augment import random_crop
+
+    torch.manual_seed(0)
+    x = torch.zeros(50, 1, 6, 6)
+    x[:, :, 2, 3] = 1.0  # one bright pixel per image
+    out = random_crop(x, 2)
+    assert out.shape == x.shape
+    where = out[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 6, where % 6
+    assert ((rows - 2).abs() <= 2).all() and ((cols - 3).abs() <= 2).all() and len(set(where.tolist())) > 5
+    assert torch.equal(random_crop(x, 0), x)
+
+
+def test_augmentation_applies_to_training_batches_only(tmp_path):
+    torch.save({"x": torch.rand(40, 1, 5, 5), "y": torch.arange(40) % 2}, tmp_path / "imgs.pt")
+    s = load_data(DataConfig(source="tensors", path=str(tmp_path / "imgs.pt"), flip=True, crop=1))
+    order = torch.arange(len(s.train))
+    xb, _ = next(s.train_batches(order, 64))
+    assert not torch.equal(xb, s.x_train)  # augmented …
+    assert torch.equal(next(s.val.chunks(64))[0], s.x_val)  # … but never the evaluation data

@@ -130,7 +130,8 @@ def test_huge_lr_diverges_naming_step_and_layer(local):
 
 
 def model_raising(monkeypatch, error: Exception):
-    """Make every model the engine builds raise `error` in forward (a stand-in for broken user code)."""
+    """Make every model the engine builds raise `error` in forward while training (a stand-in for broken
+    user code that passes the engine's shape probe, which runs in eval mode)."""
     from torchtui.engine import models
 
     real = models.build_model
@@ -141,7 +142,9 @@ def model_raising(monkeypatch, error: Exception):
             self.inner = inner  # keeps real parameters for the optimizer
 
         def forward(self, x):
-            raise error
+            if self.training:
+                raise error
+            return self.inner(x)
 
     monkeypatch.setattr(models, "build_model", lambda *a, **k: Raising(real(*a, **k)))
     return lambda: monkeypatch.setattr(models, "build_model", real)

@@ -1,0 +1,77 @@
+"""Loading the user's own code (`path/to/file.py:name`) with errors that name the field, file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+class UserCodeError(ValueError):
+    """The user's file, name or call failed; the message names the config field and file:line."""
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """`path/to/file.py:name` → (path, name); the last colon separates them (Windows drives keep theirs)."""
+    file, _, name = ref.rpartition(":")
+    return file.strip(), name.strip()
+
+
+def where(err: BaseException, path: Path | None = None) -> str:
+    """`file:line` of the deepest traceback frame in `path` (the user's file), else of the deepest frame."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    if path is not None:
+        mine = [f for f in frames if Path(f.filename).resolve() == path.resolve()]
+        if mine:
+            return f"{mine[-1].filename}:{mine[-1].lineno}"
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+
+
+def load_object(ref: str, field: str) -> tuple[Any, Path]:
+    """Import the file named by `ref` and return (the named object, the file's path).
+
+    The module is imported afresh on every call, so edits to the file are picked up by the next run.
+    """
+    file, name = split_ref(ref)
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise UserCodeError(f"{field}: no such file '{file}'" + (" (it is a folder)" if path.is_dir() else ""))
+    path = path.resolve()
+    module_name = "torchtui_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserCodeError(f"{field}: '{file}' is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # DataLoader workers and pickling find classes by module name
+    sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise UserCodeError(f"{field}: {where(err)}: invalid syntax ({err.msg})") from None
+    except Exception as err:  # noqa: BLE001 - anything the user's module does at import time
+        raise UserCodeError(f"{field}: importing {file} failed at {where(err, path)}: "
+                            f"{type(err).__name__}: {err}") from err
+    finally:
+        try:
+            sys.path.remove(str(path.parent))
+        except ValueError:
+            pass
+    if not hasattr(module, name):
+        names = [n for n, v in vars(module).items()
+                 if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name]
+        found = f"it defines: {', '.join(names)}" if names else "it defines no functions or classes"
+        raise UserCodeError(f"{field}: {file} has no '{name}' ({found})")
+    return getattr(module, name), path
+
+
+def call(obj: Any, path: Path, field: str, what: str, **kwargs) -> Any:
+    """Call the user's function or class; an exception becomes one line naming file:line."""
+    try:
+        return obj(**kwargs)
+    except Exception as err:  # noqa: BLE001 - user code may raise anything
+        raise UserCodeError(f"{field}: {what} raised {type(err).__name__} at {where(err, path)}: {err}") from err
