@@ -82,7 +82,9 @@ class TorchTUI(App):
         self.bridge = bridge
         self.runs_dir = runs_dir
         self.history = RunHistory()
-        self.problem = ""
+        self.problem = ""      # the first problem: blocks Start, shown in the status bar
+        self.config_problems: list[str] = []
+        self.load_problems: dict[str, str] = {}  # "data"/"model" → why the engine could not load or build it
         self.notice = ""
         self.quitting = False
         self.pending_start = False
@@ -174,6 +176,7 @@ class TorchTUI(App):
 
     def _request_previews(self) -> None:
         if self.bridge.ready:
+            self.load_problems.clear()  # the answers to these requests say whether they still hold
             self.bridge.request(p.DescribeModel, config=self.config.to_dict())
             self.bridge.request(p.PreviewData, config=self.config.to_dict(), max_points=400)
 
@@ -184,10 +187,24 @@ class TorchTUI(App):
     def on_engine_ModelDescribed(self, event) -> None:
         if self.bridge.is_current(event):
             self.pane("model").show_summary(event)
+            self._set_load_problem("model", event.error)
 
     def on_engine_DataPreviewed(self, event) -> None:
         if self.bridge.is_current(event):
             self.pane("dataset").show_preview(event)
+            self._set_load_problem("data", event.error)
+
+    def _set_load_problem(self, kind: str, error: str) -> None:
+        """A data file that cannot be read or a model that cannot be built blocks Start like a bad field."""
+        first = error.splitlines()[0] if error else ""
+        # A model can't be built on data that can't be loaded: report the data problem once.
+        if kind == "model" and first and first == self.load_problems.get("data"):
+            first = ""
+        if first:
+            self.load_problems[kind] = first
+        else:
+            self.load_problems.pop(kind, None)
+        self._show_problems()
 
     def on_engine_RunStarted(self, event: p.RunStarted) -> None:
         self.log_pane.add("info", f"run {event.run_id}: {event.params:,} parameters on {event.device} → {event.run_dir}")
@@ -242,10 +259,8 @@ class TorchTUI(App):
     def revalidate(self) -> None:
         """Rebuild the config from the panes; show problems inline; apply live fields to an active run."""
         sections = {section: self.pane(pane_id).value() for pane_id, section, _ in PANES}
-        config, problems = editing.collect(sections, self.config)
-        for pane_id, _, _ in PANES:
-            self.pane(pane_id).show_problems(problems)
-        self.problem = problems[0] if problems else ""
+        config, self.config_problems = editing.collect(sections, self.config)
+        self._show_problems()
         if config is not None and config != self.config:
             live, later = editing.live_changes(self.config, config)
             old, self.config = self.config, config
@@ -256,6 +271,14 @@ class TorchTUI(App):
                     self.notice = f"{', '.join(later)}: applies on restart (r)"
             if old.data != config.data or old.model != config.model or old.train.loss != config.train.loss:
                 self._request_previews()
+        self.refresh_status()
+
+    def _show_problems(self) -> None:
+        """Every problem beside its field (config checks first, then load errors); the first blocks Start."""
+        problems = self.config_problems + [v for v in self.load_problems.values() if v not in self.config_problems]
+        for pane_id, _, _ in PANES:
+            self.pane(pane_id).show_problems(problems)
+        self.problem = problems[0] if problems else ""
         self.refresh_status()
 
     # ------------------------------------------------------------------ actions
@@ -360,7 +383,8 @@ class TorchTUI(App):
                 self.log_pane.add("error", str(err))
                 self.notify(err.first_line, severity="error")
                 return
-            self.config, self.problem = config, ""
+            self.config, self.config_problems = config, []
+            self._show_problems()
             self.sub_title = config.name
             self._fill_panes(config)
             self._request_previews()

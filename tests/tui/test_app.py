@@ -109,3 +109,18 @@ async def test_error_is_shown_and_the_app_stays_up(fake_app):
         await pilot.press("t")
         await pilot.pause()
         assert type(fake_app.screen).__name__ == "TracebackScreen"
+
+
+async def test_a_data_file_that_cannot_load_blocks_start_beside_its_field(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.bridge.ready, what="engine ready")
+        preview = [c for c in fake_app.fake_host.sent if isinstance(c, p.PreviewData)][-1]
+        fake_app.fake_host.emit(p.DataPreviewed(preview.request_id, error="data.path: no folder '/nowhere'"))
+        await until(pilot, lambda: fake_app.problem.startswith("data.path"), what="load problem")
+        assert "no folder" in str(fake_app.query_one("#data-path-error").content)
+        assert "no folder" in str(fake_app.query_one("#status").render())
+        await pilot.press("space")
+        await pilot.pause()
+        assert not [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)]
+        fake_app.fake_host.emit(p.DataPreviewed(preview.request_id, task="binary", sizes={"train": 10}))
+        await until(pilot, lambda: not fake_app.problem, what="problem cleared")

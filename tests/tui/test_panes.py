@@ -210,7 +210,7 @@ async def test_model_pane_keys_act_on_the_focused_layer():
         await pilot.press("d")
         await pilot.pause()
         assert len(pane.value()["layers"]) == 2
-        await pilot.click("#model-add")
+        await pilot.click("#model-layers-add")
         await pilot.pause()
         assert len(pane.value()["layers"]) == 3
 
@@ -322,8 +322,83 @@ async def test_model_pane_without_layers_says_so_and_can_add_one():
         app.pane.set_values(ModelConfig(layers=[]))
         await pilot.pause()
         assert app.pane.value()["layers"] == []
-        assert app.query_one("#model-no-layers").display
+        assert app.query_one("#model-layers-empty").display
         app.pane.add_layer()
         await pilot.pause()
         assert app.pane.value()["layers"] == [to_plain(LayerConfig())]
-        assert not app.query_one("#model-no-layers").display
+        assert not app.query_one("#model-layers-empty").display
+
+
+# --- real data and architectures (issue: CSV, IDX, images, CNN, RNN, custom modules) -------------------
+
+
+async def test_dataset_pane_shows_the_fields_of_file_sources():
+    app = PaneApp(DatasetPane())
+    async with app.run_test(size=(80, 60)) as pilot:
+        assert not app.query_one("#data-path-field").display and not app.query_one("#data-flip-field").display
+        app.query_one("#data-source", Select).value = "idx"
+        await pilot.pause()
+        assert app.query_one("#data-path-field").display and app.query_one("#data-flip-field").display
+        assert not app.query_one("#data-n_samples-field").display and not app.query_one("#data-kwargs-field").display
+        app.query_one("#data-source", Select).value = "code"
+        await pilot.pause()
+        assert app.query_one("#data-kwargs-field").display and app.query_one("#data-stream-field").display
+        await replace_text(pilot, "#data-kwargs", "{n: 50, shift: 0.5}")
+        assert app.pane.value()["kwargs"] == {"n": 50, "shift": 0.5}
+
+
+async def test_dataset_pane_previews_images_and_class_counts():
+    app = PaneApp(DatasetPane())
+    async with app.run_test(size=(80, 60)) as pilot:
+        image = [[[(r + c) / 14 for c in range(8)] for r in range(8)]]
+        app.pane.show_preview(p.DataPreviewed(1, task="multiclass", sizes={"train": 1258, "val": 359, "test": 180},
+                                              class_names=[str(i) for i in range(10)], input_shape=[1, 8, 8],
+                                              images=[image] * 3, image_labels=[3, 1, 4], class_counts=[120] * 10))
+        await pilot.pause()
+        assert "samples 1×8×8" in text_of(app, "#data-sizes")
+        strip = app.query_one("#data-images")
+        assert strip.display and "▀" in str(strip.content) and "3" in str(strip.content)
+        app.pane.show_preview(p.DataPreviewed(2, error="data.path: no folder '/x'"))
+        await pilot.pause()
+        assert not strip.display and "no folder" in text_of(app, "#data-sizes")
+
+
+async def test_model_pane_kinds_show_their_settings_and_conv_blocks():
+    app = PaneApp(ModelPane())
+    async with app.run_test(size=(80, 80)) as pilot:
+        assert not app.query_one("#model-conv-list").display and not app.query_one("#model-cell-field").display
+        app.query_one("#model-kind", Select).value = "cnn"
+        await pilot.pause()
+        assert app.query_one("#model-conv-list").display
+        assert [b["channels"] for b in app.pane.value()["conv"]] == [32, 64]
+        await replace_text(pilot, "#model-conv-1-channels", "48")
+        app.query_one("#model-conv-0-pool", Select).value = "none"
+        await pilot.pause()
+        assert [b["channels"] for b in app.pane.value()["conv"]] == [32, 48]
+        assert not app.query_one("#model-conv-0-pool_size").display
+        assert ("model", "model.conv[1].channels") in app.changes
+        app.pane.conv_list.add()
+        await pilot.pause()
+        assert len(app.pane.value()["conv"]) == 3
+        app.pane.show_problems(["model.conv[2]: the image (8×8) shrinks to nothing at this block"])
+        await pilot.pause()
+        assert "shrinks to nothing" in text_of(app, "#model-conv-2-error")
+        app.query_one("#model-kind", Select).value = "rnn"
+        await pilot.pause()
+        assert not app.query_one("#model-conv-list").display and app.query_one("#model-cell-field").display
+        assert "recurrent" in str(app.pane.layer_list._title.content)
+        app.query_one("#model-kind", Select).value = "custom"
+        await pilot.pause()
+        assert app.query_one("#model-module-field").display and not app.query_one("#model-layers-list").display
+
+
+async def test_model_pane_round_trips_a_cnn_with_fine_tuning():
+    config = from_dict({"data": {"source": "digits"}, "model": {
+        "kind": "cnn", "conv": [{"channels": 8, "norm": "batch"}, {"channels": 16, "pool": "avg"}], "layers": [32],
+        "pretrained": "/w/pre.pt", "strict": False, "replace_head": True, "freeze": ["conv1.*"]}}).model
+    app = PaneApp(ModelPane())
+    async with app.run_test(size=(80, 80)) as pilot:
+        app.pane.set_values(config)
+        await pilot.pause()
+        assert app.pane.value() == to_plain(config) and app.changes == []
+        assert app.query_one("#model-strict-field").display

@@ -16,7 +16,7 @@ from torchtui.tui.screens.open_preset import OpenPresetScreen
 from torchtui.tui.screens.save_preset import SavePresetScreen
 from torchtui.tui.screens.traceback import TracebackScreen
 
-BUILTINS = {"line", "moons", "circles", "xor", "blobs", "spiral"}
+BUILTINS = {i.name for i in presets.list_presets() if i.builtin}
 UNSET = object()
 
 

@@ -15,22 +15,33 @@ from torchtui.engine.protocol import DataPreviewed
 
 from .form_pane import FormPane
 from .form import ConfigForm
+from .image_strip import ImageStrip
 
 SECTION = "data"
+SYNTHETIC = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine")
+FILES = ("csv", "idx", "tensors", "torchvision", "code")
+IMAGES = ("digits", "idx", "tensors", "torchvision", "code")  # sources that can hold images
 # Fields that only some sources read; every other field applies to all of them.
 SOURCE_FIELDS = {
     "n_samples": ("moons", "circles", "xor", "spiral", "blobs", "sine"),
-    "noise": ("line", "moons", "circles", "xor", "spiral", "blobs", "sine"),
+    "noise": SYNTHETIC,
     "classes": ("spiral", "blobs"),
     "features": ("blobs",),
     "factor": ("circles",),
     "weight": ("line",), "bias": ("line",), "start": ("line",), "end": ("line",), "step": ("line",),
     "seq_len": ("sine",),
-    "path": ("csv",), "target": ("csv",), "columns": ("csv",),
+    "path": FILES, "target": ("csv",), "columns": ("csv",),
+    "dataset": ("torchvision",), "kwargs": ("code",),
+    "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer"),
+    "image_size": ("torchvision",),
+    "flip": IMAGES, "crop": IMAGES,
+    "stream": ("code", "torchvision"), "workers": ("code", "torchvision"),
 }
 GROUPS = [
-    ("Source", ["source", "path", "target", "columns", "n_samples", "noise", "classes", "features", "factor",
-                "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Source", ["source", "dataset", "path", "target", "columns", "kwargs", "n_samples", "noise", "classes",
+                "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Loading", ["limit", "image_size", "stream", "workers"]),
+    ("Augmentation (images)", ["flip", "crop"]),
     ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize"]),
 ]
 # plotext colour names, one per class (cycled when there are more classes).
@@ -54,18 +65,15 @@ class DatasetPane(FormPane):
         # Built here, not in compose, so set_values and show_preview work before the pane is mounted.
         self.form = ConfigForm(DataConfig, SECTION, groups=GROUPS, id="data-form")
         self.sizes = Static("preview: waiting for the engine…", id="data-sizes")
+        self.images = ImageStrip(id="data-images")
         self.preview = PlotextPlot(id="data-preview")
         self._show_relevant()
 
     def compose(self) -> ComposeResult:
         yield self.form
         yield self.sizes
+        yield self.images
         yield self.preview
-
-
-
-
-
 
     def after_set(self) -> None:
         self._show_relevant()
@@ -88,16 +96,31 @@ class DatasetPane(FormPane):
         plt.clear_figure()
         sizes.set_class(bool(reply.error), "-error")
         if reply.error:
+            self.images.show_images([], [], [])
             sizes.update(Text(f"preview: {reply.error}"))
             plot.refresh()
             return
         counts = " · ".join(f"{split} {reply.sizes.get(split, 0):,}" for split in ("train", "val", "test"))
-        sizes.update(Text(f"{counts}   ({reply.task})" if reply.task else counts))
-        if reply.task == "regression":
+        shape = "×".join(map(str, reply.input_shape))
+        detail = ", ".join(part for part in (reply.task, f"samples {shape}" if shape else "") if part)
+        sizes.update(Text(f"{counts}   ({detail})" if detail else counts))
+        self.images.show_images(reply.images, reply.image_labels, reply.class_names)
+        if reply.images or (reply.class_counts and len(reply.input_shape) != 1):
+            self._plot_counts(plt, reply.class_counts, reply.class_names)
+        elif reply.task == "regression":
             self._plot_regression(plt, reply.x, reply.y)
         else:
             self._plot_classes(plt, reply.x, reply.y, reply.class_names)
         plot.refresh()
+
+    @staticmethod
+    def _plot_counts(plt: Any, counts: list, class_names: list) -> None:
+        """Train samples per class, for data a scatter cannot show (images, sequences)."""
+        if not counts:
+            return
+        names = [str(class_names[i]) if i < len(class_names) else str(i) for i in range(len(counts))]
+        plt.bar([n[:8] for n in names], counts, color="cyan")
+        plt.title("train samples per class")
 
     @staticmethod
     def _plot_classes(plt: Any, x: list, y: list, class_names: list) -> None:

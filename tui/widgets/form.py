@@ -32,7 +32,7 @@ class ConfigChanged(Message):
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """How one dataclass field is edited: kind is bool, choice, list, number or text."""
+    """How one dataclass field is edited: kind is bool, choice, list, mapping, number or text."""
 
     name: str
     kind: str
@@ -58,6 +58,8 @@ def field_specs(cls: type, choices: dict[str, Iterable] | None = None) -> list[F
             kind = "choice"
         elif typing.get_origin(hint) is list:
             kind = "list"
+        elif typing.get_origin(hint) is dict:
+            kind = "mapping"
         elif hint is str:
             kind = "text"
         else:
@@ -70,8 +72,10 @@ def to_raw(kind: str, value: Any) -> Any:
     """What a control shows for a config value: text for inputs, the value itself for switches and selects."""
     if kind in ("bool", "choice"):
         return value
-    if kind == "list":
-        return yaml.safe_dump(list(value or []), default_flow_style=True, width=10_000).strip()
+    if kind in ("list", "mapping"):
+        empty = [] if kind == "list" else {}
+        plain = list(value or empty) if kind == "list" else dict(value or empty)
+        return yaml.safe_dump(plain, default_flow_style=True, width=10_000).strip()
     return "" if value is None else str(value)
 
 
@@ -81,7 +85,7 @@ def parse_raw(kind: str, raw: Any) -> Any:
         return raw
     text = str(raw).strip()
     if not text:
-        return ""
+        return {} if kind == "mapping" else ""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -151,15 +155,17 @@ class ConfigForm(Widget):
 
     def __init__(self, cls: type, prefix: str, *, groups: list[tuple[str, list[str]]] | None = None,
                  choices: dict[str, list[tuple[str, Any]]] | None = None, badges: dict[str, str] | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+                 fields: list[str] | None = None, id: str | None = None, classes: str | None = None) -> None:
         """`groups` lists (title, field names) in display order; `choices` gives Select options
-        as (label, value) for fields without CHOICES (e.g. devices); `badges` adds a dim word to labels."""
+        as (label, value) for fields without CHOICES (e.g. devices); `badges` adds a dim word to labels;
+        `fields` limits the form to some fields (another widget edits the rest)."""
         super().__init__(id=id, classes=classes)
         self.cls = cls
         self.prefix = prefix
         self.id_prefix = prefix.replace(".", "-")
         self._options = {name: list(opts) for name, opts in (choices or {}).items()}
-        self.specs = {s.name: s for s in field_specs(cls, {n: [v for _, v in o] for n, o in self._options.items()})}
+        specs = field_specs(cls, {n: [v for _, v in o] for n, o in self._options.items()})
+        self.specs = {s.name: s for s in specs if fields is None or s.name in fields}
         self._groups = self._arrange(groups)
         self._badges = badges or {}
         defaults = cls()
@@ -168,7 +174,9 @@ class ConfigForm(Widget):
         self._fields: dict[str, tuple[Vertical, Static]] = {}  # each field's box and its error line
         self._offered: dict[str, list[tuple[str, Any]]] = {}  # the options each Select was last given
         self._hidden: set[str] = set()
-        self._general = Static("", classes="form-problems", id=f"{self.id_prefix}-problems")
+        self._titles: list[tuple[Label, list[str]]] = []  # group titles, hidden when none of their fields apply
+        general_id = f"{id}-problems" if fields is not None and id else f"{self.id_prefix}-problems"
+        self._general = Static("", classes="form-problems", id=general_id)
 
     def _arrange(self, groups: list[tuple[str, list[str]]] | None) -> list[tuple[str, list[str]]]:
         listed = [name for _, names in groups or [] for name in names if name in self.specs]
@@ -182,7 +190,10 @@ class ConfigForm(Widget):
         yield self._general
         for i, (title, names) in enumerate(self._groups):
             if title:
-                yield Label(title, classes="group-title" + (" -first" if i == 0 else ""))
+                label = Label(title, classes="group-title" + (" -first" if i == 0 else ""))
+                label.display = any(name not in self._hidden for name in names)
+                self._titles.append((label, names))
+                yield label
             for name in names:
                 yield self._field(self.specs[name])
 
@@ -322,6 +333,8 @@ class ConfigForm(Widget):
             self._hidden.add(name)
         if name in self._fields:
             self._fields[name][0].set_class(not relevant, "-irrelevant")
+        for label, names in self._titles:
+            label.display = any(n not in self._hidden for n in names)
 
     def is_relevant(self, name: str) -> bool:
         return name not in self._hidden
