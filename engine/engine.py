@@ -227,9 +227,11 @@ class Controls(Callback):
 
         changes = {}
         try:
-            if command.lr is not None and command.lr != run.lr:
+            factor = command.lr / run.lr if command.lr is not None else 1.0
+            factor *= command.lr_scale if command.lr_scale is not None else 1.0
+            if factor != 1.0:
                 old = run.lr
-                scale_lr(run.optimizer, run.scheduler, run.plateau, command.lr / old)
+                scale_lr(run.optimizer, run.scheduler, run.plateau, factor)
                 changes["lr"] = [old, run.lr]
             if command.weight_decay is not None:
                 if command.weight_decay < 0:

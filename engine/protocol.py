@@ -50,8 +50,12 @@ class Stop:
 
 @dataclass(frozen=True)
 class SetHparams:
-    """Change hyperparameters of the active run from its next step; None leaves a value alone."""
+    """Change hyperparameters of the active run from its next step; None leaves a value alone.
+
+    `lr_scale` multiplies whatever the lr is when the command is applied, so two quick ×2 presses make ×4.
+    """
     lr: float | None = None
+    lr_scale: float | None = None
     weight_decay: float | None = None
     grad_clip: float | None = None
 

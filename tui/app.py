@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import os
 import signal
+import threading
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -90,6 +93,9 @@ class TorchTUI(App):
         self.pending_start = False
         self._next_chart = 0
         self._revalidate_timer = None
+        # Built now, mounted after the first paint: panes hold their values unmounted, and their
+        # seven hundred widgets would otherwise hold the first paint back by about a second.
+        self.panes = {pane_id: cls(id=pane_id) for pane_id, _, cls in PANES}
 
     # ------------------------------------------------------------------ layout
 
@@ -97,9 +103,10 @@ class TorchTUI(App):
         with Horizontal(id="main"):
             with Vertical(id="setup"):
                 with TabbedContent(id="panes"):
-                    for i, (pane_id, _, cls) in enumerate(PANES, start=1):
-                        with TabPane(f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}", id=f"tab-{pane_id}"):
-                            yield cls(id=pane_id)
+                    for i, (pane_id, _, _) in enumerate(PANES, start=1):
+                        label = f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}"
+                        # Empty at first: the panes are mounted right after the first paint (_mount_panes).
+                        yield TabPane(label, id=f"tab-{pane_id}")
             with Vertical(id="charts"):
                 with Grid(id="chart-grid"):
                     yield LossChart(self.history, id="loss-chart")
@@ -114,19 +121,42 @@ class TorchTUI(App):
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
         self.charts = {chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS}
-        self.panes = {pane_id: self.query_one(f"#{pane_id}") for pane_id, _, _ in PANES}
+
         self.log_pane = self.query_one(LogPane)
         self.status_bar = self.query_one(StatusBar)
         self.sub_title = self.config.name
         self._fill_panes(self.config)
         self.set_interval(TICK_S, self.poll_engine)
+        self.call_after_refresh(self._after_first_paint)
         self._layout_for(self.size.width)
         self.log_pane.add("info", "starting the engine (loading torch…)")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                loop.add_signal_handler(sig, self.stop_and_exit)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.stop_and_exit)
+        if hasattr(signal, "SIGHUP"):
+            # A plain handler, not the loop's: with the terminal gone the loop can be stuck in a write to
+            # it, and a Python-level handler still runs (the write returns EINTR first).
+            signal.signal(signal.SIGHUP, self._hang_up)
         self.refresh_status()
+
+    def _after_first_paint(self) -> None:
+        self.bridge.start()
+        self._mount_panes()
+
+    def _mount_panes(self) -> None:
+        """Mount the panes not shown yet, one per timer tick, so keys are handled between them."""
+        waiting = [pane_id for pane_id, pane in self.panes.items() if not pane.is_mounted]
+        if waiting:
+            self._mount_pane(waiting[0])
+            self.set_timer(0.05, self._mount_panes)
+        else:
+            gc.freeze()  # the widget tree is built: keep the collector from rescanning it on every pass
+
+    def _mount_pane(self, pane_id: str) -> None:
+        pane = self.panes[pane_id]
+        if not pane.is_mounted and pane.parent is None:
+            self.query_one(f"#tab-{pane_id}", TabPane).mount(pane)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._mount_pane(event.pane.id.removeprefix("tab-"))
 
     def on_resize(self, event) -> None:
         self._layout_for(event.size.width)
@@ -318,8 +348,8 @@ class TorchTUI(App):
         if self.history.state not in p.ACTIVE_STATES:
             self.notify("lr ×2/÷2 applies to a running or paused run; edit train.lr in Hparams otherwise")
             return
-        current = self.history.lr.last[1] if self.history.lr.last else self.config.train.lr
-        self.bridge.send(p.SetHparams(lr=current * factor))
+        # Relative, applied by the engine to the lr it has then: quick presses compound as they should.
+        self.bridge.send(p.SetHparams(lr_scale=factor))
 
     def action_evaluate(self) -> None:
         self.bridge.send(p.EvaluateNow())
@@ -340,9 +370,12 @@ class TorchTUI(App):
         self.screen.toggle_class("show-charts")
 
     def action_focus_pane(self, pane_id: str) -> None:
+        """Show a pane and focus the pane itself, not a field in it: keys keep reaching the app (space,
+        + and -), and tab or a click moves into the fields."""
         self.screen.remove_class("show-charts")
+        self._mount_pane(pane_id)
         self.query_one("#panes", TabbedContent).active = f"tab-{pane_id}"
-        self.pane(pane_id).focus_first()
+        self.call_after_refresh(self.pane(pane_id).focus)
 
     def action_blur(self) -> None:
         self.set_focus(None)
@@ -394,13 +427,27 @@ class TorchTUI(App):
         self.push_screen(OpenPresetScreen(), load)
 
     def stop_and_exit(self) -> None:
-        """SIGTERM or SIGHUP (the SSH connection dropped): stop the run, saving last.pt, then exit."""
+        """SIGTERM: stop the run, saving last.pt, then exit and restore the terminal."""
         if self.history.state not in p.ACTIVE_STATES:
             self.exit()
             return
         self.quitting = True
         self.bridge.send(p.Stop())
         self.set_timer(30, self.exit)  # never hang on a worker that does not answer
+
+    def _hang_up(self, signum, frame) -> None:
+        """SIGHUP (the SSH connection dropped): there is no terminal left to restore or draw on.
+
+        A thread shuts the engine down (the worker stops the run and saves last.pt) and then ends the
+        process, whatever state the UI loop is in: a write to the vanished terminal may never return.
+        """
+        threading.Thread(target=self._shut_down_and_exit, name="torchtui-hangup", daemon=True).start()
+
+    def _shut_down_and_exit(self) -> None:
+        try:
+            self.bridge.close()
+        finally:
+            os._exit(128 + signal.SIGHUP)
 
     async def action_quit(self) -> None:
         if self.history.state not in p.ACTIVE_STATES:

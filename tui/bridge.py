@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing.resource_tracker
+from typing import Callable
 
 from torchtui.engine import protocol as p
 from torchtui.engine.host import EngineHost, WorkerHost
 
 
-def start_worker(runs_dir: str | None) -> WorkerHost:
-    """Spawn the engine's worker process. Call before App.run(): spawning from inside a running Textual
-    app fails with "bad value(s) in fds_to_keep" unless the resource tracker is already up."""
+def prepare_spawn() -> None:
+    """Call before App.run(): spawning from inside a running Textual app fails with "bad value(s) in
+    fds_to_keep" unless multiprocessing's resource tracker is already up."""
     multiprocessing.resource_tracker.ensure_running()
+
+
+def start_worker(runs_dir: str | None) -> WorkerHost:
+    """Spawn the engine's worker process (after prepare_spawn when a Textual app is running)."""
+    prepare_spawn()
     return WorkerHost(runs_dir)
 
 
@@ -23,21 +29,30 @@ class EngineBridge:
     kept, so a slow reply to an outdated config never overwrites a newer one.
     """
 
-    def __init__(self, host: EngineHost):
-        self.host = host
+    def __init__(self, host: EngineHost | Callable[[], EngineHost]):
+        """`host` is an engine host, or a function that starts one when the app calls `start()`."""
+        self.host = host if isinstance(host, EngineHost) else None
+        self._start_host = None if isinstance(host, EngineHost) else host
         self.ready = False
         self.torch_version = ""
         self._ids = itertools.count(1)
         self.latest: dict[type, int] = {}
 
+    def start(self) -> None:
+        """Start the host if it was given as a function (the app does this once it has painted)."""
+        if self.host is None and self._start_host is not None:
+            self.host = self._start_host()
+
     def send(self, command) -> None:
-        self.host.send(command)
+        """Send a command; before the engine is started there is nothing to act on, so it is dropped."""
+        if self.host is not None:
+            self.host.send(command)
 
     def request(self, kind: type, **fields) -> None:
         """Send a request (DescribeModel, ListDevices, PreviewData) tagged with a fresh id."""
         request_id = next(self._ids)
         self.latest[kind] = request_id
-        self.host.send(kind(request_id=request_id, **fields))
+        self.send(kind(request_id=request_id, **fields))
 
     def is_current(self, reply) -> bool:
         """Whether a reply answers the newest request of its kind."""
@@ -45,11 +60,12 @@ class EngineBridge:
         return self.latest.get(kinds[type(reply)]) == reply.request_id
 
     def drain(self) -> list:
-        events = self.host.drain()
+        events = self.host.drain() if self.host is not None else []
         for event in events:
             if isinstance(event, p.EngineReady):
                 self.ready, self.torch_version = True, event.torch_version
         return events
 
     def close(self) -> None:
-        self.host.close()
+        if self.host is not None:
+            self.host.close()

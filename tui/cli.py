@@ -80,9 +80,12 @@ def cmd_app(args) -> int:
                          "(see torchtui -h)")
     config = build(load_config(args))
     from .app import TorchTUI
-    from .bridge import EngineBridge, start_worker
+    from .bridge import EngineBridge, prepare_spawn
+    from torchtui.engine.host import WorkerHost
 
-    bridge = EngineBridge(start_worker(args.runs_dir))
+    prepare_spawn()
+    # Spawned once the app has painted: the worker's torch import would otherwise take CPU from it.
+    bridge = EngineBridge(lambda: WorkerHost(args.runs_dir))
     try:
         TorchTUI(config, bridge, runs_dir=args.runs_dir).run()
     finally:

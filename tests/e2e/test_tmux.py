@@ -94,3 +94,44 @@ def test_sigterm_to_the_app_stops_the_run_and_saves(tmp_path):
         assert (run_dir / "checkpoints" / "last.pt").exists()
     finally:
         tmux("kill-server")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_closing_the_terminal_stops_the_run_saves_and_exits(tmp_path):
+    """The SSH connection drops: the pty goes away and SIGHUP arrives. Nothing may be left running."""
+    session = f"torchtui-hup-{os.getpid()}"
+    runs = tmp_path / "runs"
+    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
+               f"exec {TORCHTUI} moons --set train.epochs=500")
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
+    try:
+        wait_for_screen(session, r"engine ready")
+        tmux("send-keys", "-t", session, "Space")
+        wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
+        pid = int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+        processes = [pid, *_children(pid)]
+        tmux("kill-session", "-t", session)  # closes the pty and sends SIGHUP, as sshd does
+        deadline = time.monotonic() + 45
+        while any(_alive(p) for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling interval
+        left = [p for p in processes if _alive(p)]
+        for p in left:
+            os.kill(p, 9)
+        assert not left, f"still running after the terminal closed: {left}"
+    finally:
+        tmux("kill-server")
+    (run_dir,) = runs.glob("*-moons")
+    assert json.loads(wait_for_file(run_dir / "summary.json"))["state"] == "stopped"
+    assert (run_dir / "checkpoints" / "last.pt").exists()

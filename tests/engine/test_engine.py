@@ -67,6 +67,13 @@ def test_pause_step_live_lr_eval_checkpoint_stop(host):
     host.send(p.SetHparams(lr=0.123))
     change = host.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen)
     assert change.changes["lr"][1] == pytest.approx(0.123)
+    host.send(p.SetHparams(lr_scale=2.0))  # two quick ×2 presses while paused compound: ×4
+    host.send(p.SetHparams(lr_scale=2.0))
+    for expected in (0.246, 0.492):
+        change = host.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen)
+        assert change.changes["lr"][1] == pytest.approx(expected)
+    host.send(p.SetHparams(lr_scale=0.25))
+    assert host.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen).changes["lr"][1] == pytest.approx(0.123)
     host.send(p.Step())
     stats = host.wait_for(lambda e: isinstance(e, p.StepStats), seen=seen)
     assert stats.step == [last_step + 1]  # exactly one step, then paused again

@@ -57,8 +57,13 @@ async def test_start_pause_step_live_lr_and_stop_on_a_real_engine(real_app):
         await until(pilot, lambda: len(app.history.train_loss) == steps + 1, what="one step")
         assert app.history.lr.last[1] == lr_before * 2
         assert app.query_one("#train-lr").value in ("0.006", str(lr_before * 2))
-        await pilot.press("minus")
-        await until(pilot, lambda: len(app.history.markers) == 2, what="second lr change")
+        await pilot.press("plus", "plus", "minus")  # quicker than any step: the engine compounds them
+        await until(pilot, lambda: len(app.history.markers) == 4, what="three more lr changes")
+        await pilot.press("n")
+        await until(pilot, lambda: len(app.history.train_loss) == steps + 2, what="another step")
+        assert app.history.lr.last[1] == lr_before * 4
+        await pilot.press("minus", "minus")
+        await until(pilot, lambda: len(app.history.markers) == 6, what="back to the start lr")
         await pilot.press("space")
         await until(pilot, lambda: app.history.state == p.RUNNING, what="resumed")
         await pilot.press("x")
