@@ -11,7 +11,7 @@ from typing import Callable
 
 from . import checkpoint as ckpt
 from .config import MAXIMISED
-from .devices import memory_stats
+from .devices import autocast_context, memory_stats
 from .protocol import DIVERGED, FINISHED, CheckpointSaved, EvalResult, StepStats
 from .stats import StepBuffer
 
@@ -111,17 +111,40 @@ class StatsCallback(Callback):
         run.folder.append_metrics(_step_rows(event, run.layer_names))
 
     def _diverged(self, run, out):
-        layer = out.bad_layer or _first_nonfinite_layer(run)
-        where = f"; first non-finite gradients in layer '{layer}'" if layer else ""
+        where = f"; first non-finite gradients in layer '{out.bad_layer}'" if out.bad_layer else _blame(run)
         run.request_stop(DIVERGED, f"non-finite {out.bad_what} at step {out.bad_step}{where}")
 
 
-def _first_nonfinite_layer(run) -> str | None:
-    """The first layer whose current gradients hold inf or NaN (checked once, when a run diverges)."""
-    for name, group in zip(run.layer_names, _groups(run)):
-        if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in group):
-            return name
-    return None
+def _blame(run) -> str:
+    """Which layer a divergence points at: the first (in the model's order) with inf or NaN gradients,
+    else the one with the largest gradients (weights grown so large the loss overflows).
+
+    Checked once, when a run diverges. The step's own gradients are gone by then (zeroed after the
+    optimizer step), so they are recomputed on the latest batch with the weights as they are now.
+    """
+    groups = _groups(run)
+    if run.last_batch is not None and all(p.grad is None for group in groups for p in group):
+        xb, yb = run.last_batch
+        try:
+            with torch.enable_grad(), autocast_context(run.device, run.amp_dtype):
+                loss = run.loss_fn(run.model(xb), yb)
+            loss.backward()
+        except RuntimeError:
+            return ""
+    try:
+        norms = []
+        for name, group in zip(run.layer_names, groups):
+            grads = [p.grad.detach().double() for p in group if p.grad is not None]
+            if any(not bool(torch.isfinite(g).all()) for g in grads):
+                return f"; first non-finite gradients in layer '{name}'"
+            norms.append((float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0,
+                          name))
+        if norms and max(norms)[0] > 0:
+            norm, name = max(norms)
+            return f"; largest gradients in layer '{name}' (norm {norm:.3g})"
+        return ""
+    finally:
+        run.optimizer.zero_grad(set_to_none=True)
 
 
 def _groups(run):

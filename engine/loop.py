@@ -51,6 +51,7 @@ class Run:
     end_reason: str = ""
     last_val: dict = field(default_factory=dict)
     last_test: dict = field(default_factory=dict)
+    last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
 
     @property
     def total_steps(self) -> int:
@@ -80,6 +81,7 @@ def fit(run: Run) -> str:
                 cb.on_train_batch_start(run)  # commands land here: pause blocks, stop sets should_stop
                 if run.should_stop:
                     break
+            run.last_batch = (xb, yb)
             with autocast_context(run.device, run.amp_dtype):
                 out = run.model(xb)
                 loss = run.loss_fn(out, yb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -18,6 +19,23 @@ RUNS_ENV = "TORCHTUI_RUNS_DIR"
 def default_runs_dir() -> Path:
     """$TORCHTUI_RUNS_DIR, else runs/ under the working directory."""
     return Path(os.environ.get(RUNS_ENV) or "runs")
+
+
+def strict_json(value):
+    """A copy with NaN and ±inf as None: JSON has no such numbers, and strict parsers (jq, browsers,
+    most languages' defaults) reject the NaN/Infinity tokens Python would write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def dumps(value, **kwargs) -> str:
+    """json.dumps of strict_json(value), refusing anything that is still not plain JSON."""
+    return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 
 def _slug(name: str) -> str:
@@ -79,7 +97,7 @@ class RunFolder:
         """Append rows in one write; a kill mid-write leaves at most a partial last line, dropped on read."""
         if not rows:
             return
-        text = "".join(json.dumps(row, allow_nan=True) + "\n" for row in rows)
+        text = "".join(dumps(row) + "\n" for row in rows)
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(text)
 
@@ -98,7 +116,7 @@ class RunFolder:
     def truncate_metrics_after(self, step: int) -> None:
         """Drop rows logged after `step` (the resumed checkpoint), so the resumed stream has no repeats."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(self.metrics_path, "".join(dumps(r) + "\n" for r in rows))
 
     def write_summary(self, summary: dict) -> None:
-        atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(self.summary_path, dumps(summary, indent=2) + "\n")

@@ -33,10 +33,14 @@ def torchtui(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           env=dict(os.environ), stdin=subprocess.DEVNULL)
 
 
+def _no_constants(name: str):
+    raise AssertionError(f"{name} is not JSON: strict parsers reject it")
+
+
 def last_json(stdout: str) -> dict:
     lines = [line for line in stdout.splitlines() if line.strip()]
     assert lines, "nothing on stdout"
-    return json.loads(lines[-1])
+    return json.loads(lines[-1], parse_constant=_no_constants)
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -176,6 +180,18 @@ def test_diverged_run_exits_1():
     assert summary["state"] == "diverged"
     assert re.search(r"step \d+", summary["reason"]), summary["reason"]
     assert "Traceback" not in result.stderr
+
+
+def test_overflowing_loss_is_strict_json_everywhere():
+    """MSE overflows to inf: --json, summary.json and metrics.jsonl still parse strictly (null, not Infinity)."""
+    result = torchtui("train", "line", "--set", "train.lr=1e6", "--set", "train.loss=mse", "--json")
+    assert result.returncode == 1, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["val"]["mse"] is None and "largest gradients in layer 'head'" in summary["reason"]
+    run_dir = Path(summary["run_dir"])
+    json.loads((run_dir / "summary.json").read_text(), parse_constant=_no_constants)
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=_no_constants)
 
 
 # ------------------------------------------------------------------ presets and summary

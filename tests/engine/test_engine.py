@@ -128,7 +128,9 @@ def test_huge_lr_diverges_naming_step_and_layer(local):
     assert done.state == p.DIVERGED
     reason = done.summary["reason"]
     assert "non-finite" in reason and "at step" in reason
-    step = int(reason.split("at step ")[1].split()[0])
+    step = int(reason.split("at step ")[1].split(";")[0].split()[0])
+    assert "first non-finite gradients in layer '" in reason
+    assert reason.split("layer '")[1].rstrip("'") in of(events, p.RunStarted)[0].layers
     reported = [s for e in of(events, p.StepStats) for s in e.step]
     assert reported[-1] == step  # nothing after the bad step is reported
     assert all(math.isfinite(v) for e in of(events, p.StepStats) for v in e.loss[:-1])
