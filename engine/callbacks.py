@@ -73,6 +73,10 @@ class StatsCallback(Callback):
         self.lrs: list[float] = []
         self.last_flush = time.perf_counter()
 
+    def restart_clock(self) -> None:
+        """Count time from now (after a pause): the buffer is empty, flushed before the wait."""
+        self.buffer.since = self.last_flush = time.perf_counter()
+
     def on_before_optimizer_step(self, run):
         self.buffer.before_step(run.params, run.step + 1)
 

@@ -99,11 +99,11 @@ class Engine:
         early = _early_stopping(run)
         if state and state.get("early_stop"):
             early.load_state_dict(state["early_stop"])
+        stats = StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every)
         run.callbacks = CallbackList([
-            StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every),
-            EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints, early, controls,
+            stats, EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints, early, controls,
         ])
-        controls.checkpoints = checkpoints
+        controls.checkpoints, controls.stats = checkpoints, stats
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
         try:
@@ -168,15 +168,20 @@ class Controls(Callback):
         self.paused = False
         self.budget = 0  # batches allowed through while paused (Step)
         self.checkpoints: Checkpoints | None = None
+        self.stats: StatsCallback | None = None
 
     def on_train_batch_start(self, run):
         self._drain(run)
+        waited = False
         while self.paused and not run.should_stop:
             if self.budget > 0:
                 self.budget -= 1
-                return
+                break
             run.callbacks.on_flush(run)  # the client sees every step taken before it waits
+            waited = True
             self.handle(run, self.engine.inbox.get())
+        if waited and self.stats is not None:
+            self.stats.restart_clock()  # samples/s and ETA count training time, not time spent paused
 
     def _drain(self, run) -> None:
         if self.engine.inbox.empty():  # the common case, checked without raising queue.Empty every step

@@ -1,6 +1,7 @@
 """The engine through its protocol, driven from another thread, against both hosts."""
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,12 @@ def test_pause_step_live_lr_eval_checkpoint_stop(host):
         assert change.changes["lr"][1] == pytest.approx(expected)
     host.send(p.SetHparams(lr_scale=0.25))
     assert host.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen).changes["lr"][1] == pytest.approx(0.123)
+    time.sleep(0.5)  # the user looks at the charts while paused (the scenario, not a wait for an outcome)
     host.send(p.Step())
     stats = host.wait_for(lambda e: isinstance(e, p.StepStats), seen=seen)
     assert stats.step == [last_step + 1]  # exactly one step, then paused again
     assert stats.lr == [pytest.approx(0.123)]
+    assert stats.samples_per_s > 500  # the step's own time, not the time spent paused before it
 
     host.send(p.EvaluateNow())
     ev = host.wait_for(lambda e: isinstance(e, p.EvalResult), seen=seen)
