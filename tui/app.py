@@ -44,6 +44,15 @@ TICK_S = 0.1           # the UI drains engine events and redraws at most this of
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
 PANES = (("dataset", "data", DatasetPane), ("model", "model", ModelPane),
          ("hparams", "train", HparamsPane), ("device", "device", DevicePane))
+# Keys that work inside a pane, listed in the help screen beside the app's own.
+PANE_KEYS = [("tab", "Next pane / next field"), ("a / d", "Add / remove a layer"), ("[ / ]", "Move a layer")]
+# Palette entries for actions that have no app-wide key (description, action).
+PALETTE_ACTIONS = [
+    ("Add a hidden layer", "edit_list('layers', 'add')"), ("Remove a hidden layer", "edit_list('layers', 'remove')"),
+    ("Move a hidden layer up", "edit_list('layers', 'up')"), ("Move a hidden layer down", "edit_list('layers', 'down')"),
+    ("Add a conv block", "edit_list('conv', 'add')"), ("Remove a conv block", "edit_list('conv', 'remove')"),
+    ("Move a conv block up", "edit_list('conv', 'up')"), ("Move a conv block down", "edit_list('conv', 'down')"),
+]
 CHART_GROUPS = {"loss-chart": "loss", "metric-chart": "metric", "grad-chart": "grad", "lr-chart": "lr",
                 "prediction": "prediction"}
 
@@ -55,28 +64,30 @@ class TorchTUI(App):
     AUTO_FOCUS = None  # keys like space must reach the app, not type into the first field
     TITLE = "torchtui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
+    PALETTE_ACTIONS = PALETTE_ACTIONS
     BINDINGS = [
+        # Footer order: what fits at 80 columns first; every binding is also in `?` and the palette.
         Binding("space", "toggle_run", "Start/Pause", id="run.toggle"),
-        Binding("n", "step", "Step", id="run.step"),
-        Binding("x", "stop", "Stop", id="run.stop"),
-        Binding("r", "restart", "Restart", id="run.restart"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
         Binding("plus,equals_sign", "lr_scale(2.0)", "lr ×2", key_display="+", id="run.lr_up"),
         Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
+        Binding("n", "step", "Step", id="run.step"),
+        Binding("x", "stop", "Stop", id="run.stop"),
+        Binding("v", "toggle_view", "View", id="view.toggle"),
+        Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),
+        Binding("ctrl+o", "open_preset", "Open preset", id="preset.open", priority=True),
+        Binding("r", "restart", "Restart", id="run.restart"),
         Binding("e", "evaluate", "Evaluate", id="run.evaluate"),
         Binding("c", "checkpoint", "Checkpoint", id="run.checkpoint"),
         Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
         Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
-        Binding("v", "toggle_view", "Setup/Charts", id="view.toggle"),
         Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
-        Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),
-        Binding("ctrl+o", "open_preset", "Open preset", id="preset.open", priority=True),
         Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),
         Binding("2", "focus_pane('model')", "Model", show=False, id="pane.model"),
         Binding("3", "focus_pane('hparams')", "Hparams", show=False, id="pane.hparams"),
         Binding("4", "focus_pane('device')", "Device", show=False, id="pane.device"),
         Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
     def __init__(self, config: ExperimentConfig, bridge: EngineBridge, runs_dir: str | None = None):
@@ -96,6 +107,9 @@ class TorchTUI(App):
         # Built now, mounted after the first paint: panes hold their values unmounted, and their
         # seven hundred widgets would otherwise hold the first paint back by about a second.
         self.panes = {pane_id: cls(id=pane_id) for pane_id, _, cls in PANES}
+        self.tab_panes: dict[str, TabPane] = {}
+        self.panes_ready = False
+        self._exit_when_ready: tuple | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -106,7 +120,8 @@ class TorchTUI(App):
                     for i, (pane_id, _, _) in enumerate(PANES, start=1):
                         label = f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}"
                         # Empty at first: the panes are mounted right after the first paint (_mount_panes).
-                        yield TabPane(label, id=f"tab-{pane_id}")
+                        self.tab_panes[pane_id] = TabPane(label, id=f"tab-{pane_id}")
+                        yield self.tab_panes[pane_id]
             with Vertical(id="charts"):
                 with Grid(id="chart-grid"):
                     yield LossChart(self.history, id="loss-chart")
@@ -123,6 +138,7 @@ class TorchTUI(App):
         self.charts = {chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS}
 
         self.log_pane = self.query_one(LogPane)
+        self.tabs = self.query_one("#panes", TabbedContent)
         self.status_bar = self.query_one(StatusBar)
         self.sub_title = self.config.name
         self._fill_panes(self.config)
@@ -143,17 +159,33 @@ class TorchTUI(App):
 
     def _mount_panes(self) -> None:
         """Mount the panes not shown yet, one per timer tick, so keys are handled between them."""
+        if self._exit or self._closing:
+            return
         waiting = [pane_id for pane_id, pane in self.panes.items() if not pane.is_mounted]
         if waiting:
             self._mount_pane(waiting[0])
             self.set_timer(0.05, self._mount_panes)
-        else:
-            gc.freeze()  # the widget tree is built: keep the collector from rescanning it on every pass
+            return
+        self.panes_ready = True
+        gc.freeze()  # the widget tree is built: keep the collector from rescanning it on every pass
+        if self._exit_when_ready is not None:
+            args, kwargs = self._exit_when_ready
+            super().exit(*args, **kwargs)
+
+    def exit(self, *args, **kwargs) -> None:
+        """Exit, but not in the middle of mounting a pane (a quit within the first second): Textual's
+        teardown of a half-mounted Select raises. Mounting ends within a second; a timer makes sure."""
+        if self.panes_ready or not self.tab_panes or self._exit_when_ready is not None:
+            super().exit(*args, **kwargs)
+            return
+        self._exit_when_ready = (args, kwargs)
+        self.set_timer(5, lambda: super(TorchTUI, self).exit(*args, **kwargs))
 
     def _mount_pane(self, pane_id: str) -> None:
-        pane = self.panes[pane_id]
-        if not pane.is_mounted and pane.parent is None:
-            self.query_one(f"#tab-{pane_id}", TabPane).mount(pane)
+        pane, tab = self.panes[pane_id], self.tab_panes[pane_id]
+        # By reference, not query_one: that searches the active screen, which may be a modal one.
+        if not pane.is_mounted and pane.parent is None and tab.is_attached:
+            tab.mount(pane)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._mount_pane(event.pane.id.removeprefix("tab-"))
@@ -326,6 +358,7 @@ class TorchTUI(App):
         else:
             self.notice = ""
             self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir))
+            self.screen.remove_class("show-more")
             self.screen.add_class("show-charts")
         self.refresh_status()
 
@@ -367,15 +400,32 @@ class TorchTUI(App):
         self.charts["grad-chart"].cycle_mode()
 
     def action_toggle_view(self) -> None:
-        self.screen.toggle_class("show-charts")
+        """Below 120 columns one view shows at a time: setup → charts → lr and log → setup."""
+        screen = self.screen
+        if screen.has_class("show-charts"):
+            screen.remove_class("show-charts")
+            screen.add_class("show-more")
+        elif screen.has_class("show-more"):
+            screen.remove_class("show-more")
+        else:
+            screen.add_class("show-charts")
 
     def action_focus_pane(self, pane_id: str) -> None:
         """Show a pane and focus the pane itself, not a field in it: keys keep reaching the app (space,
         + and -), and tab or a click moves into the fields."""
-        self.screen.remove_class("show-charts")
+        self.screen.remove_class("show-charts", "show-more")
         self._mount_pane(pane_id)
-        self.query_one("#panes", TabbedContent).active = f"tab-{pane_id}"
+        self.tabs.active = f"tab-{pane_id}"
         self.call_after_refresh(self.pane(pane_id).focus)
+
+    def action_focus_next(self) -> None:
+        """tab: with nothing focused, the next pane; otherwise the next field (Textual's focus chain)."""
+        if self.focused is None and len(self.screen_stack) == 1:  # not under a modal screen
+            ids = [pane_id for pane_id, _, _ in PANES]
+            current = self.tabs.active.removeprefix("tab-")
+            self.action_focus_pane(ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0])
+        else:
+            super().action_focus_next()
 
     def action_blur(self) -> None:
         self.set_focus(None)
@@ -386,7 +436,21 @@ class TorchTUI(App):
 
     def action_help(self) -> None:
         keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]
+        keys += PANE_KEYS
         self.push_screen(HelpScreen(keys))
+
+    def action_edit_list(self, key: str, operation: str) -> None:
+        """Add, remove or move an item of the Model pane's hidden layers or conv blocks (the palette's way
+        to what a, d, [ and ] do in the pane); acts on the item last focused, else the end of the list."""
+        self.action_focus_pane("model")
+        model = self.pane("model")
+        layer_list = model.layer_list if key == "layers" else model.conv_list
+        if operation == "add":
+            layer_list.action_add()
+        elif operation == "remove":
+            layer_list.remove(layer_list.current if layer_list.current is not None else len(layer_list.value()) - 1)
+        else:
+            layer_list.action_move(-1 if operation == "up" else 1)
 
     def action_save_preset(self) -> None:
         def save(name: str | None) -> None:

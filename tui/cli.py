@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
 
 from torchtui.engine import presets
+from torchtui.engine.runs import dumps
 from torchtui.engine.config import apply_overrides, from_dict
 from torchtui.engine.schema import ConfigError
 
@@ -175,7 +175,7 @@ def cmd_train(args, resume: str | None = None) -> int:
     if summary is None:
         return EXIT_USAGE  # the run never started: the config was rejected (already printed)
     if args.json:
-        print(json.dumps(summary))
+        print(dumps(summary))
     if summary["state"] == p.FINISHED:
         return EXIT_OK
     if summary["state"] == p.STOPPED:

@@ -11,19 +11,22 @@ class ActionsProvider(Provider):
     """Lists the app's bindings (by description) so every action is reachable without its key."""
 
     def _actions(self):
+        """(description, run, help text): the app's bindings, then its keyless palette actions."""
         app = self.app
         for binding in app.BINDINGS:
             if binding.description and binding.action not in ("command_palette",):
-                yield binding, partial(app.run_action, binding.action)
+                yield binding.description, partial(app.run_action, binding.action), \
+                    f"key: {binding.key_display or binding.key}"
+        for description, action in getattr(app, "PALETTE_ACTIONS", ()):
+            yield description, partial(app.run_action, action), "in the Model pane: a, d, [ and ]"
 
     async def discover(self) -> Hits:
-        for binding, run in self._actions():
-            yield DiscoveryHit(binding.description, run, help=f"key: {binding.key_display or binding.key}")
+        for description, run, help_text in self._actions():
+            yield DiscoveryHit(description, run, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for binding, run in self._actions():
-            score = matcher.match(binding.description)
+        for description, run, help_text in self._actions():
+            score = matcher.match(description)
             if score > 0:
-                yield Hit(score, matcher.highlight(binding.description), run,
-                          help=f"key: {binding.key_display or binding.key}")
+                yield Hit(score, matcher.highlight(description), run, help=help_text)

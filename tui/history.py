@@ -87,7 +87,9 @@ class RunHistory:
         self.train_loss.extend(steps, event.loss)
         self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, _last_y(self.train_loss_smooth)))
         self.lr.extend(steps, event.lr)
-        self.grad_norm.extend(steps, event.grad_norm)
+        # Unsampled steps carry NaN: keep the sampled norms only (the title shows the latest real one).
+        sampled = [(s, g) for s, g in zip(steps, event.grad_norm) if math.isfinite(g)]
+        self.grad_norm.extend([s for s, _ in sampled], [g for _, g in sampled])
         changed = {"loss", "lr", "grad", "status"}
         if event.acc:
             self.train_acc.extend(steps, event.acc)

@@ -1,6 +1,7 @@
 """UI test helpers: build the app on a fake or real engine, and wait for conditions without blind sleeps."""
 
 import time
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -20,10 +21,25 @@ async def until(pilot, condition, timeout: float = 30.0, what: str = "condition"
         await pilot.pause(0.05)
 
 
+def settles(app: TorchTUI) -> TorchTUI:
+    """Make `app.run_test` wait, before tearing the app down, for the panes it mounts after the first
+    paint: Textual's teardown of a half-mounted pane raises (the app itself defers exit() likewise)."""
+    original = app.run_test
+
+    @asynccontextmanager
+    async def run_test(*args, **kwargs):
+        async with original(*args, **kwargs) as pilot:
+            yield pilot
+            await until(pilot, lambda: app.panes_ready, what="panes mounted")
+
+    app.run_test = run_test
+    return app
+
+
 @pytest.fixture
 def fake_app():
     host = FakeHost()
-    app = TorchTUI(presets.load("moons"), EngineBridge(host))
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host)))
     app.fake_host = host
     return app
 
@@ -34,6 +50,6 @@ def real_app(tmp_path):
 
     host = InProcessHost(str(tmp_path / "runs"))
     cfg = presets.load("moons", ["train.epochs=500", "data.n_samples=400"])
-    app = TorchTUI(cfg, EngineBridge(host), runs_dir=str(tmp_path / "runs"))
+    app = settles(TorchTUI(cfg, EngineBridge(host), runs_dir=str(tmp_path / "runs")))
     yield app
     host.close()

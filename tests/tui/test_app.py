@@ -129,3 +129,38 @@ async def test_a_data_file_that_cannot_load_blocks_start_beside_its_field(fake_a
         assert not [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)]
         fake_app.fake_host.emit(p.DataPreviewed(preview.request_id, task="binary", sizes={"train": 10}))
         await until(pilot, lambda: not fake_app.problem, what="problem cleared")
+
+
+async def test_exit_while_panes_are_still_mounting_waits_for_them(fake_app, monkeypatch):
+    """A quit within the first second: Textual's teardown of a half-mounted pane would raise."""
+    monkeypatch.setattr(type(fake_app), "_after_first_paint", lambda app: app.bridge.start())  # hold mounting
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.exit()
+        await pilot.pause()
+        assert fake_app.return_code is None and not fake_app.panes_ready  # deferred
+        fake_app._mount_panes()
+        await until(pilot, lambda: fake_app.return_code is not None, what="the app exiting")
+        assert fake_app.panes_ready and fake_app.return_code == 0
+
+
+async def test_tab_cycles_panes_v_cycles_views_and_the_palette_reaches_pane_actions(fake_app):
+    async with fake_app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        assert fake_app.tabs.active == "tab-dataset"
+        await pilot.press("tab")
+        await until(pilot, lambda: fake_app.tabs.active == "tab-model", what="model pane")
+        fake_app.set_focus(None)
+        await pilot.press("tab")
+        await until(pilot, lambda: fake_app.tabs.active == "tab-hparams", what="hparams pane")
+        screen = fake_app.screen
+        await pilot.press("escape", "v")
+        assert screen.has_class("show-charts")
+        await pilot.press("v")
+        assert screen.has_class("show-more") and fake_app.query_one("#lr-chart").display
+        await pilot.press("v")
+        assert not screen.has_class("show-charts") and not screen.has_class("show-more")
+        layers = len(fake_app.pane("model").value()["layers"])
+        await fake_app.run_action("edit_list('layers', 'add')")
+        await pilot.pause()
+        assert len(fake_app.pane("model").value()["layers"]) == layers + 1
+        assert any("Add a conv block" == d for d, _ in fake_app.PALETTE_ACTIONS)

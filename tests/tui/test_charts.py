@@ -10,7 +10,7 @@ from textual.containers import Grid
 
 from torchtui.engine import protocol as p
 from torchtui.tui.history import RunHistory
-from torchtui.tui.widgets.chart import Chart
+from torchtui.tui.widgets.chart import plot_text, Chart
 from torchtui.tui.widgets.grad_chart import GradChart, shown_layers
 from torchtui.tui.widgets.loss_chart import LossChart
 from torchtui.tui.widgets.lr_chart import LRChart
@@ -204,7 +204,8 @@ def test_reading_the_matrix_renders_exactly_what_plotext_prints():
     for cls in (LossChart, PredictionView):
         for theme in ("textual-default", "pro"):
             chart = cls(history)
-            fast = chart.build_text(90, 25, theme)
+            chart.build_text(90, 25, theme)  # draws into chart.plt (the title line is ours, above it)
+            fast = plot_text(chart.plt)
             slow = Text.from_ansi(chart.plt.build())  # textual-plotext's own path, same plot
             slow.right_crop(1)  # plotext ends its last row with a newline
             assert fast.plain == slow.plain and ansi(fast) == ansi(slow), (cls.__name__, theme)

@@ -25,6 +25,7 @@ def replay(app, host, charts_view: bool):
         await until(pilot, lambda: len(app.history.train_loss) == 200, what="the scripted run")
         if charts_view:
             await pilot.press("v")
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
         shown = [app.charts[c] for c in CHARTS if app.charts[c].display]
         # a chart just made visible has no size until the next layout: wait for size, then for a redraw
         await until(pilot, lambda: all(c.size.width and not c.dirty for c in shown), what="charts drawn")
@@ -44,4 +45,8 @@ def test_charts_view_80x24(snap_compare, fixed_app):
 
 def test_setup_view_80x24(snap_compare, fixed_app):
     app, host = fixed_app
-    assert snap_compare(app, terminal_size=(80, 24))
+
+    async def settle(pilot):
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)

@@ -37,6 +37,7 @@ class Chart(PlotextPlot):
 
     chart_title = "chart"
     waiting = "waiting for the first training steps"
+    step_axis = True  # x is a step count: whole-number ticks (the prediction view plots features)
 
     def __init__(self, history: RunHistory, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None, disabled: bool = False):
@@ -49,6 +50,8 @@ class Chart(PlotextPlot):
         self._log_scale = False
         self._text: Text | None = None
         self._key: tuple | None = None
+        self._extent: list[float] = []  # x min, x max, y min, y max of what the last draw() plotted
+        self._labels = 0  # legend rows the last draw() asked for
 
     @property
     def log_scale(self) -> bool:
@@ -96,14 +99,39 @@ class Chart(PlotextPlot):
             return _centred(f"{self.chart_title}\n\n{message}", width, height)
         plt = self.plt
         plt.clear_data()
-        plt.plotsize(width, height)
-        plt._set_size(width, height)  # textual-plotext does the same; plotsize alone misses resizes
+        # The title is a line of our own above the plot: plotext centres it on the canvas and drops it
+        # without a word when it does not fit there, which lost the latest values on narrow screens.
+        plot_height = max(1, height - 1)
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)  # textual-plotext does the same; plotsize alone misses resizes
         plt.theme(theme)
         plt.yscale("log" if self.y_log() else "linear")
         plt.xlabel("")
         plt.ylabel("")
-        plt.title(self.draw())
-        return plot_text(plt)
+        plt.title("")
+        self._extent, self._labels = [], 0
+        title = fit(self.draw(), width)
+        self._frame(plot_height)
+        text = Text(title.center(width), no_wrap=True, end="")
+        text.append("\n")
+        text.append_text(plot_text(plt))
+        return text
+
+    def _frame(self, height: int) -> None:
+        """Whole-number step ticks, and room above the data for the legend, which plotext draws over it."""
+        if not self._extent or not self.step_axis:
+            return
+        x0, x1, y0, y1 = self._extent
+        ticks = step_ticks(x0, x1)
+        self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
+        if self._labels and y1 > y0:
+            rows = max(4, height - 4)  # the title, the frame and the tick labels take the rest
+            share = min(0.35, (self._labels + 0.5) / rows)
+            if self.y_log():  # plotext takes log-axis limits in log10 units (it scales data, not limits)
+                lo, hi = math.log10(y0), math.log10(y1)
+                self.plt.ylim(lo, hi + (hi - lo) * share / (1 - share))
+            else:
+                self.plt.ylim(y0, y1 + (y1 - y0) * share / (1 - share))
 
     def _theme_name(self) -> str:
         try:
@@ -137,11 +165,13 @@ class Chart(PlotextPlot):
         xs, ys = self._usable(xs, ys)
         if xs:
             self.plt.plot(xs, ys, marker=marker, color=color, label=label)
+            self._labels += label is not None
 
     def dots(self, xs: list, ys: list, color, label: str | None = None, marker: str = "braille") -> None:
         xs, ys = self._usable(xs, ys)
         if xs:
             self.plt.scatter(xs, ys, marker=marker, color=color, label=label)
+            self._labels += label is not None
 
     def evals(self, xs: list, ys: list, color, label: str, marker: str = "•") -> None:
         """Per-evaluation values: a thin line with a mark at each evaluation (the mark tells series apart
@@ -154,7 +184,11 @@ class Chart(PlotextPlot):
         log = self.y_log()
         keep = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not log)]
         self.points_plotted += len(keep)
-        return [k[0] for k in keep], [k[1] for k in keep]
+        kx, ky = [k[0] for k in keep], [k[1] for k in keep]
+        if keep:
+            old = self._extent or [kx[0], kx[0], ky[0], ky[0]]
+            self._extent = [min(old[0], min(kx)), max(old[1], max(kx)), min(old[2], min(ky)), max(old[3], max(ky))]
+        return kx, ky
 
     def vertical_markers(self, markers: list[tuple[int, str]], *samples: tuple[list, list], labels: int = 4) -> None:
         """A vertical line at each marked step; the last few carry their label in a row above the data.
@@ -224,6 +258,21 @@ def _centred(message: str, width: int, height: int) -> Text:
     lines = [part for line in message.split("\n") for part in (textwrap.wrap(line, max(1, width)) or [""])]
     pad = max(0, (height - len(lines)) // 2)
     return Text("\n" * pad + "\n".join(line.center(width) for line in lines), style="dim", no_wrap=True)
+
+
+def fit(title: str, width: int) -> str:
+    """The title, cut with an ellipsis to `width` characters."""
+    return title if len(title) <= width else title[: max(0, width - 1)].rstrip() + "…"
+
+
+def step_ticks(lo: float, hi: float, count: int = 5) -> list[int]:
+    """About `count` whole-number ticks at a round spacing (1, 2 or 5 times a power of ten) covering lo..hi."""
+    span = max(hi - lo, 1.0)
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = max(1, next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power))
+    first = math.ceil(lo / step) * step
+    return [int(t) for t in range(int(first), int(hi) + 1, int(step))] or [int(round(lo))]
 
 
 def last_y(series: Series | None) -> float | None:

@@ -31,7 +31,8 @@ def device_line(device: dict) -> str:
     """One line of the device list: what the device is and how much memory it has and uses."""
     kind, name = device.get("kind"), device.get("name", "?")
     if kind == "cpu":
-        return f"{name}: {device.get('cores', '?')} cores, torch uses {device.get('threads', '?')} threads"
+        threads = device.get("threads", "?")
+        return f"{name}: {device.get('cores', '?')} cores, torch uses {threads} thread{'' if threads == 1 else 's'}"
     if kind == "cuda":
         memory = " · ".join(f"{fmt_bytes(device[key])} {word}" for key, word in
                             (("memory_total", "total"), ("memory_used", "used"), ("memory_free", "free"))

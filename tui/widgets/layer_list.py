@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -187,9 +188,10 @@ class LayerList(Vertical):
 
     def _sync_rows(self) -> None:
         """Make the first len(items) rows show the items, mounting rows as needed and hiding the rest."""
-        if not self.is_mounted:
+        try:  # not is_mounted: that turns true only after on_mount, which calls this
+            container = self.query_one(f"#{self.prefix}", Vertical)
+        except NoMatches:  # not composed yet: compose builds the rows from the items
             return
-        container = self.query_one(f"#{self.prefix}", Vertical)
         while len(self._rows) < len(self._items):
             row = LayerRow(self, len(self._rows), self._items[len(self._rows)])
             self._rows.append(row)

@@ -86,7 +86,7 @@ class ModelPane(VerticalScroll):
     def on_mount(self) -> None:
         self.table.add_columns("layer", "type", "output", "params")
         if self._early_summary is not None:
-            self.show_summary(self._early_summary)
+            self._show_summary(self._early_summary)
 
     # ------------------------------------------------------------------ values
 
@@ -151,9 +151,12 @@ class ModelPane(VerticalScroll):
 
     def show_summary(self, reply: ModelDescribed) -> None:
         """Fill the layer table and totals from the engine's reply, or show why it could not build the model."""
-        if not self.is_mounted:
+        if not self.table.columns:  # not mounted yet (is_mounted is still false inside on_mount)
             self._early_summary = reply
             return
+        self._show_summary(reply)
+
+    def _show_summary(self, reply: ModelDescribed) -> None:
         table, totals = self.table, self.totals
         table.clear()
         totals.set_class(bool(reply.error) or reply.summary is None, "-error")

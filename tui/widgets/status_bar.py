@@ -25,7 +25,7 @@ class StatusBar(Static):
     """One or two lines at the bottom: what the run is doing, or which field blocks it and why."""
 
     DEFAULT_CSS = """
-    StatusBar { height: auto; max-height: 2; padding: 0 1; background: $boost; }
+    StatusBar { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     """
 
     def show(self, history, problem: str = "", notice: str = "") -> None:
@@ -33,7 +33,7 @@ class StatusBar(Static):
         state = history.state or "idle"
         text.append(f" {state} ", style=STATE_STYLES.get(state, "bold"))
         started, stats = history.started, history.last_stats
-        if started is not None:
+        if started is not None and self.size.width >= 100:  # narrow: the numbers matter more than the name
             text.append(f"  {started.run_id}", style="dim")
         if stats is not None and stats.step and started is not None:
             text.append(f"  epoch {stats.epoch[-1]:.2f}/{started.epochs}  step {stats.step[-1]}/{started.total_steps}")
