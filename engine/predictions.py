@@ -30,7 +30,11 @@ class PredictionsCallback(Callback):
         self.pending = False
 
     def on_validation_end(self, run, split, metrics):
-        if split != "val" or run.data.streamed or not applies(run.task, run.data.input_shape):
+        if run.data.streamed or not applies(run.task, run.data.input_shape):
+            return
+        if split == "test":  # the last evaluation: always drawn (the only one when there is no val split)
+            self.pending = False
+            self.emit(predictions(run))
             return
         now = time.monotonic()
         if now - self.last < MIN_INTERVAL_S:
@@ -82,9 +86,10 @@ def _grid(run, d) -> Predictions:
     points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
     classes = run.predict(run.model(points).float()).reshape(GRID_ROWS, GRID_COLS)
     train_x, train_y = _sample(d.x_train, d.y_train, SAMPLE_POINTS)
-    val_x, val_y = _sample(d.x_val, d.y_val, SAMPLE_POINTS // 2)
+    held, (hx, hy) = _held_out(d)
+    val_x, val_y = _sample(hx, hy, SAMPLE_POINTS // 2)
     return Predictions(run.run_id, run.step, run.epoch, "grid", x0, x1, y0, y1, grid=classes.tolist(),
-                       train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y)
+                       train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, held_out=held)
 
 
 def _curve(run, d) -> Predictions:
@@ -93,6 +98,13 @@ def _curve(run, d) -> Predictions:
     xs = torch.linspace(lo, hi, CURVE_POINTS, device=run.device).unsqueeze(1)
     ys = run.model(xs).float()[:, 0]
     train_x, train_y = _sample(d.x_train[:, 0], d.y_train[:, 0], SAMPLE_POINTS)
-    val_x, val_y = _sample(d.x_val[:, 0], d.y_val[:, 0], SAMPLE_POINTS)
+    held, (hx, hy) = _held_out(d)
+    val_x, val_y = _sample(hx[:, 0], hy[:, 0], SAMPLE_POINTS)
     return Predictions(run.run_id, run.step, run.epoch, "curve", lo, hi, curve_x=xs[:, 0].tolist(),
-                       curve_y=ys.tolist(), train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y)
+                       curve_y=ys.tolist(), train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
+                       held_out=held)
+
+
+def _held_out(d) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The points plotted beside the train data: val, or test when there is no val split (line)."""
+    return ("val", (d.x_val, d.y_val)) if len(d.x_val) else ("test", (d.x_test, d.y_test))

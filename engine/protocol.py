@@ -198,6 +198,7 @@ class Predictions:
     train_y: list = field(default_factory=list)
     val_x: list = field(default_factory=list)
     val_y: list = field(default_factory=list)
+    held_out: str = "val"   # which split val_x/val_y come from: val, or test when there is no val split
 
 
 @dataclass(frozen=True)

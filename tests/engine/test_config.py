@@ -178,3 +178,25 @@ def test_kwargs_must_be_plain_values():
     assert "model.kwargs: must be a mapping" in error_of({"model": {"kwargs": [1, 2]}})
     import datetime
     assert "date values are not allowed" in error_of({"data": {"kwargs": {"when": datetime.date(2024, 1, 1)}}})
+
+
+def test_overrides_reach_into_lists():
+    data = apply_overrides({"model": {"layers": [64, 64]}}, ["model.layers[1].activation=gelu"])
+    assert from_dict(data).model.layers[1].activation == "gelu" and from_dict(data).model.layers[1].units == 64
+    data = apply_overrides({}, ["model.layers[0].units=8", "model.conv[1].channels=12"])  # from the defaults
+    cfg = from_dict(data).model
+    assert [layer.units for layer in cfg.layers] == [8, 64] and [c.channels for c in cfg.conv] == [32, 12]
+    assert "model.layers[1].activation: unknown 'relux'" in error_of(
+        apply_overrides({}, ["model.layers[1].activation=relux"]))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("model.layers[5].units=3", "index 5 is past the end (model.layers has 2 items)"),
+    ("train.lr[0]=1", "'train.lr' is not a list"),
+    ("model.layers.units=3", "'model.layers' is a list, not a section"),
+    ("a[b]=1", "expected KEY=VALUE"),
+])
+def test_bad_list_overrides(text, fragment):
+    with pytest.raises(ConfigError) as info:
+        apply_overrides({"model": {"layers": [64, 64]}}, [text])
+    assert fragment in str(info.value)

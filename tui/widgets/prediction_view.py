@@ -67,7 +67,7 @@ class PredictionView(Chart):
 
     def _curve(self, pred) -> None:
         self.dots(pred.train_x, pred.train_y, color=BLUE, marker="dot", label="train")
-        self.dots(pred.val_x, pred.val_y, color=ORANGE, marker="x", label="val")
+        self.dots(pred.val_x, pred.val_y, color=ORANGE, marker="x", label=pred.held_out)
         self.line(pred.curve_x, pred.curve_y, color=RED, label="model")
 
 
