@@ -140,7 +140,8 @@ class StepStats:
     """A batch of per-step statistics, pulled from the device in one sync.
 
     Per-step columns (same length): step, epoch (fractional), loss, lr, grad_norm (NaN on steps that
-    were not sampled), and train accuracy for classification (`acc`, else empty). Gradient and
+    were not sampled), and batch accuracy for classification (`acc`, NaN on steps not sampled for it;
+    empty for regression). Gradient and
     per-layer columns are sampled every `stats_every` steps (`layer_steps`), each row aligned with
     `layers` of RunStarted.
     """

@@ -93,11 +93,12 @@ class RunFolder:
     def read_config(self) -> dict:
         return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
 
-    def append_metrics(self, rows: list[dict]) -> None:
-        """Append rows in one write; a kill mid-write leaves at most a partial last line, dropped on read."""
+    def append_metrics(self, rows: list[dict | str]) -> None:
+        """Append rows (dicts, or lines already in JSON) in one write; a kill mid-write leaves at most a
+        partial last line, dropped on read."""
         if not rows:
             return
-        text = "".join(dumps(row) + "\n" for row in rows)
+        text = "".join((row if isinstance(row, str) else dumps(row)) + "\n" for row in rows)
         with open(self.metrics_path, "a", encoding="utf-8") as fh:
             fh.write(text)
 

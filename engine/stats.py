@@ -15,8 +15,9 @@ class Flushed:
     step: list[int]
     loss: list[float]
     grad_norm: list[float]
-    correct: list[float]
-    sizes: list[int]
+    correct: list[float]                # correct predictions on each of acc_steps (classification)
+    acc_steps: list[int]
+    acc_sizes: list[int]
     layer_steps: list[int]
     layer_grad_norm: list[list[float]]
     update_ratio: list[list[float]]
@@ -32,15 +33,19 @@ class Flushed:
 class StepBuffer:
     """Device-side record of the steps since the last flush.
 
-    Every step stores the loss and, for classification, references to outputs and targets (accuracy
-    is computed at flush). Every `every` steps it also stores per-parameter gradient norms, ‖Δw‖/‖w‖
-    and ‖w‖, which need a copy of the weights before the optimizer step.
+    Every step stores the loss. For classification, every `acc_every`-th step also keeps references to
+    its outputs and targets; accuracy is computed for them all at flush. Keeping every step's outputs
+    alive cost ~3 % of a small MLP's throughput (bench/bench_engine.py), and a batch accuracy every few
+    steps draws the same trend. Every `every` steps it also stores per-parameter gradient norms,
+    ‖Δw‖/‖w‖ and ‖w‖, which need a copy of the weights before the optimizer step.
     """
     layer_of_param: list[int]
     layer_names: list[str]
     every: int
+    acc_every: int = 1
     steps: list[int] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
+    acc_steps: list[int] = field(default_factory=list)
+    acc_sizes: list[int] = field(default_factory=list)
     losses: list[torch.Tensor] = field(default_factory=list)
     norms: list[torch.Tensor] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
@@ -69,16 +74,16 @@ class StepBuffer:
 
     def after_step(self, params, step: int, loss: torch.Tensor, outputs: torch.Tensor | None,
                    targets: torch.Tensor) -> None:
-        """Record this step's loss and, for classification, its outputs and targets (references only:
-        accuracy is computed for all steps at once in flush); ratios when the weights were snapshotted."""
+        """Record this step's loss and, on accuracy steps of classification runs, its outputs and targets
+        (references only: accuracy is computed at flush); ratios when the weights were snapshotted."""
         self.steps.append(step)
         self.losses.append(loss.detach())
-        n = len(targets)
-        self.samples += n
-        self.sizes.append(n)
-        if outputs is not None:
+        self.samples += len(targets)
+        if outputs is not None and step % self.acc_every == 0:
             self.outputs.append(outputs.detach())
             self.targets.append(targets)
+            self.acc_steps.append(step)
+            self.acc_sizes.append(len(targets))
         if self._before is not None:
             current = [p.detach() for p in params]
             delta = torch._foreach_sub(current, self._before)
@@ -90,7 +95,7 @@ class StepBuffer:
     def _correct_per_step(self, predict) -> torch.Tensor:
         """Correct predictions of each buffered step, from a few batched ops instead of three per step."""
         hits = (predict(torch.cat(self.outputs)) == torch.cat(self.targets)).float().cumsum(0)
-        ends = torch.tensor(self.sizes, device=hits.device).cumsum(0) - 1
+        ends = torch.tensor(self.acc_sizes, device=hits.device).cumsum(0) - 1
         totals = hits[ends]
         return torch.cat([totals[:1], totals[1:] - totals[:-1]])
 
@@ -111,21 +116,23 @@ class StepBuffer:
         losses, flat = flat[:n], flat[n:]
         norms = {step: flat[i * p:(i + 1) * p] for i, step in enumerate(self.sampled)}
         flat = flat[s * p:]
-        correct, flat = (flat[:n], flat[n:]) if has_acc else ([], flat)
+        a = len(self.acc_steps)
+        correct, flat = (flat[:a], flat[a:]) if has_acc else ([], flat)
         deltas = [flat[i * p:(i + 1) * p] for i in range(s)]
         weights = [flat[(s + i) * p:(s + i + 1) * p] for i in range(s)]
         now = time.perf_counter()
         out = Flushed(
             step=list(self.steps), loss=losses, correct=correct,
             grad_norm=[_total(norms[st]) if st in norms else math.nan for st in self.steps],
-            sizes=list(self.sizes), layer_steps=list(self.sampled),
+            acc_steps=list(self.acc_steps) if has_acc else [], acc_sizes=list(self.acc_sizes) if has_acc else [],
+            layer_steps=list(self.sampled),
             layer_grad_norm=[self._by_layer(norms[st]) for st in self.sampled],
             update_ratio=[_ratio(self._by_layer(d), self._by_layer(w)) for d, w in zip(deltas, weights)],
             weight_norm=[self._by_layer(w) for w in weights],
             samples=self.samples, seconds=now - self.since,
         )
         self._find_bad(out, norms)
-        self.__init__(self.layer_of_param, self.layer_names, self.every)
+        self.__init__(self.layer_of_param, self.layer_names, self.every, self.acc_every)
         self.since = now
         return out
 

@@ -92,8 +92,13 @@ class RunHistory:
         self.grad_norm.extend([s for s, _ in sampled], [g for _, g in sampled])
         changed = {"loss", "lr", "grad", "status"}
         if event.acc:
-            self.train_acc.extend(steps, event.acc)
-            self.train_acc_smooth.extend(steps, ema(event.acc, SMOOTH_ALPHA, _last_y(self.train_acc_smooth)))
+            # Sampled every few steps (NaN between): keep the samples, smooth them by their step gaps.
+            sampled = [(s, a) for s, a in zip(steps, event.acc) if math.isfinite(a)]
+            xs, ys = [s for s, _ in sampled], [a for _, a in sampled]
+            last = self.train_acc.last
+            gaps = [x - prev for x, prev in zip(xs, [last[0] if last else (xs[0] - 1 if xs else 0)] + xs)]
+            self.train_acc.extend(xs, ys)
+            self.train_acc_smooth.extend(xs, ema(ys, SMOOTH_ALPHA, _last_y(self.train_acc_smooth), gaps))
             changed.add("metric")
         self._layer_columns(self.layer_grad, event.layer_steps, event.layer_grad_norm)
         self._layer_columns(self.update_ratio, event.layer_steps, event.update_ratio)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections.abc import Iterable
@@ -162,16 +163,19 @@ def _ymax(bucket: Bucket) -> float:
     return bucket[3]
 
 
-def ema(values: Iterable[float], alpha: float, start: float | None = None) -> list[float]:
+def ema(values: Iterable[float], alpha: float, start: float | None = None,
+        gaps: Iterable[float] | None = None) -> list[float]:
     """Exponential moving average, one output per input, continuing from `start` when given.
 
     A non-finite value leaves the average where it was (a NaN would stick forever); before the first
-    finite value the output is NaN, which charts skip.
+    finite value the output is NaN, which charts skip. `gaps` (steps since the previous value) weigh
+    values of a series sampled every few steps as if every step had been seen: 1 - (1 - alpha) ** gap.
     """
     avg = start if start is not None and math.isfinite(start) else None
     out = []
-    for v in values:
+    for v, gap in zip(values, gaps if gaps is not None else itertools.repeat(1)):
         if math.isfinite(v):
-            avg = v if avg is None else avg + alpha * (v - avg)
+            a = alpha if gap == 1 else 1 - (1 - alpha) ** gap
+            avg = v if avg is None else avg + a * (v - avg)
         out.append(math.nan if avg is None else avg)
     return out
