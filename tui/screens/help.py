@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
     """Keys given by the app (so remapped keys show as remapped) above a paragraph; escape, q or ? closes."""
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
+    HelpScreen { align: center middle; background: $background; }  /* opaque: no dimmed re-render of the screen below */
     HelpScreen > #dialog {
         width: 80; max-width: 100%; height: auto; max-height: 100%;
         border: thick $primary; background: $surface; padding: 0 1;
