@@ -64,6 +64,8 @@ class DataConfig:
     CHOICES: ClassVar = {"source": SOURCES, "dataset": TORCHVISION_DATASETS}
     POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step")
     NON_NEGATIVE: ClassVar = ("noise", "limit", "image_size", "crop", "workers")
+    MAXIMUM: ClassVar = {"n_samples": 10_000_000, "features": 100_000, "classes": 100_000, "seq_len": 100_000,
+                         "image_size": 4096, "crop": 1024, "workers": 256}
 
     source: str = "moons"
     """Where samples come from: synthetic (line, moons, circles, xor, spiral, blobs, sine), bundled (digits,
@@ -125,6 +127,9 @@ class DataConfig:
     standardize: bool = False
     """Scale to zero mean and unit variance (per feature, or per channel for images), fitted on train only."""
 
+    def _size_problems(self) -> Iterator[tuple[str, str]]:
+        return _data_size_problems(self)
+
     def check(self) -> Iterator[tuple[str, str]]:
         if self.classes < 2:
             yield "classes", f"must be at least 2, got {self.classes!r}"
@@ -136,10 +141,26 @@ class DataConfig:
         yield from _fraction("test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
             yield "val_fraction", "val_fraction + test_fraction must leave samples to train on (sum below 1)"
+        yield from self._size_problems()
         # An empty path is reported when the data is loaded, so a preset that leaves it to
         # `--set data.path=…` (mnist-mlp) still opens and round-trips.
         if self.source == "code" and self.path.strip() and not _is_code_ref(self.path):
             yield "path", f"expected path/to/file.py:function, got '{self.path}'"
+
+
+MAX_GENERATED_VALUES = 1_000_000_000  # floats a synthetic source may make (4 GB)
+
+
+def _data_size_problems(cfg: "DataConfig") -> Iterator[tuple[str, str]]:
+    if cfg.source == "line" and cfg.step > 0 and cfg.end > cfg.start:
+        points = (cfg.end - cfg.start) / cfg.step
+        if points > DataConfig.MAXIMUM["n_samples"]:
+            yield "step", (f"start {cfg.start:g} to end {cfg.end:g} by {cfg.step:g} gives {points:,.0f} points "
+                           f"(at most {DataConfig.MAXIMUM['n_samples']:,}): use a larger step")
+    width = {"blobs": cfg.features, "sine": cfg.seq_len}.get(cfg.source, 2)
+    if cfg.source in SYNTHETIC_SOURCES and cfg.n_samples * width > MAX_GENERATED_VALUES:
+        yield "n_samples", (f"{cfg.n_samples:,} samples × {width:,} values is more than "
+                            f"{MAX_GENERATED_VALUES:,} numbers: lower n_samples")
 
 
 def _is_code_ref(ref: str) -> bool:
@@ -153,6 +174,7 @@ class LayerConfig:
     CHOICES: ClassVar = {"activation": ACTIVATIONS, "norm": NORMS}
     POSITIVE: ClassVar = ("units",)
     NON_NEGATIVE: ClassVar = ("negative_slope",)
+    MAXIMUM: ClassVar = {"units": 1_000_000}
 
     units: int = 64
     """Width of this hidden layer."""
@@ -179,6 +201,7 @@ class ConvConfig:
     CHOICES: ClassVar = {"activation": ACTIVATIONS, "norm": NORMS, "pool": POOLS}
     POSITIVE: ClassVar = ("channels", "kernel", "stride", "pool_size")
     NON_NEGATIVE: ClassVar = ("padding", "negative_slope")
+    MAXIMUM: ClassVar = {"channels": 100_000, "kernel": 1024, "stride": 1024, "padding": 1024, "pool_size": 1024}
 
     channels: int = 32
     """Output channels of this convolution."""
@@ -215,6 +238,8 @@ class ModelConfig:
     CHOICES: ClassVar = {"kind": MODEL_KINDS, "init": INITS, "cell": CELLS, "pooling": POOLINGS}
     POSITIVE: ClassVar = ("init_std", "hidden_size", "num_layers")
     NON_NEGATIVE: ClassVar = ("freeze_first",)
+    MAXIMUM: ClassVar = {"layers": 1000, "conv": 1000, "hidden_size": 1_000_000, "num_layers": 1000,
+                         "freeze_first": 100_000, "freeze": 1000}
 
     kind: str = "mlp"
     """mlp, cnn (conv blocks, then the layers), rnn (a recurrent layer, then the layers), custom or torchvision."""
@@ -284,6 +309,10 @@ class TrainConfig:
                           "stats_every", "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip",
                               "eval_every", "min_lr", "early_stop_min_delta")
+    MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
+                         "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
+                         "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
+                         "milestones": 1000}
 
     loss: str = "auto"
     """mse, l1, smooth_l1, huber, cross_entropy, bce_with_logits, nll, kl_div, or auto (by task)."""
@@ -362,6 +391,7 @@ class TrainConfig:
 class DeviceConfig:
     CHOICES: ClassVar = {"precision": PRECISIONS}
     NON_NEGATIVE: ClassVar = ("threads",)
+    MAXIMUM: ClassVar = {"threads": 4096}
 
     device: str = "auto"
     """auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."""
@@ -380,7 +410,9 @@ class DeviceConfig:
             dev.startswith("cuda:") and dev[5:].isdigit()
         )
         if not ok:
-            yield "device", f"unknown '{dev}' ({suggest(dev, ('auto', 'cpu', 'cuda', 'cuda:0', 'mps'))})"
+            hint = "did you mean 'cuda'?" if dev.lower() in ("gpu", "nvidia", "cuda0") else suggest(
+                dev, ('auto', 'cpu', 'cuda', 'cuda:0', 'mps'))
+            yield "device", f"unknown '{dev}' ({hint})"
 
 
 @dataclass

@@ -86,6 +86,10 @@ def build_model(cfg: ModelConfig, input_shape: int | tuple[int, ...], n_outputs:
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     if math.prod(shape) < 1 or n_outputs < 1:
         raise ModelError(f"model: needs at least one input and one output, got {shape} -> {n_outputs}")
+    count = estimate_parameters(cfg, shape, n_outputs)
+    if count is not None and count > MAX_PARAMETERS:
+        raise ModelError(f"model: about {count:,.0f} parameters, more than the {MAX_PARAMETERS:,} this tool will "
+                         "allocate (fewer or narrower layers, or more pooling)")
     # devices=[]: modules are created on the CPU, and forking CUDA generators would initialise CUDA.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -93,6 +97,35 @@ def build_model(cfg: ModelConfig, input_shape: int | tuple[int, ...], n_outputs:
         if cfg.init != "default":
             init_weights(model, cfg)
     return model
+
+
+MAX_PARAMETERS = 2_000_000_000  # 8 GB of fp32 weights before any optimizer state: a typo, not a model
+
+
+def estimate_parameters(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> float | None:
+    """Parameters the builders would allocate, computed without allocating (None for custom/torchvision)."""
+    def head(width: int) -> float:
+        total, n_in = 0.0, width
+        for layer in cfg.layers:
+            total += n_in * layer.units + layer.units * (3 if layer.norm != "none" else 1)
+            n_in = layer.units
+        return total + n_in * n_out + n_out
+
+    if cfg.kind == "mlp":
+        return head(math.prod(shape))
+    if cfg.kind == "cnn" and len(shape) == 3:
+        from .convnet import feature_shape
+
+        total, channels = 0.0, shape[0]
+        for block in cfg.conv:
+            total += channels * block.channels * block.kernel ** 2 + 3 * block.channels
+            channels = block.channels
+        return total + head(math.prod(feature_shape(cfg.conv, shape)))
+    if cfg.kind == "rnn":
+        from .recurrent import recurrent_parameters
+
+        return recurrent_parameters(cfg, shape) + head(cfg.hidden_size * (2 if cfg.bidirectional else 1))
+    return None
 
 
 def _build(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> nn.Module:

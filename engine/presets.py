@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -59,6 +61,11 @@ def find(ref: str) -> tuple[Path, bool]:
 
 def read_yaml(path: Path) -> dict:
     """A preset file's mapping; any problem (size, syntax, shape) is a ConfigError naming the file."""
+    return read_yaml_lines(path)[0]
+
+
+def read_yaml_lines(path: Path) -> tuple[dict, Callable[[str], int | None]]:
+    """The mapping, and a function giving the file line of a dotted path (`train.lr`, `model.layers[1]`)."""
     try:
         size = path.stat().st_size
         if size > MAX_PRESET_BYTES:
@@ -68,18 +75,95 @@ def read_yaml(path: Path) -> dict:
         raise ConfigError([f"{path}: not a text file (presets are UTF-8 YAML)"]) from None
     except OSError as err:
         raise ConfigError([f"{path}: cannot read ({err.strerror})"]) from None
+    if "\x00" in text:
+        raise ConfigError([f"{path}: not a text file (it holds NUL bytes; presets are UTF-8 YAML)"])
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
+        where = f"{mark.line + 1}:" if mark else ""
         what = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError([f"{path}:{where} invalid YAML ({what})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid YAML (nested too deep)"]) from None
+    finally:
+        loader.dispose()
     if data is None:
-        return {}
+        return {}, lambda _: None
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: a preset must be a mapping of sections (data, model, train, device)"])
-    return data
+        line = f"{node.start_mark.line + 1}:" if node is not None else ""
+        raise ConfigError([f"{path}:{line} a preset must be a mapping of sections (data, model, train, device), "
+                           f"got {type(data).__name__}"])
+    if _too_many_values(data):
+        raise ConfigError([f"{path}: more than {MAX_VALUES:,} values once YAML aliases are expanded; "
+                           "a preset needs a few dozen"])
+    twice = _duplicate_key(node)
+    if twice:  # YAML would silently keep the last one
+        dotted, first, second = twice
+        raise ConfigError([f"{path}:{second}: {dotted}: appears twice (lines {first} and {second}); keep one"])
+    return data, lambda dotted: _line_of(node, dotted)
+
+
+def _duplicate_key(root) -> tuple[str, int, int] | None:
+    """(dotted key, first line, second line) of the first key given twice in one mapping, else None."""
+    stack, seen = [(root, "")], set()
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen:  # an alias: already checked
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(getattr(key, "value", ""))
+                dotted = f"{prefix}.{name}" if prefix else name
+                if name in lines:
+                    return dotted, lines[name], key.start_mark.line + 1
+                lines[name] = key.start_mark.line + 1
+                stack.append((value, dotted))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{prefix}[{i}]") for i, item in enumerate(node.value))
+    return None
+
+
+MAX_VALUES = 100_000
+
+
+def _too_many_values(data) -> bool:
+    """Whether the data, with aliases expanded, holds more than MAX_VALUES values (stops counting there)."""
+    stack, count = [data], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _line_of(node, dotted: str) -> int | None:
+    """The 1-based line where the value (or key) at `dotted` sits in the composed YAML, else None."""
+    line = None
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                return line
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and part.startswith("["):
+            index = int(part[1:-1])
+            if index >= len(node.value):
+                return line
+            node = node.value[index]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
 
 
 # Fields that name files; a relative one in a preset file means relative to that file.
@@ -97,7 +181,9 @@ def resolve_paths(data: dict, base: Path) -> dict:
         if not isinstance(part, dict) or not isinstance(part.get(key), str) or not part[key].strip():
             continue
         value = part[key]
-        file, colon, name = value.rpartition(":") if _is_code_field(section, key, part) else (value, "", "")
+        file, colon, name = value.rpartition(":") if _is_code_field(section, key, part) else ("", "", "")
+        if not colon:  # no :name part (or not a code field): the whole value is the path
+            file, name = value, ""
         target = Path(file).expanduser()
         if not target.is_absolute():
             out[section] = {**part, key: str(base / target) + colon + name}
@@ -110,17 +196,36 @@ def _is_code_field(section: str, key: str, part: dict) -> bool:
 
 def load_mapping(ref: str, overrides: list[str] | None = None) -> tuple[Path, dict]:
     """Find and read a preset, resolve its relative paths, apply `--set` overrides (not yet validated)."""
+    path, data, _ = load_located(ref, overrides)
+    return path, data
+
+
+def load_located(ref: str, overrides: list[str] | None) -> tuple[Path, dict, Callable[[str], int | None]]:
+    """Like load_mapping, plus a function giving the file line of a dotted path (None for --set values)."""
     path, _ = find(ref)
-    return path, apply_overrides(resolve_paths(read_yaml(path), path.parent.resolve()), overrides or [])
+    data, line_of = read_yaml_lines(path)
+    data = apply_overrides(resolve_paths(data, path.parent.resolve()), overrides or [])
+    # A value set with --set is the user's own: no line of the file to point at.
+    given = {o.partition("=")[0].strip() for o in overrides or []}
+    return path, data, lambda dotted: None if dotted in given else line_of(dotted)
 
 
 def load(ref: str, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Find, read and validate a preset, applying `--set` overrides; errors name the file and field."""
-    path, data = load_mapping(ref, overrides)
+    """Find, read and validate a preset, applying `--set` overrides; errors name the file, line and field."""
+    path, data, line_of = load_located(ref, overrides)
     try:
         return from_dict(data)
     except ConfigError as err:
-        raise ConfigError([f"{path}: {line}" for line in err.problems]) from None
+        raise located(err, path, line_of) from None
+
+
+def located(err: ConfigError, path: Path, line_of: Callable[[str], int | None]) -> ConfigError:
+    """The problems prefixed with `file:line:` (or `file:` where the line is unknown, e.g. from --set)."""
+    out = []
+    for problem in err.problems:
+        line = line_of(problem.split(": ", 1)[0].split(" ")[0])
+        out.append(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
+    return ConfigError(out, err.details)
 
 
 def list_presets() -> list[PresetInfo]:

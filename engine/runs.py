@@ -39,7 +39,8 @@ def dumps(value, **kwargs) -> str:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "run"
+    # Short enough for any file system's name limit, whatever the preset's name.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64].strip("-.") or "run"
 
 
 class RunFolder:

@@ -13,6 +13,10 @@ import typing
 from typing import Any
 
 
+MAX_LIST_ITEMS = 10_000
+MAX_FREE_NODES = 10_000  # values in a free-form mapping (kwargs), counting what YAML aliases repeat
+
+
 class ConfigError(ValueError):
     """One or more invalid config values; each problem reads `path: what is wrong (the fix)`."""
 
@@ -86,6 +90,9 @@ def coerce(value: Any, hint: Any, path: str, problems: list[str], sign: str = ""
         if not isinstance(value, (list, tuple)):
             problems.append(f"{path}: must be a list, got {_describe(value)}")
             return None
+        if len(value) > MAX_LIST_ITEMS:  # before looking at each item: that alone could take minutes
+            problems.append(f"{path}: at most {MAX_LIST_ITEMS:,} items, got {len(value):,}")
+            return None
         return [coerce(v, inner, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     if hint is bool:
         if isinstance(value, bool):
@@ -130,19 +137,29 @@ def _coerce_mapping(value: Any, path: str, problems: list[str]) -> dict | None:
     if bad:
         problems.append(f"{path}: keys must be Python argument names, got {_describe(bad[0])}")
         return None
+    budget = [MAX_FREE_NODES]
     try:
-        return {k: _plain_copy(v) for k, v in value.items()}
+        return {k: _plain_copy(v, budget) for k, v in value.items()}
     except TypeError as err:
         problems.append(f"{path}: {err} (use numbers, text, true/false, lists or mappings)")
         return None
+    except (OverflowError, RecursionError):
+        problems.append(f"{path}: more than {MAX_FREE_NODES:,} values or nested too deep (YAML aliases count "
+                        "each time they are used); keep keyword arguments small")
+        return None
 
 
-def _plain_copy(value: Any) -> Any:
-    """A copy made of None, bool, numbers, text, lists and text-keyed dicts only (no dates, bytes, tags)."""
+def _plain_copy(value: Any, budget: list[int], depth: int = 0) -> Any:
+    """A copy made of None, bool, numbers, text, lists and text-keyed dicts only (no dates, bytes, tags).
+
+    `budget` counts values down: YAML aliases can make a small file expand exponentially."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 50:
+        raise OverflowError
     if isinstance(value, dict):
-        return {str(k): _plain_copy(v) for k, v in value.items()}
+        return {str(k): _plain_copy(v, budget, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain_copy(v) for v in value]
+        return [_plain_copy(v, budget, depth + 1) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"{type(value).__name__} values are not allowed")
@@ -196,7 +213,19 @@ def _sign_problems(obj: Any, path: str) -> list[str]:
         value = getattr(obj, name)
         if value < 0:
             out.append(f"{prefix}{name}: must be zero or more, got {value!r}")
+    for name, limit in getattr(obj, "MAXIMUM", {}).items():
+        value = getattr(obj, name)
+        if isinstance(value, list) and len(value) > limit:
+            out.append(f"{prefix}{name}: at most {limit:,} items, got {len(value):,}")
+        elif not isinstance(value, list) and value > limit:
+            # Far past anything trainable here: it would only exhaust memory or never finish.
+            out.append(f"{prefix}{name}: at most {limit:,}, got {_short(value)}")
     return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}…({len(text)} digits)"
 
 
 def to_plain(obj: Any) -> Any:

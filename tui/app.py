@@ -486,24 +486,25 @@ class TorchTUI(App):
         self.push_screen(SavePresetScreen(self.config.name), save)
 
     def action_open_preset(self) -> None:
-        def load(path: str | None) -> None:
-            if not path:
-                return
-            try:
-                config = presets.load(path)
-            except ConfigError as err:
-                self.log_pane.add("error", str(err))
-                self.notify(err.first_line, severity="error")
-                return
-            self.config, self.config_problems = config, []
-            self._show_problems()
-            self.sub_title = config.name
-            self._fill_panes(config)
-            self._request_previews()
-            self.log_pane.add("info", f"opened preset {config.name} ({path})")
-            self.refresh_status()
+        self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
 
-        self.push_screen(OpenPresetScreen(), load)
+    def open_preset(self, path: str) -> bool:
+        """Load a preset file into the panes; a bad one is reported (the same line the CLI prints) and the
+        current setup stays as it was."""
+        try:
+            config = presets.load(path)
+        except ConfigError as err:
+            self.log_pane.add("error", str(err))
+            self.notify(err.first_line, severity="error")
+            return False
+        self.config, self.config_problems = config, []
+        self._show_problems()
+        self.sub_title = config.name
+        self._fill_panes(config)
+        self._request_previews()
+        self.log_pane.add("info", f"opened preset {config.name} ({path})")
+        self.refresh_status()
+        return True
 
     def stop_and_exit(self) -> None:
         """SIGTERM: stop the run, saving last.pt, then exit and restore the terminal."""

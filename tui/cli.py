@@ -100,11 +100,11 @@ def load_config(args) -> dict:
         overrides.append(f"device.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    path, data = presets.load_mapping(args.preset, overrides)
+    path, data, line_of = presets.load_located(args.preset, overrides)
     try:
         return from_dict(data).to_dict()
     except ConfigError as err:
-        raise ConfigError([f"{path}: {line}" for line in err.problems]) from None
+        raise presets.located(err, path, line_of) from None
 
 
 def cmd_presets(args) -> int:

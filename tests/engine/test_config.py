@@ -122,7 +122,7 @@ def test_unknown_preset_suggests():
 def test_bad_preset_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lr: [1,\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ invalid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
         presets.load(str(bad))
     bad.write_text("!!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
@@ -131,7 +131,7 @@ def test_bad_preset_files_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match="must be a mapping"):
         presets.load(str(bad))
     bad.write_text("train:\n  lr: fast\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: train.lr: must be a positive number, got 'fast'"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: train.lr: must be a positive number, got 'fast'"):
         presets.load(str(bad))
 
 

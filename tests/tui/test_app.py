@@ -1,5 +1,7 @@
 """The app through Textual's Pilot: editing, validation, running, live lr, presets, quitting."""
 
+import re
+
 import yaml
 
 from torchtui.engine import presets, protocol as p
@@ -164,3 +166,24 @@ async def test_tab_cycles_panes_v_cycles_views_and_the_palette_reaches_pane_acti
         await pilot.pause()
         assert len(fake_app.pane("model").value()["layers"]) == layers + 1
         assert any("Add a conv block" == d for d, _ in fake_app.PALETTE_ACTIONS)
+
+
+async def test_every_malformed_preset_is_shown_and_the_app_stays_up(fake_app, capsys):
+    """The corpus of tests/bad_presets opened in the app: the message the CLI prints, the setup unchanged."""
+    from torchtui.tui import cli
+    from tests.engine.test_bad_presets import CORPUS, EXPECTED
+
+    cli_lines = {}
+    for name in EXPECTED:  # before the app runs: Textual captures stderr while it does
+        cli.main(["train", str(CORPUS / name)])
+        cli_lines[name] = capsys.readouterr().err.strip().removeprefix("torchtui: error: ")
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        before = fake_app.config
+        for name in sorted(EXPECTED):
+            cli_line = re.sub(r" \(and \d+ more\)$", "", cli_lines[name])  # the log lists them all
+            assert fake_app.open_preset(str(CORPUS / name)) is False
+            await pilot.pause()
+            assert cli_line in [line.splitlines()[0] for line in fake_app.log_pane.lines_written[-3:]], name
+            assert fake_app.config == before and fake_app.is_running
+        assert fake_app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        assert fake_app.config.name == "spiral"
