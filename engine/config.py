@@ -157,10 +157,11 @@ def _data_size_problems(cfg: "DataConfig") -> Iterator[tuple[str, str]]:
         if points > DataConfig.MAXIMUM["n_samples"]:
             yield "step", (f"start {cfg.start:g} to end {cfg.end:g} by {cfg.step:g} gives {points:,.0f} points "
                            f"(at most {DataConfig.MAXIMUM['n_samples']:,}): use a larger step")
-    width = {"blobs": cfg.features, "sine": cfg.seq_len}.get(cfg.source, 2)
+    width, by = {"blobs": (cfg.features, "features"), "sine": (cfg.seq_len, "seq_len")}.get(cfg.source, (2, ""))
     if cfg.source in SYNTHETIC_SOURCES and cfg.n_samples * width > MAX_GENERATED_VALUES:
-        yield "n_samples", (f"{cfg.n_samples:,} samples × {width:,} values is more than "
-                            f"{MAX_GENERATED_VALUES:,} numbers: lower n_samples")
+        each = f" (data.{by})" if by else ""
+        yield "n_samples", (f"{cfg.n_samples:,} samples × {width:,} values each{each} is more than "
+                            f"{MAX_GENERATED_VALUES:,} numbers: lower n_samples" + (f" or {by}" if by else ""))
 
 
 def _is_code_ref(ref: str) -> bool:
