@@ -187,3 +187,46 @@ async def test_every_malformed_preset_is_shown_and_the_app_stays_up(fake_app, ca
             assert fake_app.config == before and fake_app.is_running
         assert fake_app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
         assert fake_app.config.name == "spiral"
+
+
+GARBAGE = ("abc", "[1,", "-1e999")
+
+
+async def test_garbage_in_every_field_is_shown_blocks_start_and_the_app_stays_up(fake_app):
+    """Every text field of every pane (forms and list rows) fed garbage: an invalid value is marked at its
+    field (or, for a cross-field check, named by the problem at its neighbour), named in the status bar,
+    Start sends nothing, and the app keeps running."""
+    from textual.widgets import Input
+
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        kind = fake_app.pane("model").top._controls["kind"]
+        for value in ("cnn", "rnn", "custom", "mlp"):  # mounts the conv rows and every kind's fields
+            kind.value = value
+            await pilot.pause()
+        inputs = [w for pane in fake_app.panes.values() for w in pane.query(Input)]
+        assert len(inputs) > 60
+        rejected = 0
+        for i, field in enumerate(inputs):
+            original = field.value
+            for junk in GARBAGE:
+                field.value = junk
+                await pilot.pause()
+                fake_app.revalidate()  # what the debounce timer does 0.2 s after a keystroke
+                assert fake_app.is_running
+                if not fake_app.problem:
+                    continue  # free text (a name, a path) may take it
+                rejected += 1
+                name = field.id.split("-")[-1]
+                assert field.has_class("-error") or name in fake_app.problem, (field.id, junk, fake_app.problem)
+                assert "✗" in str(fake_app.query_one("#status").render())
+                if i % 8 == 0:  # pressing space on a sample of them: Start sends nothing
+                    sent = len(fake_app.fake_host.sent)
+                    fake_app.set_focus(None)
+                    await pilot.press("space")
+                    assert not any(isinstance(c, p.Start) for c in fake_app.fake_host.sent[sent:]), field.id
+            field.value = original
+            await pilot.pause()
+            fake_app.revalidate()
+            assert not fake_app.problem, (field.id, fake_app.problem)
+        assert rejected >= len(inputs) * 2  # most junk is invalid almost everywhere (free text is not)

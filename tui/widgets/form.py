@@ -175,6 +175,7 @@ class ConfigForm(Widget):
         self._offered: dict[str, list[tuple[str, Any]]] = {}  # the options each Select was last given
         self._hidden: set[str] = set()
         self._titles: list[tuple[Label, list[str]]] = []  # group titles, hidden when none of their fields apply
+        self._shown: dict[str, list[str]] = {}  # the problems each field shows now
         general_id = f"{id}-problems" if fields is not None and id else f"{self.id_prefix}-problems"
         self._general = Static("", classes="form-problems", id=general_id)
 
@@ -313,13 +314,20 @@ class ConfigForm(Widget):
                 general.extend(f"{rest}: {m}" if rest else m for m in messages)
         for name in self._controls:
             self._show_field_problems(name, by_field.get(name, []))
-        self._general.update(Text("\n".join(general)))
-        self._general.set_class(bool(general), "-shown")
+        if general != self._shown.get("", []):
+            self._shown[""] = list(general)
+            self._general.update(Text("\n".join(general)))
+            self._general.set_class(bool(general), "-shown")
 
     def _is_skipped(self, name: str) -> bool:
         return name in {f.name for f in dataclasses.fields(self.cls)} and name not in self.specs
 
     def _show_field_problems(self, name: str, messages: list[str]) -> None:
+        # Revalidation runs after every edit and reaches every field: touch only those that change
+        # (an update re-lays-out the pane; doing it for all ~40 fields made typing lag).
+        if self._shown.get(name, []) == messages:
+            return
+        self._shown[name] = list(messages)
         box, error = self._fields[name]
         box.set_class(bool(messages), "-problem")
         self._controls[name].set_class(bool(messages), "-error")

@@ -82,8 +82,9 @@ class LayerRow(Vertical):
                     label.display = control.display
 
     def show_problems(self, messages: list[str], fields: set[str]) -> None:
-        if not self.is_mounted or not self.children:
+        if not self.is_mounted or not self.children or getattr(self, "_shown", None) == (messages, fields):
             return
+        self._shown = (list(messages), set(fields))  # unchanged problems: nothing to redraw
         self.set_class(bool(messages), "-problem")
         for column in self.owner.columns:
             self.control(column.name).set_class(column.name in fields, "-error")
@@ -310,5 +311,7 @@ class LayerList(Vertical):
                 general.extend(f"{rest}: {m}" for m in messages)
         for i, row in enumerate(self._rows):
             row.show_problems(*per_row.get(i, ([], set())))
-        self._problems.update(Text("\n".join(general)))
-        self._problems.set_class(bool(general), "-shown")
+        if general != getattr(self, "_general_shown", []):
+            self._general_shown = list(general)
+            self._problems.update(Text("\n".join(general)))
+            self._problems.set_class(bool(general), "-shown")
