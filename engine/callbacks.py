@@ -12,14 +12,13 @@ from typing import Callable
 from . import checkpoint as ckpt
 from .config import MAXIMISED
 from .devices import autocast_context, memory_stats
-from .protocol import DIVERGED, FINISHED, CheckpointSaved, EvalResult, StepStats
+from .protocol import DIVERGED, FINISHED, CheckpointSaved, Error, EvalResult, StepStats
 from .stats import StepBuffer
 
 Emit = Callable[[object], None]
 FLUSH_STEPS = 500       # pull stats to the host at least every this many steps (bounds buffered memory) …
 FLUSH_SECONDS = 0.1     # … or this often, whichever comes first
 ACC_EVERY = 4           # train accuracy from every 4th batch (see StepBuffer)
-SAVE_EVERY_S = 10.0     # last.pt / best.pt at most this often (always on stop and at the end)
 
 
 class Callback:
@@ -115,7 +114,7 @@ class StatsCallback(Callback):
             progress=steps_done / max(1, run.total_steps), mem_allocated=alloc, mem_reserved=reserved,
         )
         self.emit(event)
-        run.folder.append_metrics(_step_rows(event, run.layer_names))
+        append_rows(run, self.emit, _step_rows(event, run.layer_names))
 
     def _diverged(self, run, out):
         where = f"; first non-finite gradients in layer '{out.bad_layer}'" if out.bad_layer else _blame(run)
@@ -160,6 +159,16 @@ def _groups(run):
     return param_groups_by_layer(getattr(run.model, "_orig_mod", run.model))[1]
 
 
+def append_rows(run, emit: Emit, rows: list) -> None:
+    """Append to metrics.jsonl; the first failure of a streak (a full disk) is reported, training goes on."""
+    err = run.folder.append_metrics(rows)
+    failing = getattr(run.folder, "metrics_failing", False)
+    if err is not None and not failing:
+        emit(Error(run.run_id, f"could not append to metrics.jsonl: {err.strerror or err}; training goes on, "
+                               "rows are lost until it can write again"))
+    run.folder.metrics_failing = err is not None
+
+
 def _step_rows(event: StepStats, layers: list[str]) -> list[dict | str]:
     """metrics.jsonl rows of a flush. Most steps have only scalars: their line is formatted directly
     (a dict through json.dumps per step cost ~2 % of a small MLP's throughput); sampled steps with
@@ -200,7 +209,7 @@ class EvalEvents(Callback):
         scalars = {k: v for k, v in metrics.items() if k not in ("confusion", "dead_relu")}
         self.emit(EvalResult(run.run_id, split, run.step, run.epoch, scalars,
                              metrics.get("confusion"), metrics.get("dead_relu", {})))
-        run.folder.append_metrics([{"type": "eval", "split": split, "step": run.step, "epoch": run.epoch,
+        append_rows(run, self.emit, [{"type": "eval", "split": split, "step": run.step, "epoch": run.epoch,
                                     **scalars, "dead_relu": metrics.get("dead_relu", {})}])
 
 
@@ -218,16 +227,19 @@ def metric_mode(metric: str, mode: str = "auto") -> str:
 
 
 class Checkpoints(Callback):
-    """Writes last.pt and best.pt atomically, each at most every SAVE_EVERY_S, and always at the end.
+    """Writes last.pt and best.pt atomically, each at most every `every` seconds (train.checkpoint_every;
+    0 = at every epoch end), and always at the end.
 
     Short epochs would otherwise spend more time serialising and fsyncing than training. An improved
     best is snapshotted in memory at once (a tensor copy) and written when the interval allows, so
-    best.pt always holds the best weights by the end; a kill loses at most SAVE_EVERY_S of either.
+    best.pt always holds the best weights by the end; a kill loses at most `every` seconds of either.
+    A write that fails (a full disk) is reported and training goes on; the previous file stays whole.
     """
 
-    def __init__(self, emit: Emit, make_payload: Callable):
+    def __init__(self, emit: Emit, make_payload: Callable, every: float = 10.0):
         self.emit = emit
         self.make_payload = make_payload
+        self.every = every
         self.written = {"last": float("-inf"), "best": float("-inf")}
         self.saved_step = -1
         self.pending_best: tuple[dict, int, int] | None = None
@@ -243,14 +255,21 @@ class Checkpoints(Callback):
 
     def _write(self, run, name: str, kind: str, payload: dict, step: int, epoch: int) -> None:
         path = run.folder.checkpoint_path(name)
-        ckpt.save_checkpoint(path, payload)
+        try:
+            ckpt.save_checkpoint(path, payload)
+        except OSError as err:
+            self.written[name] = time.monotonic()  # try again at the next interval, not every step
+            previous = "the previous one is intact" if path.exists() else "there is none yet"
+            self.emit(Error(run.run_id, f"could not write {path.name} at step {step}: {err.strerror or err}; "
+                                        f"{previous}, training goes on"))
+            return
         self.written[name] = time.monotonic()
         if name == "last":
             self.saved_step = step
         self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
 
     def _due(self, name: str) -> bool:
-        return time.monotonic() - self.written[name] >= SAVE_EVERY_S
+        return time.monotonic() - self.written[name] >= self.every
 
     def _write_pending_best(self, run) -> None:
         if self.pending_best is not None:

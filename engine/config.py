@@ -309,7 +309,7 @@ class TrainConfig:
     POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "epochs", "step_size", "accumulate",
                           "stats_every", "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip",
-                              "eval_every", "min_lr", "early_stop_min_delta")
+                              "eval_every", "min_lr", "early_stop_min_delta", "checkpoint_every")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
@@ -371,6 +371,8 @@ class TrainConfig:
     """Smallest change that counts as an improvement."""
     best_metric: str = "loss"
     """Val metric that decides best.pt."""
+    checkpoint_every: float = 10.0
+    """Seconds between writes of last.pt and best.pt while training (0 = at every epoch end); always at the end."""
     stats_every: int = 10
     """Steps between the costlier statistics (update/weight ratio, weight norms)."""
     seed: int = 0

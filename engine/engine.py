@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from . import loop, protocol as p
-from .callbacks import Callback, CallbackList, Checkpoints, EarlyStopping, EvalEvents, StatsCallback
+from .callbacks import Callback, CallbackList, Checkpoints, EarlyStopping, EvalEvents, StatsCallback, append_rows
 from .predictions import PredictionsCallback
 from .schema import ConfigError
 from .setup import checkpoint_payload, layer_of_param, prepare_run
@@ -95,7 +95,8 @@ class Engine:
             return
         self.run = run
         controls = Controls(self, run)
-        checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}))
+        checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
+                                  run.config.train.checkpoint_every)
         early = _early_stopping(run)
         if state and state.get("early_stop"):
             early.load_state_dict(state["early_stop"])
@@ -255,5 +256,6 @@ class Controls(Callback):
             return
         if changes:
             self.engine.emit(p.HparamsChanged(run.run_id, run.step, changes))
-            run.folder.append_metrics([{"type": "hparams", "step": run.step, **{k: v[1] for k, v in changes.items()}}])
+            append_rows(run, self.engine.emit,
+                        [{"type": "hparams", "step": run.step, **{k: v[1] for k, v in changes.items()}}])
 

@@ -85,6 +85,14 @@ class RunFolder:
     def log_path(self) -> Path:
         return self.path / "engine.log"
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files a killed write left behind (they never replaced a real file); returns them."""
+        stale = [p for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
+                 for p in folder.glob(".*.tmp")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def checkpoint_path(self, kind: str) -> Path:
         return self.path / "checkpoints" / f"{kind}.pt"
 
@@ -94,14 +102,18 @@ class RunFolder:
     def read_config(self) -> dict:
         return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
 
-    def append_metrics(self, rows: list[dict | str]) -> None:
+    def append_metrics(self, rows: list[dict | str]) -> OSError | None:
         """Append rows (dicts, or lines already in JSON) in one write; a kill mid-write leaves at most a
-        partial last line, dropped on read."""
+        partial last line, dropped on read. A failed write (a full disk) is returned, not raised."""
         if not rows:
-            return
+            return None
         text = "".join((row if isinstance(row, str) else dumps(row)) + "\n" for row in rows)
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as err:
+            return err
+        return None
 
     def read_metrics(self) -> list[dict]:
         """Every complete row of metrics.jsonl (a torn last line from a kill is skipped)."""

@@ -28,6 +28,7 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
     folder, state = None, None
     if cmd.resume:
         folder = RunFolder(Path(cmd.resume))
+        folder.remove_stale_temp_files()  # from a write the process was killed in
         last = folder.checkpoint_path("last")
         if not last.exists():
             raise ConfigError([f"resume: {folder.path} has no checkpoints/last.pt to continue from"])

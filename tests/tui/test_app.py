@@ -230,3 +230,56 @@ async def test_garbage_in_every_field_is_shown_blocks_start_and_the_app_stays_up
             fake_app.revalidate()
             assert not fake_app.problem, (field.id, fake_app.problem)
         assert rejected >= len(inputs) * 2  # most junk is invalid almost everywhere (free text is not)
+
+
+async def test_a_crash_in_user_code_is_shown_with_its_traceback_and_the_app_stays_up(tmp_path):
+    """A custom module that raises mid-run, on a real engine: the run fails, the log says why, t opens the
+    traceback naming the user's file, and the next start trains."""
+    import textwrap
+
+    from textual.widgets import TextArea
+
+    from torchtui.engine.host import InProcessHost
+    from torchtui.tui.app import TorchTUI
+    from torchtui.tui.bridge import EngineBridge
+
+    from .conftest import settles
+
+    module = tmp_path / "net.py"
+    module.write_text(textwrap.dedent("""
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self, in_features, num_classes):
+                super().__init__()
+                self.fc = nn.Linear(in_features, num_classes)
+                self.calls = 0
+
+            def forward(self, x):
+                self.calls += self.training
+                if self.calls > 20:
+                    raise KeyError("the twenty-first batch")
+                return self.fc(x)
+    """))
+    cfg = presets.load("moons", ["train.epochs=50", "data.n_samples=400", "model.kind=custom",
+                                 f"model.module={module}:Net", "device.device=cpu"])
+    host = InProcessHost(str(tmp_path / "runs"))
+    app = settles(TorchTUI(cfg, EngineBridge(host), runs_dir=str(tmp_path / "runs")))
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: app.bridge.ready and app.panes_ready, what="engine ready")
+            await pilot.press("space")
+            await until(pilot, lambda: app.history.state == p.FAILED, what="the run failing")
+            assert any("KeyError" in line for line in app.log_pane.lines_written)
+            await pilot.press("t")
+            await until(pilot, lambda: app.screen.query(TextArea), what="the traceback screen")
+            text = app.screen.query_one(TextArea).text
+            assert str(module) in text and "the twenty-first batch" in text
+            await pilot.press("escape")
+            module.write_text(module.read_text().replace("> 20", "> 10**9"))  # the user fixes the bug
+            await pilot.press("space")
+            await until(pilot, lambda: app.history.state in (p.RUNNING, p.FINISHED), what="a new run")
+            await pilot.press("x")
+            await until(pilot, lambda: app.history.state in (p.STOPPED, p.FINISHED), what="stopped")
+    finally:
+        host.close()

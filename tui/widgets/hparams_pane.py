@@ -18,8 +18,8 @@ GROUPS = [
     ("Batches", ["batch_size", "epochs", "accumulate", "eval_every"]),
     ("Schedule", ["scheduler", "step_size", "milestones", "gamma", "min_lr", "plateau_patience", "warmup_steps"]),
     ("Clipping", ["grad_clip", "clip_mode"]),
-    ("Early stopping", ["early_stop_metric", "early_stop_mode", "early_stop_patience", "early_stop_min_delta",
-                        "best_metric"]),
+    ("Early stopping and checkpoints", ["early_stop_metric", "early_stop_mode", "early_stop_patience", "early_stop_min_delta",
+                        "best_metric", "checkpoint_every"]),
     ("Reproducibility", ["seed", "deterministic", "stats_every"]),
 ]
 # field → (the field it depends on, the values under which it applies)
