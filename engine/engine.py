@@ -46,7 +46,9 @@ class Engine:
     # ------------------------------------------------------------ the thread
 
     def _main(self) -> None:
-        self.emit(p.EngineReady(torch.__version__, os.getpid()))
+        # str(): torch.__version__ is a str subclass defined in torch; pickled as is, unpickling it would
+        # import torch (2 s, 200 MB) in the UI process.
+        self.emit(p.EngineReady(str(torch.__version__), os.getpid()))
         while not self._shutdown:
             command = self.inbox.get()
             if isinstance(command, p.Shutdown):

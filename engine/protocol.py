@@ -287,11 +287,12 @@ EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predicti
 
 
 def is_plain(value: Any) -> bool:
-    """True when `value` is built only of None, bool, int, float, str, list, tuple and dict (no tensors)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """True when `value` is built only of None, bool, int, float, str, list, tuple and dict: exactly those
+    types, not subclasses (torch's version string is a str subclass whose unpickling imports torch)."""
+    if value is None or type(value) in (bool, int, float, str):
         return True
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         return all(is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    if type(value) is dict:
+        return all(type(k) is str and is_plain(v) for k, v in value.items())
     return False

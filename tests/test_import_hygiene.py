@@ -24,3 +24,31 @@ def test_protocol_config_and_host_are_torch_free():
     loaded = modules_after("import torchtui.engine.protocol, torchtui.engine.config, torchtui.engine.host, "
                            "torchtui.engine.presets")
     assert "torch" not in loaded and not loaded & set(UI)
+
+
+CLIENT = '''
+import sys
+from torchtui.engine import presets, protocol as p
+from torchtui.engine.host import WorkerHost
+
+if __name__ == "__main__":
+    cfg = presets.load("moons", ["train.epochs=2", "device.device=cpu"]).to_dict()
+    with WorkerHost(sys.argv[1]) as host:
+        host.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=120)
+        for i, request in enumerate((p.ListDevices, p.DescribeModel, p.PreviewData), start=1):
+            host.send(request(request_id=i) if request is p.ListDevices else request(config=cfg, request_id=i))
+        host.send(p.Start(config=cfg))
+        host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=120)
+        host.drain()
+    print("torch" in sys.modules)
+'''
+
+
+def test_a_worker_client_never_imports_torch(tmp_path):
+    """Every event of a whole run, unpickled in the client (the UI process), leaves torch unimported: an
+    event holding a torch type (even a str subclass such as torch.__version__) would import it."""
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"

@@ -119,3 +119,41 @@ def test_change_labels():
     assert change_label({"lr": [0.01, 0.015]}) == "lr 0.01→0.015"
     assert change_label({"grad_clip": [None, 1.0], "weight_decay": [0.0, 0.01]}) == \
         "grad_clip off→1, weight_decay 0→0.01"
+
+
+def test_a_long_run_keeps_the_history_bounded():
+    """300,000 steps (every statistic, four layers, an evaluation every 1,000 steps). A series keeps at most
+    2 x 4,096 buckets however long the run (series.RAW_CAP), so the history stops growing long before 150k
+    steps: memory after 300k steps is what it was after 150k."""
+    import tracemalloc
+
+    history = RunHistory()
+    layers = ["fc1", "fc2", "fc3", "head"]
+    history.apply(p.RunStarted(run_id="r", run_dir="runs/r", name="long", task="binary", loss="bce",
+                               device="cpu", params=1, trainable=1, splits={}, steps_per_epoch=1000,
+                               total_steps=300_000, epochs=300, start_step=0, start_epoch=0, config={},
+                               layers=layers))
+
+    def feed(start: int, stop: int) -> None:
+        for first in range(start, stop, 250):
+            steps = list(range(first + 1, first + 251))
+            sampled = steps[9::10]
+            history.apply(p.StepStats(
+                run_id="r", step=steps, epoch=[s / 1000 for s in steps], loss=[1 / s for s in steps],
+                lr=[1e-3] * 250, grad_norm=[0.5 if s in sampled else float("nan") for s in steps],
+                acc=[0.9 if s % 4 == 0 else float("nan") for s in steps], layer_steps=sampled,
+                layer_grad_norm=[[0.1] * 4] * 25, update_ratio=[[1e-3] * 4] * 25, weight_norm=[[1.0] * 4] * 25,
+                samples_per_s=1e5, eta_s=1.0, progress=steps[-1] / 300_000))
+            if steps[-1] % 1000 == 0:
+                history.apply(p.EvalResult("r", "val", steps[-1], steps[-1] // 1000, {"loss": 0.1, "accuracy": 0.9}))
+
+    tracemalloc.start()
+    feed(0, 150_000)
+    early = tracemalloc.get_traced_memory()[0]
+    feed(150_000, 300_000)
+    late, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(history.train_loss) == 300_000
+    print(f"\nhistory after 150k steps {early / 2**20:.2f} MiB, after 300k {late / 2**20:.2f} MiB, peak {peak / 2**20:.2f} MiB")
+    assert abs(late - early) < 256 * 2**10, (early, late)  # flat
+    assert late < 8 * 2**20 and peak < 16 * 2**20, (late, peak)
