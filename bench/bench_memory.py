@@ -41,7 +41,7 @@ def main() -> int:
     session = "memory"
     tmux.launch(session, [TORCHTUI, "moons", "--runs-dir", str(tmp / "runs"), "--epochs", str(epochs),
                           "--set", f"data.n_samples={SAMPLES}", "--set", f"train.batch_size={BATCH}",
-                          "--set", "model.layers=[8, 8]", "--set", "device.threads=1"])
+                          "--set", "data.test_fraction=0", "--set", "model.layers=[8, 8]", "--set", "device.threads=1"])
     samples: list[tuple[float, int, float, float]] = []
     try:
         tmux.wait(session, r"engine ready", timeout=120, interval=0.1)

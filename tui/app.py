@@ -8,9 +8,9 @@ import gc
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -20,42 +20,26 @@ from torchtui.engine.schema import ConfigError
 
 from . import editing
 from .bridge import EngineBridge
+from .chart_scheduler import CHART_GROUPS, ChartScheduler
 from .commands import ActionsProvider
+from .keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
 from .history import RunHistory
-from .screens.confirm import ConfirmScreen
-from .screens.help import HelpScreen
-from .screens.open_preset import OpenPresetScreen
-from .screens.save_preset import SavePresetScreen
-from .screens.traceback import TracebackScreen
-from .widgets.dataset_pane import DatasetPane
-from .widgets.device_pane import DevicePane
-from .widgets.form import ConfigChanged
 from .widgets.grad_chart import GradChart
-from .widgets.hparams_pane import HparamsPane
 from .widgets.log_pane import LogPane
 from .widgets.loss_chart import LossChart
 from .widgets.lr_chart import LRChart
 from .widgets.metric_chart import MetricChart
-from .widgets.model_pane import ModelPane
 from .widgets.prediction_view import PredictionView
 from .widgets.status_bar import StatusBar
 
+if TYPE_CHECKING:
+    from .widgets.form import ConfigChanged
+
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-PANES = (("dataset", "data", DatasetPane), ("model", "model", ModelPane),
-         ("hparams", "train", HparamsPane), ("device", "device", DevicePane))
-# Keys that work inside a pane, listed in the help screen beside the app's own.
-PANE_KEYS = [("tab", "Next pane / next field"), ("a / d", "Add / remove a layer"), ("[ / ]", "Move a layer")]
-# Palette entries for actions that have no app-wide key (description, action).
-PALETTE_ACTIONS = [
-    ("Add a hidden layer", "edit_list('layers', 'add')"), ("Remove a hidden layer", "edit_list('layers', 'remove')"),
-    ("Move a hidden layer up", "edit_list('layers', 'up')"), ("Move a hidden layer down", "edit_list('layers', 'down')"),
-    ("Add a conv block", "edit_list('conv', 'add')"), ("Remove a conv block", "edit_list('conv', 'remove')"),
-    ("Move a conv block up", "edit_list('conv', 'up')"), ("Move a conv block down", "edit_list('conv', 'down')"),
-]
-CHART_GROUPS = {"loss-chart": "loss", "metric-chart": "metric", "grad-chart": "grad", "lr-chart": "lr",
-                "prediction": "prediction"}
-
+# (pane id, config section it edits, module, class); imported after the first paint (see _build_panes)
+PANES = (("dataset", "data", "dataset_pane", "DatasetPane"), ("model", "model", "model_pane", "ModelPane"),
+         ("hparams", "train", "hparams_pane", "HparamsPane"), ("device", "device", "device_pane", "DevicePane"))
 
 class TorchTUI(App):
     """Set up an experiment in four panes, train it in the engine's worker process, watch it live."""
@@ -65,30 +49,7 @@ class TorchTUI(App):
     TITLE = "torchtui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
     PALETTE_ACTIONS = PALETTE_ACTIONS
-    BINDINGS = [
-        # Footer order: what fits at 80 columns first; every binding is also in `?` and the palette.
-        Binding("space", "toggle_run", "Start/Pause", id="run.toggle"),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("plus,equals_sign", "lr_scale(2.0)", "lr ×2", key_display="+", id="run.lr_up"),
-        Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
-        Binding("n", "step", "Step", id="run.step"),
-        Binding("x", "stop", "Stop", id="run.stop"),
-        Binding("v", "toggle_view", "View", id="view.toggle"),
-        Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),
-        Binding("ctrl+o", "open_preset", "Open preset", id="preset.open", priority=True),
-        Binding("r", "restart", "Restart", id="run.restart"),
-        Binding("e", "evaluate", "Evaluate", id="run.evaluate"),
-        Binding("c", "checkpoint", "Checkpoint", id="run.checkpoint"),
-        Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
-        Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
-        Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
-        Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),
-        Binding("2", "focus_pane('model')", "Model", show=False, id="pane.model"),
-        Binding("3", "focus_pane('hparams')", "Hparams", show=False, id="pane.hparams"),
-        Binding("4", "focus_pane('device')", "Device", show=False, id="pane.device"),
-        Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
-    ]
+    BINDINGS = BINDINGS
 
     def __init__(self, config: ExperimentConfig, bridge: EngineBridge, runs_dir: str | None = None):
         super().__init__()
@@ -102,12 +63,10 @@ class TorchTUI(App):
         self.notice = ""
         self.quitting = False
         self.pending_start = False
-        self._next_chart = 0
-        self._urgent: list[str] = []  # charts to redraw before the round-robin
         self._revalidate_timer = None
-        # Built now, mounted after the first paint: panes hold their values unmounted, and their
-        # seven hundred widgets would otherwise hold the first paint back by about a second.
-        self.panes = {pane_id: cls(id=pane_id) for pane_id, _, cls in PANES}
+        # Built and mounted after the first paint (panes hold their values unmounted): their modules,
+        # construction and seven hundred widgets would otherwise hold the first paint back by a second.
+        self.panes: dict = {}
         self.tab_panes: dict[str, TabPane] = {}
         self.panes_ready = False
         self._exit_when_ready: tuple | None = None
@@ -118,7 +77,7 @@ class TorchTUI(App):
         with Horizontal(id="main"):
             with Vertical(id="setup"):
                 with TabbedContent(id="panes"):
-                    for i, (pane_id, _, _) in enumerate(PANES, start=1):
+                    for i, (pane_id, *_) in enumerate(PANES, start=1):
                         label = f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}"
                         # Empty at first: the panes are mounted right after the first paint (_mount_panes).
                         self.tab_panes[pane_id] = TabPane(label, id=f"tab-{pane_id}")
@@ -137,12 +96,12 @@ class TorchTUI(App):
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
         self.charts = {chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS}
+        self.scheduler = ChartScheduler(self.charts)
 
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one("#panes", TabbedContent)
         self.status_bar = self.query_one(StatusBar)
         self.sub_title = self.config.name
-        self._fill_panes(self.config)
         self.set_interval(TICK_S, self.poll_engine)
         self.call_after_refresh(self._after_first_paint)
         self._layout_for(self.size.width)
@@ -155,8 +114,17 @@ class TorchTUI(App):
         self.refresh_status()
 
     def _after_first_paint(self) -> None:
+        self._build_panes()
         self.bridge.start()
         self._mount_panes()
+
+    def _build_panes(self) -> None:
+        import importlib
+
+        for pane_id, _, module, name in PANES:
+            cls = getattr(importlib.import_module(f".widgets.{module}", __package__), name)
+            self.panes[pane_id] = cls(id=pane_id)
+        self._fill_panes(self.config)
 
     def _mount_panes(self) -> None:
         """Mount the panes not shown yet, one per timer tick, so keys are handled between them."""
@@ -187,6 +155,8 @@ class TorchTUI(App):
         self.set_timer(5, lambda: super(TorchTUI, self).exit(*args, **kwargs))
 
     def _mount_pane(self, pane_id: str) -> None:
+        if pane_id not in self.panes:  # a key within the first frame: the panes are being built
+            return
         pane, tab = self.panes[pane_id], self.tab_panes[pane_id]
         # By reference, not query_one: that searches the active screen, which may be a modal one.
         if not pane.is_mounted and pane.parent is None and tab.is_attached:
@@ -205,7 +175,7 @@ class TorchTUI(App):
         return self.panes[pane_id]
 
     def _fill_panes(self, config: ExperimentConfig) -> None:
-        for pane_id, section, _ in PANES:
+        for pane_id, section, *_ in PANES:
             self.pane(pane_id).set_values(getattr(config, section))
 
     # ------------------------------------------------------------------ engine events
@@ -217,29 +187,13 @@ class TorchTUI(App):
         for event in events:
             changed = self.history.apply(event)
             status |= "status" in changed or bool(changed)
-            for chart_id, group in CHART_GROUPS.items():
-                if group in changed:
-                    self.charts[chart_id].mark_dirty()
+            self.scheduler.changed(changed)
             handler = getattr(self, f"on_engine_{type(event).__name__}", None)
             if handler is not None:
                 handler(event)
-        self._redraw_one_chart()
+        self.scheduler.redraw_one()
         if status:
             self.refresh_status()
-
-    def _redraw_one_chart(self) -> None:
-        while self._urgent:  # a key changed these: the user is looking at them now
-            chart = self.charts[self._urgent.pop(0)]
-            if chart.dirty and chart.display and chart.size.width > 0:
-                chart.redraw()
-                return
-        charts = list(self.charts.values())
-        for i in range(len(charts)):
-            chart = charts[(self._next_chart + i) % len(charts)]
-            if chart.dirty and chart.display and chart.size.width > 0:
-                chart.redraw()
-                self._next_chart = (self._next_chart + i + 1) % len(charts)
-                return
 
     def on_engine_EngineReady(self, event: p.EngineReady) -> None:
         self.log_pane.add("info", f"engine ready (torch {event.torch_version}, pid {event.pid})")
@@ -330,7 +284,7 @@ class TorchTUI(App):
 
     def revalidate(self) -> None:
         """Rebuild the config from the panes; show problems inline; apply live fields to an active run."""
-        sections = {section: self.pane(pane_id).value() for pane_id, section, _ in PANES}
+        sections = {section: self.pane(pane_id).value() for pane_id, section, *_ in PANES}
         config, self.config_problems = editing.collect(sections, self.config)
         self._show_problems()
         if config is not None and config != self.config:
@@ -348,8 +302,8 @@ class TorchTUI(App):
     def _show_problems(self) -> None:
         """Every problem beside its field (config checks first, then load errors); the first blocks Start."""
         problems = self.config_problems + [v for v in self.load_problems.values() if v not in self.config_problems]
-        for pane_id, _, _ in PANES:
-            self.pane(pane_id).show_problems(problems)
+        for pane in self.panes.values():
+            pane.show_problems(problems)
         self.problem = problems[0] if problems else ""
         self.refresh_status()
 
@@ -405,12 +359,12 @@ class TorchTUI(App):
             chart = self.charts[chart_id]
             chart.log_scale = not chart.log_scale
             chart.mark_dirty()
-            self._urgent.append(chart_id)
-        self._redraw_one_chart()  # the loss chart now, the other two on the next ticks
+            self.scheduler.urgent(chart_id)
+        self.scheduler.redraw_one()  # the loss chart now, the other two on the next ticks
 
     def action_grad_mode(self) -> None:
         self.charts["grad-chart"].cycle_mode()
-        self._urgent.append("grad-chart")
+        self.scheduler.urgent("grad-chart")
 
     def action_toggle_view(self) -> None:
         """Below 120 columns one view shows at a time: setup → charts → lr and log → setup."""
@@ -429,12 +383,13 @@ class TorchTUI(App):
         self.screen.remove_class("show-charts", "show-more")
         self._mount_pane(pane_id)
         self.tabs.active = f"tab-{pane_id}"
-        self.call_after_refresh(self.pane(pane_id).focus)
+        if pane_id in self.panes:
+            self.call_after_refresh(self.panes[pane_id].focus)
 
     def action_focus_next(self) -> None:
         """tab: with nothing focused, the next pane; otherwise the next field (Textual's focus chain)."""
         if self.focused is None and len(self.screen_stack) == 1:  # not under a modal screen
-            ids = [pane_id for pane_id, _, _ in PANES]
+            ids = [pane_id for pane_id, *_ in PANES]
             current = self.tabs.active.removeprefix("tab-")
             self.action_focus_pane(ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0])
         else:
@@ -444,11 +399,15 @@ class TorchTUI(App):
         self.set_focus(None)
 
     def action_traceback(self) -> None:
+        from .screens.traceback import TracebackScreen
+
         if self.log_pane.last_error:
             self.push_screen(TracebackScreen(*self.log_pane.last_error))
 
     def action_help(self) -> None:
         # Built once and kept installed: composing the dialog on every ? took a keypress ~100 ms.
+        from .screens.help import HelpScreen
+
         if not self.is_screen_installed("help"):
             keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]
             self.install_screen(HelpScreen(keys + PANE_KEYS), name="help")
@@ -468,6 +427,8 @@ class TorchTUI(App):
             layer_list.action_move(-1 if operation == "up" else 1)
 
     def action_save_preset(self) -> None:
+        from .screens.save_preset import SavePresetScreen
+
         def save(name: str | None) -> None:
             if not name:
                 return
@@ -486,6 +447,8 @@ class TorchTUI(App):
         self.push_screen(SavePresetScreen(self.config.name), save)
 
     def action_open_preset(self) -> None:
+        from .screens.open_preset import OpenPresetScreen
+
         self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
 
     def open_preset(self, path: str) -> bool:
@@ -533,6 +496,8 @@ class TorchTUI(App):
         if self.history.state not in p.ACTIVE_STATES:
             self.exit()
             return
+
+        from .screens.confirm import ConfirmScreen
 
         def answer(yes: bool | None) -> None:
             if yes:

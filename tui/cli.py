@@ -9,7 +9,8 @@ from pathlib import Path
 
 from torchtui.engine import presets
 from torchtui.engine.runs import dumps
-from torchtui.engine.config import apply_overrides, from_dict
+from torchtui.engine.config import from_dict
+from torchtui.engine.overrides import apply_overrides
 from torchtui.engine.schema import ConfigError
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

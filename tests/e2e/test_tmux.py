@@ -75,18 +75,22 @@ def test_train_moons_in_tmux(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"
 
 
-def test_sigterm_to_the_app_stops_the_run_and_saves(tmp_path):
-    session = f"torchtui-term-{os.getpid()}"
+def training_app(tmp_path, session: str) -> tuple[Path, int]:
+    """`torchtui moons` exec'd in a tmux pane, trained past its first epoch: (runs folder, the app's pid)."""
     runs = tmp_path / "runs"
-    done = tmp_path / "exit.txt"
     command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
                f"exec {TORCHTUI} moons --set train.epochs=500")
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
+    wait_for_screen(session, r"engine ready")
+    tmux("send-keys", "-t", session, "Space")
+    wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
+    return runs, int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+
+
+def test_sigterm_to_the_app_stops_the_run_and_saves(tmp_path):
+    session = f"torchtui-term-{os.getpid()}"
     try:
-        wait_for_screen(session, r"engine ready")
-        tmux("send-keys", "-t", session, "Space")
-        wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
-        pid = int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+        runs, pid = training_app(tmp_path, session)
         os.kill(pid, 15)
         (run_dir,) = runs.glob("*-moons")
         summary = json.loads(wait_for_file(run_dir / "summary.json"))
@@ -112,15 +116,8 @@ def _children(pid: int) -> list[int]:
 def test_closing_the_terminal_stops_the_run_saves_and_exits(tmp_path):
     """The SSH connection drops: the pty goes away and SIGHUP arrives. Nothing may be left running."""
     session = f"torchtui-hup-{os.getpid()}"
-    runs = tmp_path / "runs"
-    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
-               f"exec {TORCHTUI} moons --set train.epochs=500")
-    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
     try:
-        wait_for_screen(session, r"engine ready")
-        tmux("send-keys", "-t", session, "Space")
-        wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
-        pid = int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+        runs, pid = training_app(tmp_path, session)
         processes = [pid, *_children(pid)]
         tmux("kill-session", "-t", session)  # closes the pty and sends SIGHUP, as sshd does
         deadline = time.monotonic() + 45

@@ -6,8 +6,9 @@ from hypothesis import given, settings, strategies as st
 
 from torchtui.engine import presets
 from torchtui.engine.config import (
-    ExperimentConfig, TrainConfig, apply_overrides, from_dict, parse_override, validate,
+    ExperimentConfig, TrainConfig, from_dict, validate,
 )
+from torchtui.engine.overrides import apply_overrides, parse_override
 from torchtui.engine.schema import ConfigError, field_docs
 
 

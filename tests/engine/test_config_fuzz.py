@@ -8,7 +8,8 @@ import typing
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from torchtui.engine.config import ConvConfig, ExperimentConfig, LayerConfig, apply_overrides, from_dict, validate
+from torchtui.engine.config import ConvConfig, ExperimentConfig, LayerConfig, from_dict, validate
+from torchtui.engine.overrides import apply_overrides
 from torchtui.engine.schema import ConfigError
 
 SECTIONS = {"data", "model", "train", "device"}

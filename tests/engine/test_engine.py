@@ -12,7 +12,7 @@ from torchtui.engine.checkpoint import load_checkpoint
 from torchtui.engine.host import InProcessHost, WorkerHost
 from torchtui.engine.runs import RunFolder
 
-from .helpers import ended, of, run_to_end, tiny
+from .helpers import of, run_to_end, tiny
 
 
 @pytest.fixture(params=["in-process", "worker"])

@@ -1,0 +1,40 @@
+"""The app's key bindings (ids, descriptions, Footer order), the keys panes add, and keyless palette actions."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+BINDINGS = [
+    # Footer order: what fits at 80 columns first; every binding is also in `?` and the palette.
+    Binding("space", "toggle_run", "Start/Pause", id="run.toggle"),
+    Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+    Binding("q", "quit", "Quit", id="app.quit"),
+    Binding("plus,equals_sign", "lr_scale(2.0)", "lr ×2", key_display="+", id="run.lr_up"),
+    Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
+    Binding("n", "step", "Step", id="run.step"),
+    Binding("x", "stop", "Stop", id="run.stop"),
+    Binding("v", "toggle_view", "View", id="view.toggle"),
+    Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),
+    Binding("ctrl+o", "open_preset", "Open preset", id="preset.open", priority=True),
+    Binding("r", "restart", "Restart", id="run.restart"),
+    Binding("e", "evaluate", "Evaluate", id="run.evaluate"),
+    Binding("c", "checkpoint", "Checkpoint", id="run.checkpoint"),
+    Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
+    Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
+    Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
+    Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),
+    Binding("2", "focus_pane('model')", "Model", show=False, id="pane.model"),
+    Binding("3", "focus_pane('hparams')", "Hparams", show=False, id="pane.hparams"),
+    Binding("4", "focus_pane('device')", "Device", show=False, id="pane.device"),
+    Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
+]
+
+# Keys that work inside a pane, listed in the help screen beside the app's own.
+PANE_KEYS = [("tab", "Next pane / next field"), ("a / d", "Add / remove a layer"), ("[ / ]", "Move a layer")]
+# Palette entries for actions that have no app-wide key (description, action).
+PALETTE_ACTIONS = [
+    ("Add a hidden layer", "edit_list('layers', 'add')"), ("Remove a hidden layer", "edit_list('layers', 'remove')"),
+    ("Move a hidden layer up", "edit_list('layers', 'up')"), ("Move a hidden layer down", "edit_list('layers', 'down')"),
+    ("Add a conv block", "edit_list('conv', 'add')"), ("Remove a conv block", "edit_list('conv', 'remove')"),
+    ("Move a conv block up", "edit_list('conv', 'up')"), ("Move a conv block down", "edit_list('conv', 'down')"),
+]
