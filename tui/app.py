@@ -10,6 +10,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -164,6 +165,11 @@ class TorchTUI(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._mount_pane(event.pane.id.removeprefix("tab-"))
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and hasattr(self, "scheduler"):
+            self.scheduler.hold()  # what the key changes is drawn before the next chart build
+        await super().on_event(event)
 
     def on_resize(self, event) -> None:
         self._layout_for(event.size.width)

@@ -6,6 +6,11 @@ responsive while five charts update.
 
 from __future__ import annotations
 
+import time
+
+# After a key press the charts wait this long: a 20-50 ms chart build in the next tick would otherwise
+# delay drawing what the key did (bench/bench_tui.py's key latency).
+KEY_HOLD_S = 0.2
 # chart widget id -> the RunHistory group (see RunHistory.apply) that feeds it
 CHART_GROUPS = {"loss-chart": "loss", "metric-chart": "metric", "grad-chart": "grad", "lr-chart": "lr",
                 "prediction": "prediction"}
@@ -18,6 +23,11 @@ class ChartScheduler:
         self.charts = charts
         self._next = 0
         self._urgent: list[str] = []
+        self._hold_until = 0.0
+
+    def hold(self, seconds: float = KEY_HOLD_S) -> None:
+        """A key was pressed: leave the round-robin alone for a moment so its effect is drawn first."""
+        self._hold_until = time.monotonic() + seconds
 
     def changed(self, groups: set[str]) -> None:
         for chart_id, group in CHART_GROUPS.items():
@@ -34,6 +44,8 @@ class ChartScheduler:
             if self._drawable(chart):
                 chart.redraw()
                 return
+        if time.monotonic() < self._hold_until:
+            return
         charts = list(self.charts.values())
         for i in range(len(charts)):
             chart = charts[(self._next + i) % len(charts)]
