@@ -5,25 +5,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import os
 import signal
-import threading
 from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent
 
-from torchtui.engine import presets, protocol as p
+from torchtui.engine import protocol as p
 from torchtui.engine.config import ExperimentConfig
-from torchtui.engine.schema import ConfigError
 
 from . import editing
+from .app_lifecycle import Lifecycle
+from .app_presets import PresetActions
 from .bridge import EngineBridge
 from .chart_scheduler import CHART_GROUPS, ChartScheduler
 from .commands import ActionsProvider
 from .keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
+from .pane_deck import PANE_IDS, PaneDeck
 from .history import RunHistory
 from .widgets.grad_chart import GradChart
 from .widgets.log_pane import LogPane
@@ -38,11 +38,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-# (pane id, config section it edits, module, class); imported after the first paint (see _build_panes)
-PANES = (("dataset", "data", "dataset_pane", "DatasetPane"), ("model", "model", "model_pane", "ModelPane"),
-         ("hparams", "train", "hparams_pane", "HparamsPane"), ("device", "device", "device_pane", "DevicePane"))
-
-class TorchTUI(App):
+class TorchTUI(PresetActions, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's worker process, watch it live."""
 
     CSS_PATH = "app.tcss"
@@ -65,11 +61,8 @@ class TorchTUI(App):
         self.quitting = False
         self.pending_start = False
         self._revalidate_timer = None
-        # Built and mounted after the first paint (panes hold their values unmounted): their modules,
-        # construction and seven hundred widgets would otherwise hold the first paint back by a second.
-        self.panes: dict = {}
-        self.tab_panes: dict[str, TabPane] = {}
-        self.panes_ready = False
+        self.deck = PaneDeck()  # built and mounted after the first paint
+        self.panes = self.deck.panes
         self._exit_when_ready: tuple | None = None
 
     # ------------------------------------------------------------------ layout
@@ -78,11 +71,7 @@ class TorchTUI(App):
         with Horizontal(id="main"):
             with Vertical(id="setup"):
                 with TabbedContent(id="panes"):
-                    for i, (pane_id, *_) in enumerate(PANES, start=1):
-                        label = f"{i} {pane_id.title() if pane_id != 'hparams' else 'Hparams'}"
-                        # Empty at first: the panes are mounted right after the first paint (_mount_panes).
-                        self.tab_panes[pane_id] = TabPane(label, id=f"tab-{pane_id}")
-                        yield self.tab_panes[pane_id]
+                    yield from self.deck.tabs()  # empty until _mount_panes fills them
             with Vertical(id="charts"):
                 with Grid(id="chart-grid"):
                     yield LossChart(self.history, id="loss-chart")
@@ -114,29 +103,22 @@ class TorchTUI(App):
             signal.signal(signal.SIGHUP, self._hang_up)
         self.refresh_status()
 
+    @property
+    def panes_ready(self) -> bool:
+        return self.deck.ready
+
     def _after_first_paint(self) -> None:
-        self._build_panes()
+        self.deck.build(self.config)
         self.bridge.start()
         self._mount_panes()
-
-    def _build_panes(self) -> None:
-        import importlib
-
-        for pane_id, _, module, name in PANES:
-            cls = getattr(importlib.import_module(f".widgets.{module}", __package__), name)
-            self.panes[pane_id] = cls(id=pane_id)
-        self._fill_panes(self.config)
 
     def _mount_panes(self) -> None:
         """Mount the panes not shown yet, one per timer tick, so keys are handled between them."""
         if self._exit or self._closing:
             return
-        waiting = [pane_id for pane_id, pane in self.panes.items() if not pane.is_mounted]
-        if waiting:
-            self._mount_pane(waiting[0])
+        if self.deck.mount_next():
             self.set_timer(0.05, self._mount_panes)
             return
-        self.panes_ready = True
         # The widget tree is built: freeze it out of the collector's scans, and collect less often.
         # Full collections over Textual's many short-lived objects were the slow tail of key presses
         # (bench/bench_tui.py: ? p95 186 -> 93 ms while training, 122 -> 51 ms paused).
@@ -146,25 +128,8 @@ class TorchTUI(App):
             args, kwargs = self._exit_when_ready
             super().exit(*args, **kwargs)
 
-    def exit(self, *args, **kwargs) -> None:
-        """Exit, but not in the middle of mounting a pane (a quit within the first second): Textual's
-        teardown of a half-mounted Select raises. Mounting ends within a second; a timer makes sure."""
-        if self.panes_ready or not self.tab_panes or self._exit_when_ready is not None:
-            super().exit(*args, **kwargs)
-            return
-        self._exit_when_ready = (args, kwargs)
-        self.set_timer(5, lambda: super(TorchTUI, self).exit(*args, **kwargs))
-
-    def _mount_pane(self, pane_id: str) -> None:
-        if pane_id not in self.panes:  # a key within the first frame: the panes are being built
-            return
-        pane, tab = self.panes[pane_id], self.tab_panes[pane_id]
-        # By reference, not query_one: that searches the active screen, which may be a modal one.
-        if not pane.is_mounted and pane.parent is None and tab.is_attached:
-            tab.mount(pane)
-
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._mount_pane(event.pane.id.removeprefix("tab-"))
+        self.deck.mount(event.pane.id.removeprefix("tab-"))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and hasattr(self, "scheduler"):
@@ -179,10 +144,6 @@ class TorchTUI(App):
 
     def pane(self, pane_id: str):
         return self.panes[pane_id]
-
-    def _fill_panes(self, config: ExperimentConfig) -> None:
-        for pane_id, section, *_ in PANES:
-            self.pane(pane_id).set_values(getattr(config, section))
 
     # ------------------------------------------------------------------ engine events
 
@@ -290,7 +251,7 @@ class TorchTUI(App):
 
     def revalidate(self) -> None:
         """Rebuild the config from the panes; show problems inline; apply live fields to an active run."""
-        sections = {section: self.pane(pane_id).value() for pane_id, section, *_ in PANES}
+        sections = self.deck.sections()
         config, self.config_problems = editing.collect(sections, self.config)
         self._show_problems()
         if config is not None and config != self.config:
@@ -308,8 +269,7 @@ class TorchTUI(App):
     def _show_problems(self) -> None:
         """Every problem beside its field (config checks first, then load errors); the first blocks Start."""
         problems = self.config_problems + [v for v in self.load_problems.values() if v not in self.config_problems]
-        for pane in self.panes.values():
-            pane.show_problems(problems)
+        self.deck.show_problems(problems)
         self.problem = problems[0] if problems else ""
         self.refresh_status()
 
@@ -387,7 +347,7 @@ class TorchTUI(App):
         """Show a pane and focus the pane itself, not a field in it: keys keep reaching the app (space,
         + and -), and tab or a click moves into the fields."""
         self.screen.remove_class("show-charts", "show-more")
-        self._mount_pane(pane_id)
+        self.deck.mount(pane_id)
         self.tabs.active = f"tab-{pane_id}"
         if pane_id in self.panes:
             self.call_after_refresh(self.panes[pane_id].focus)
@@ -395,7 +355,7 @@ class TorchTUI(App):
     def action_focus_next(self) -> None:
         """tab: with nothing focused, the next pane; otherwise the next field (Textual's focus chain)."""
         if self.focused is None and len(self.screen_stack) == 1:  # not under a modal screen
-            ids = [pane_id for pane_id, *_ in PANES]
+            ids = list(PANE_IDS)
             current = self.tabs.active.removeprefix("tab-")
             self.action_focus_pane(ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0])
         else:
@@ -431,84 +391,3 @@ class TorchTUI(App):
             layer_list.remove(layer_list.current if layer_list.current is not None else len(layer_list.value()) - 1)
         else:
             layer_list.action_move(-1 if operation == "up" else 1)
-
-    def action_save_preset(self) -> None:
-        from .screens.save_preset import SavePresetScreen
-
-        def save(name: str | None) -> None:
-            if not name:
-                return
-            try:
-                path = presets.save(dataclasses.replace(self.config, name=name), name, overwrite=True)
-            except (ConfigError, OSError) as err:
-                self.log_pane.add("error", f"could not save preset '{name}': {err}")
-                self.notify(str(err), severity="error")
-                return
-            self.log_pane.add("info", f"saved preset '{name}' to {path}")
-            self.notify(f"saved preset {name}")
-
-        if self.problem:
-            self.notify(f"fix this first: {self.problem}", severity="error")
-            return
-        self.push_screen(SavePresetScreen(self.config.name), save)
-
-    def action_open_preset(self) -> None:
-        from .screens.open_preset import OpenPresetScreen
-
-        self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
-
-    def open_preset(self, path: str) -> bool:
-        """Load a preset file into the panes; a bad one is reported (the same line the CLI prints) and the
-        current setup stays as it was."""
-        try:
-            config = presets.load(path)
-        except ConfigError as err:
-            self.log_pane.add("error", str(err))
-            self.notify(err.first_line, severity="error")
-            return False
-        self.config, self.config_problems = config, []
-        self._show_problems()
-        self.sub_title = config.name
-        self._fill_panes(config)
-        self._request_previews()
-        self.log_pane.add("info", f"opened preset {config.name} ({path})")
-        self.refresh_status()
-        return True
-
-    def stop_and_exit(self) -> None:
-        """SIGTERM: stop the run, saving last.pt, then exit and restore the terminal."""
-        if self.history.state not in p.ACTIVE_STATES:
-            self.exit()
-            return
-        self.quitting = True
-        self.bridge.send(p.Stop())
-        self.set_timer(30, self.exit)  # never hang on a worker that does not answer
-
-    def _hang_up(self, signum, frame) -> None:
-        """SIGHUP (the SSH connection dropped): there is no terminal left to restore or draw on.
-
-        A thread shuts the engine down (the worker stops the run and saves last.pt) and then ends the
-        process, whatever state the UI loop is in: a write to the vanished terminal may never return.
-        """
-        threading.Thread(target=self._shut_down_and_exit, name="torchtui-hangup", daemon=True).start()
-
-    def _shut_down_and_exit(self) -> None:
-        try:
-            self.bridge.close()
-        finally:
-            os._exit(128 + signal.SIGHUP)
-
-    async def action_quit(self) -> None:
-        if self.history.state not in p.ACTIVE_STATES:
-            self.exit()
-            return
-
-        from .screens.confirm import ConfirmScreen
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.quitting = True
-                self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
-                self.bridge.send(p.Stop())
-
-        self.push_screen(ConfirmScreen("A run is active. Stop it (saving last.pt) and quit?"), answer)

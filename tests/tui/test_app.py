@@ -135,7 +135,9 @@ async def test_a_data_file_that_cannot_load_blocks_start_beside_its_field(fake_a
 
 async def test_exit_while_panes_are_still_mounting_waits_for_them(fake_app, monkeypatch):
     """A quit within the first second: Textual's teardown of a half-mounted pane would raise."""
-    monkeypatch.setattr(type(fake_app), "_after_first_paint", lambda app: app.bridge.start())  # hold mounting
+    # build the panes but hold their mounting
+    monkeypatch.setattr(type(fake_app), "_after_first_paint", lambda app: (app.deck.build(app.config),
+                                                                          app.bridge.start()))
     async with fake_app.run_test(size=(160, 48)) as pilot:
         fake_app.exit()
         await pilot.pause()

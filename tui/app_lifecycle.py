@@ -1,0 +1,61 @@
+"""How the app ends: quitting with a confirmation while a run is active, SIGTERM, and SIGHUP (the SSH
+connection dropped) — each stops the run so last.pt is saved — and no exit while panes are mounting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from torchtui.engine import protocol as p
+
+
+class Lifecycle:
+    """Mixed into TorchTUI: uses its history, bridge, log pane and pane deck."""
+
+    def exit(self, *args, **kwargs) -> None:
+        """Exit, but not in the middle of mounting a pane (a quit within the first second): Textual's
+        teardown of a half-mounted Select raises. Mounting ends within a second; a timer makes sure."""
+        if self.panes_ready or not self.deck.tab_panes or self._exit_when_ready is not None:
+            super().exit(*args, **kwargs)
+            return
+        self._exit_when_ready = (args, kwargs)
+        self.set_timer(5, lambda: super(Lifecycle, self).exit(*args, **kwargs))
+
+    def stop_and_exit(self) -> None:
+        """SIGTERM: stop the run, saving last.pt, then exit and restore the terminal."""
+        if self.history.state not in p.ACTIVE_STATES:
+            self.exit()
+            return
+        self.quitting = True
+        self.bridge.send(p.Stop())
+        self.set_timer(30, self.exit)  # never hang on a worker that does not answer
+
+    def _hang_up(self, signum, frame) -> None:
+        """SIGHUP (the SSH connection dropped): there is no terminal left to restore or draw on.
+
+        A thread shuts the engine down (the worker stops the run and saves last.pt) and then ends the
+        process, whatever state the UI loop is in: a write to the vanished terminal may never return.
+        """
+        threading.Thread(target=self._shut_down_and_exit, name="torchtui-hangup", daemon=True).start()
+
+    def _shut_down_and_exit(self) -> None:
+        try:
+            self.bridge.close()
+        finally:
+            os._exit(128 + signal.SIGHUP)
+
+    async def action_quit(self) -> None:
+        if self.history.state not in p.ACTIVE_STATES:
+            self.exit()
+            return
+
+        from .screens.confirm import ConfirmScreen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.quitting = True
+                self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
+                self.bridge.send(p.Stop())
+
+        self.push_screen(ConfirmScreen("A run is active. Stop it (saving last.pt) and quit?"), answer)

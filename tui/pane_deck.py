@@ -1,0 +1,71 @@
+"""PaneDeck: the four config panes in their tabs. Built and mounted after the first paint, one per tick,
+filled from a config, read back as config sections, and shown the current problems."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Iterator
+
+from textual.widgets import TabPane
+
+from torchtui.engine.config import ExperimentConfig
+
+# (pane id, config section it edits, module in widgets/, class), in tab order
+PANES = (("dataset", "data", "dataset_pane", "DatasetPane"), ("model", "model", "model_pane", "ModelPane"),
+         ("hparams", "train", "hparams_pane", "HparamsPane"), ("device", "device", "device_pane", "DevicePane"))
+PANE_IDS = tuple(pane_id for pane_id, *_ in PANES)
+
+
+class PaneDeck:
+    """Owns the panes and their (initially empty) tabs; the app composes `tabs()` and asks for the rest.
+
+    Panes hold their values unmounted, so a config can be filled in before they are on screen; building
+    them (their modules, ~50 ms) and their seven hundred widgets would otherwise delay the first paint.
+    """
+
+    def __init__(self) -> None:
+        self.panes: dict = {}
+        self.tab_panes: dict[str, TabPane] = {}
+        self.ready = False  # every pane mounted
+
+    def tabs(self) -> Iterator[TabPane]:
+        """The empty tabs to compose, labelled with the key that shows each one."""
+        for i, pane_id in enumerate(PANE_IDS, start=1):
+            label = f"{i} {'Hparams' if pane_id == 'hparams' else pane_id.title()}"
+            self.tab_panes[pane_id] = TabPane(label, id=f"tab-{pane_id}")
+            yield self.tab_panes[pane_id]
+
+    def build(self, config: ExperimentConfig) -> None:
+        """Import and construct the panes, filled from `config` (nothing is mounted yet)."""
+        for pane_id, _, module, name in PANES:
+            cls = getattr(importlib.import_module(f".widgets.{module}", __package__), name)
+            self.panes[pane_id] = cls(id=pane_id)
+        self.fill(config)
+
+    def mount(self, pane_id: str) -> None:
+        """Mount one pane into its tab now (a key asked for it); no-op before build() or once mounted."""
+        pane, tab = self.panes.get(pane_id), self.tab_panes.get(pane_id)
+        # By reference, not query_one: that searches the active screen, which may be a modal one.
+        if pane is not None and not pane.is_mounted and pane.parent is None and tab is not None and tab.is_attached:
+            tab.mount(pane)
+
+    def mount_next(self) -> bool:
+        """Mount the next pane not yet mounted; False (and ready) once there is none left."""
+        waiting = [pane_id for pane_id, pane in self.panes.items() if not pane.is_mounted]
+        if waiting:
+            self.mount(waiting[0])
+            return True
+        self.ready = bool(self.panes)
+        return False
+
+    def fill(self, config: ExperimentConfig) -> None:
+        for pane_id, section, *_ in PANES:
+            self.panes[pane_id].set_values(getattr(config, section))
+
+    def sections(self) -> dict[str, dict]:
+        """What the panes hold, as config sections (data, model, train, device)."""
+        return {section: self.panes[pane_id].value() for pane_id, section, *_ in PANES}
+
+    def show_problems(self, problems: list[str]) -> None:
+        for pane in self.panes.values():
+            pane.show_problems(problems)
