@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
@@ -499,8 +498,3 @@ def validate(config: ExperimentConfig) -> list[str]:
     except ConfigError as err:
         return err.problems
     return []
-
-
-def replace(config: ExperimentConfig, **sections: Any) -> ExperimentConfig:
-    """A copy of `config` with whole sections swapped, e.g. replace(cfg, train=new_train)."""
-    return dataclasses.replace(config, **sections)
