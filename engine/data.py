@@ -233,7 +233,8 @@ def _streamed(train, val, test, cfg: DataConfig) -> Splits:
         val = val if val is not None else Subset(pool, order[n_train:n_train + n_val])
         test = test if test is not None else Subset(pool, order[n_train + n_val:])
     x0, _ = ds.sample_item(train)
-    mean, std = ds.channel_stats(train) if cfg.standardize else (None, None)
+    # The same statistics as in-memory data get, fitted on a sample of the train split.
+    mean, std = fit_standardiser(ds.evenly_sampled_inputs(train)) if cfg.standardize else (None, None)
     values = torch.unique(torch.cat([y.long() for y in ys.values()])) if task != "regression" else None
     prepare = _Prepare(task, values, mean, std)
     parts = {name: StreamPart(p, prepare, cfg.workers) for name, p in (("train", train), ("val", val), ("test", test))}

@@ -187,12 +187,8 @@ def fits_in_memory(dataset: Any) -> bool:
     return estimated_bytes(dataset) <= MAX_IN_MEMORY_BYTES
 
 
-def channel_stats(dataset: Any, max_samples: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (or per-feature) mean and std over up to `max_samples` evenly spaced samples."""
+def evenly_sampled_inputs(dataset: Any, max_samples: int = 10_000) -> torch.Tensor:
+    """Inputs of up to `max_samples` evenly spaced samples, stacked as float32 (to fit standardisation on)."""
     n = len(dataset)
     index = torch.linspace(0, n - 1, min(n, max_samples)).round().long().tolist()
-    xs = torch.stack([sample_item(dataset)[0].float() if i == 0 else torch.as_tensor(dataset[i][0]).float()
-                      for i in index])
-    dims = [0, *range(2, xs.dim())] if xs.dim() == 4 else [0]
-    mean, std = xs.mean(dims, keepdim=True)[0], xs.std(dims, unbiased=False, keepdim=True)[0]
-    return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
+    return torch.stack([torch.as_tensor(np.asarray(dataset[i][0])).float() for i in index])

@@ -173,16 +173,16 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
     The gain follows the activation after each layer in its Sequential; a head feeds the loss (linear).
     Must run inside build_model's seeded RNG.
     """
+    done: set[int] = set()
     for container in model.modules():
         children = list(container.children())
         for i, module in enumerate(children):
             if isinstance(module, WEIGHTED) and isinstance(container, nn.Sequential):
                 _init_one(module, _activation_after(children, i), cfg)
+                done.add(id(module))
     for module in model.modules():  # weighted layers outside any Sequential: no known activation
-        if isinstance(module, WEIGHTED) and not getattr(module, "_torchtui_init", False):
+        if isinstance(module, WEIGHTED) and id(module) not in done:
             _init_one(module, None, cfg)
-    for module in model.modules():
-        module.__dict__.pop("_torchtui_init", None)
 
 
 def _init_one(module: nn.Module, act: nn.Module | None, cfg: ModelConfig) -> None:
@@ -204,7 +204,6 @@ def _init_one(module: nn.Module, act: nn.Module | None, cfg: ModelConfig) -> Non
         raise ModelError(f"model.init: unknown '{cfg.init}'")
     if module.bias is not None:
         nn.init.zeros_(module.bias)
-    module._torchtui_init = True
 
 
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:

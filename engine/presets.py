@@ -195,14 +195,9 @@ def _is_code_field(section: str, key: str, part: dict) -> bool:
     return (section, key) == ("model", "module") or (section == "data" and part.get("source") == "code")
 
 
-def load_mapping(ref: str, overrides: list[str] | None = None) -> tuple[Path, dict]:
-    """Find and read a preset, resolve its relative paths, apply `--set` overrides (not yet validated)."""
-    path, data, _ = load_located(ref, overrides)
-    return path, data
-
-
 def load_located(ref: str, overrides: list[str] | None) -> tuple[Path, dict, Callable[[str], int | None]]:
-    """Like load_mapping, plus a function giving the file line of a dotted path (None for --set values)."""
+    """Find and read a preset, resolve its relative paths and apply `--set` overrides (not yet validated);
+    with a function giving the file line of a dotted path (None for values given with --set)."""
     path, _ = find(ref)
     data, line_of = read_yaml_lines(path)
     data = apply_overrides(resolve_paths(data, path.parent.resolve()), overrides or [])

@@ -62,6 +62,8 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.pending_start = False
         self._revalidate_timer = None
         self.deck = PaneDeck()  # built and mounted after the first paint
+        self.charts: dict = {}  # filled on mount; the scheduler shares the dict
+        self.scheduler = ChartScheduler(self.charts)
         self.panes = self.deck.panes
         self._exit_when_ready: tuple | None = None
 
@@ -85,8 +87,7 @@ class TorchTUI(PresetActions, Lifecycle, App):
 
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
-        self.charts = {chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS}
-        self.scheduler = ChartScheduler(self.charts)
+        self.charts.update({chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS})
 
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one("#panes", TabbedContent)
@@ -132,7 +133,7 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.deck.mount(event.pane.id.removeprefix("tab-"))
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and hasattr(self, "scheduler"):
+        if isinstance(event, events.Key):
             self.scheduler.hold()  # what the key changes is drawn before the next chart build
         await super().on_event(event)
 
