@@ -37,9 +37,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from torchtui.engine import presets, protocol as p
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
-from torchtui.engine.data import load_data
+from torchtui.engine.data.splits import load_data
 from torchtui.engine.host import InProcessHost, WorkerHost
 
 BATCH = 64

@@ -233,7 +233,7 @@ def train_samples(run_dir: Path) -> int:
     import yaml
 
     from torchtui.engine.config import from_dict
-    from torchtui.engine.data import load_data
+    from torchtui.engine.data.splits import load_data
 
     config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     return len(load_data(config.data).x_train)
@@ -309,9 +309,11 @@ def key_latency(tmux: Tmux, samples: int, threads: int) -> dict[str, list[float]
 
 def chart_redraw(repeats: int) -> list[float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_charts import HEIGHT as CH, WIDTH as CW, noisy_history, redraw_ms
+    from bench_charts import HEIGHT as CH
+    from bench_charts import WIDTH as CW
+    from bench_charts import noisy_history, redraw_ms
 
-    from torchtui.tui.widgets.loss_chart import LossChart
+    from torchtui.tui.charts.loss import LossChart
 
     charts = [LossChart(noisy_history(steps)[0]) for steps in (1_000, 1_000_000)]
     ms = redraw_ms(charts, repeats)

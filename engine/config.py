@@ -7,43 +7,23 @@ from typing import Any, ClassVar, Iterator
 
 import yaml
 
-from .schema import ConfigError, parse_dataclass, suggest, to_plain
+from torchtui.engine import models
+from torchtui.engine.data import sources as data_sources
+from torchtui.engine.run import optim
+from torchtui.engine.schema import ConfigError, parse_dataclass, suggest, to_plain
 
 SCHEMA_VERSION = 1
 
-SYNTHETIC_SOURCES = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine")
-BUNDLED_SOURCES = ("digits", "iris", "wine", "breast_cancer")  # scikit-learn's bundled sets, read offline
-# Sources read from data.path, and what that path must be for each.
-FILE_SOURCES = {
-    "csv": "a CSV file with a header row",
-    "idx": "a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz], …)",
-    "tensors": "a .pt or .npz file holding X and y",
-    "torchvision": "the dataset's root folder (nothing is downloaded)",
-    "code": "path/to/file.py:function returning (train, val[, test]) datasets",
-}
-SOURCES = (*SYNTHETIC_SOURCES, *BUNDLED_SOURCES, *FILE_SOURCES)
-# Task of each source that fixes one; file and code sources are detected from their targets when loaded.
-SOURCE_TASKS = {
-    "line": "regression", "sine": "regression",
-    "moons": "binary", "circles": "binary", "xor": "binary", "breast_cancer": "binary",
-    "spiral": "multiclass", "blobs": "multiclass", "digits": "multiclass", "iris": "multiclass",
-    "wine": "multiclass",
-}
-# Sources whose samples are a flat row of features (a CNN cannot take them).
-TABULAR_SOURCES = ("line", "moons", "circles", "xor", "spiral", "blobs", "iris", "wine", "breast_cancer")
+# The choices come from the registries where each is implemented (torch-free tables).
+SOURCES = tuple(data_sources.SOURCES)
+SYNTHETIC_SOURCES = data_sources.in_module("synthetic")
+SOURCE_TASKS = {name: s.task for name, s in data_sources.SOURCES.items() if s.task}  # sources that fix a task
+TABULAR_SOURCES = tuple(name for name, s in data_sources.SOURCES.items() if s.tabular)
 TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10", "ImageFolder")
-MODEL_KINDS = ("mlp", "cnn", "rnn", "custom", "torchvision")
-CELLS = ("rnn", "lstm", "gru")
-POOLINGS = ("last", "mean")
-POOLS = ("none", "max", "avg")
-ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "none")
-NORMS = ("none", "batch", "layer")
-INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "uniform", "normal")
-LOSSES = ("auto", "mse", "l1", "smooth_l1", "huber", "cross_entropy", "bce_with_logits", "nll", "kl_div")
-REGRESSION_LOSSES = ("mse", "l1", "smooth_l1", "huber")
-CLASSIFICATION_LOSSES = ("cross_entropy", "bce_with_logits", "nll", "kl_div")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau")
+MODEL_KINDS, CELLS, POOLS = tuple(models.KINDS), tuple(models.CELLS), tuple(models.POOLS)
+ACTIVATIONS, POOLINGS, NORMS, INITS = tuple(models.ACTIVATIONS), models.POOLINGS, models.NORMS, models.INITS
+LOSSES = ("auto", *optim.LOSSES)
+OPTIMIZERS, SCHEDULERS = tuple(optim.OPTIMIZERS), tuple(optim.SCHEDULERS)
 CLIP_MODES = ("norm", "value")
 MODES = ("auto", "min", "max")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -178,7 +158,7 @@ class LayerConfig:
     units: int = 64
     """Width of this hidden layer."""
     activation: str = "relu"
-    """relu, leaky_relu, gelu, silu, tanh, sigmoid or none."""
+    """The activation after this layer (none = linear)."""
     negative_slope: float = 0.01
     """leaky_relu: slope for negative inputs."""
     dropout: float = 0.0
@@ -211,7 +191,7 @@ class ConvConfig:
     padding: int = 1
     """Zero padding per side (kernel // 2 keeps the size at stride 1)."""
     activation: str = "relu"
-    """relu, leaky_relu, gelu, silu, tanh, sigmoid or none."""
+    """The activation after this layer (none = linear)."""
     negative_slope: float = 0.01
     """leaky_relu: slope for negative inputs."""
     norm: str = "none"
@@ -248,7 +228,7 @@ class ModelConfig:
     conv: list[ConvConfig] = field(default_factory=lambda: [ConvConfig(32), ConvConfig(64)])
     """cnn: convolution blocks in order; a number is shorthand for {channels: N}."""
     cell: str = "lstm"
-    """rnn: rnn, lstm or gru."""
+    """rnn: the recurrent cell."""
     hidden_size: int = 64
     """rnn: features in the hidden state."""
     num_layers: int = 1
@@ -276,7 +256,7 @@ class ModelConfig:
     freeze_first: int = 0
     """Freeze the first N layers that have parameters."""
     init: str = "default"
-    """Weight init: default, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, uniform, normal."""
+    """Weight init of Linear and Conv layers (default = torch's own)."""
     init_a: float = -0.1
     """uniform init: lower bound."""
     init_b: float = 0.1
@@ -314,13 +294,13 @@ class TrainConfig:
                          "milestones": 1000}
 
     loss: str = "auto"
-    """mse, l1, smooth_l1, huber, cross_entropy, bce_with_logits, nll, kl_div, or auto (by task)."""
+    """The loss; auto picks one by task (bce_with_logits for two classes, cross_entropy for more, mse for values)."""
     label_smoothing: float = 0.0
     """cross_entropy: share of probability spread over the other classes."""
     huber_delta: float = 1.0
     """huber: where the loss turns from quadratic to linear."""
     optimizer: str = "adam"
-    """sgd, adam, adamw, rmsprop or adagrad."""
+    """The optimizer (a torch.optim class)."""
     lr: float = 0.001
     """Learning rate (the peak rate for onecycle)."""
     weight_decay: float = 0.0
@@ -338,7 +318,7 @@ class TrainConfig:
     epochs: int = 20
     """Passes over the train split."""
     scheduler: str = "none"
-    """none, step, multistep, exponential, cosine, onecycle or plateau."""
+    """The lr schedule, stepped every optimizer step (none = a constant lr)."""
     step_size: int = 10
     """step: epochs between lr decays."""
     milestones: list[int] = field(default_factory=lambda: [10, 15])
@@ -438,7 +418,7 @@ class ExperimentConfig:
             yield "schema", f"version {self.schema!r} is not supported (this torchtui reads {SCHEMA_VERSION})"
         task = SOURCE_TASKS.get(self.data.source)
         if task is not None:
-            problem = loss_problem(task, self.train.loss)
+            problem = optim.loss_problem(task, self.train.loss)
             if problem:
                 yield "train.loss", problem
         if self.model.kind == "cnn" and self.data.source in TABULAR_SOURCES:
@@ -456,28 +436,6 @@ class ExperimentConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-
-
-def loss_problem(task: str, loss: str) -> str | None:
-    """Why `loss` does not fit `task` (with the fix), or None when it does."""
-    if loss == "auto" or loss not in LOSSES:
-        return None
-    if task == "regression" and loss in CLASSIFICATION_LOSSES:
-        return (f"'{loss}' needs class labels, but this data has continuous regression targets "
-                f"(use one of: {', '.join(REGRESSION_LOSSES)}, or auto)")
-    if task != "regression" and loss in REGRESSION_LOSSES:
-        return (f"'{loss}' treats class labels as numbers on a scale, which they are not "
-                f"(use cross_entropy, bce_with_logits for two classes, or auto)")
-    if task == "multiclass" and loss == "bce_with_logits":
-        return "'bce_with_logits' is for two classes; this data has more (use cross_entropy or auto)"
-    return None
-
-
-def resolve_loss(task: str, loss: str) -> str:
-    """The loss a run uses: `auto` becomes bce_with_logits (binary), cross_entropy (multiclass) or mse."""
-    if loss != "auto":
-        return loss
-    return {"binary": "bce_with_logits", "multiclass": "cross_entropy"}.get(task, "mse")
 
 
 def from_dict(data: Any) -> ExperimentConfig:

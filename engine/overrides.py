@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from .config import ExperimentConfig
-from .schema import ConfigError
+from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.schema import ConfigError
 
 _KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
 # A list item given as a bare number is shorthand for one key (see LayerConfig/ConvConfig.from_shorthand).

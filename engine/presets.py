@@ -11,10 +11,10 @@ from typing import Callable
 
 import yaml
 
-from .files import atomic_write_text
-from .config import ExperimentConfig, from_dict
-from .overrides import apply_overrides
-from .schema import ConfigError, suggest
+from torchtui.engine.config import ExperimentConfig, from_dict
+from torchtui.engine.files import atomic_write_text
+from torchtui.engine.overrides import apply_overrides
+from torchtui.engine.schema import ConfigError, suggest
 
 MAX_PRESET_BYTES = 1_000_000  # a preset is a few hundred bytes; refuse to parse megabytes of junk
 

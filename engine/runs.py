@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .files import atomic_write_text
+from torchtui.engine.files import atomic_write_text
 
 RUNS_ENV = "TORCHTUI_RUNS_DIR"
 

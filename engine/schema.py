@@ -12,7 +12,6 @@ import types
 import typing
 from typing import Any
 
-
 MAX_LIST_ITEMS = 10_000
 MAX_FREE_NODES = 10_000  # values in a free-form mapping (kwargs), counting what YAML aliases repeat
 

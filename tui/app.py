@@ -15,26 +15,25 @@ from textual.widgets import Footer, TabbedContent
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import ExperimentConfig
-
-from . import editing
-from .app_lifecycle import Lifecycle
-from .app_presets import PresetActions
-from .bridge import EngineBridge
-from .chart_scheduler import CHART_GROUPS, ChartScheduler
-from .commands import ActionsProvider
-from .keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
-from .pane_deck import PANE_IDS, PaneDeck
-from .history import RunHistory
-from .widgets.grad_chart import GradChart
-from .widgets.log_pane import LogPane
-from .widgets.loss_chart import LossChart
-from .widgets.lr_chart import LRChart
-from .widgets.metric_chart import MetricChart
-from .widgets.prediction_view import PredictionView
-from .widgets.status_bar import StatusBar
+from torchtui.tui.app_lifecycle import Lifecycle
+from torchtui.tui.app_presets import PresetActions
+from torchtui.tui.bridge import EngineBridge
+from torchtui.tui.charts.grad import GradChart
+from torchtui.tui.charts.loss import LossChart
+from torchtui.tui.charts.lr import LRChart
+from torchtui.tui.charts.metric import MetricChart
+from torchtui.tui.charts.prediction import PredictionView
+from torchtui.tui.charts.scheduler import CHART_GROUPS, ChartScheduler
+from torchtui.tui.commands import ActionsProvider
+from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
+from torchtui.tui.panes.deck import PANE_IDS, PaneDeck
+from torchtui.tui.state import editing
+from torchtui.tui.state.history import RunHistory
+from torchtui.tui.widgets.log_pane import LogPane
+from torchtui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from .widgets.form import ConfigChanged
+    from torchtui.tui.panes.form import ConfigChanged
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
@@ -366,14 +365,14 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.set_focus(None)
 
     def action_traceback(self) -> None:
-        from .screens.traceback import TracebackScreen
+        from torchtui.tui.screens.traceback import TracebackScreen
 
         if self.log_pane.last_error:
             self.push_screen(TracebackScreen(*self.log_pane.last_error))
 
     def action_help(self) -> None:
         # Built once and kept installed: composing the dialog on every ? took a keypress ~100 ms.
-        from .screens.help import HelpScreen
+        from torchtui.tui.screens.help import HelpScreen
 
         if not self.is_screen_installed("help"):
             keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.description]

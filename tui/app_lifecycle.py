@@ -50,7 +50,7 @@ class Lifecycle:
             self.exit()
             return
 
-        from .screens.confirm import ConfirmScreen
+        from torchtui.tui.screens.confirm import ConfirmScreen
 
         def answer(yes: bool | None) -> None:
             if yes:

@@ -12,7 +12,7 @@ class PresetActions:
     """Mixed into TorchTUI: uses its config, problems, deck, log pane and notify."""
 
     def action_save_preset(self) -> None:
-        from .screens.save_preset import SavePresetScreen
+        from torchtui.tui.screens.save_preset import SavePresetScreen
 
         def save(name: str | None) -> None:
             if not name:
@@ -32,7 +32,7 @@ class PresetActions:
         self.push_screen(SavePresetScreen(self.config.name), save)
 
     def action_open_preset(self) -> None:
-        from .screens.open_preset import OpenPresetScreen
+        from torchtui.tui.screens.open_preset import OpenPresetScreen
 
         self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
 

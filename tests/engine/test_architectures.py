@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 from torchtui.engine import protocol as p
-from torchtui.engine.checkpoint import load_checkpoint
 from torchtui.engine.config import ModelConfig, from_dict
 from torchtui.engine.errors import ModelError
 from torchtui.engine.host import InProcessHost
-from torchtui.engine.models import build_model, prepare_model, summarize
-from torchtui.engine.recurrent import recurrent_parameters
+from torchtui.engine.models.build import build_model, prepare_model
+from torchtui.engine.models.rnn import recurrent_parameters
+from torchtui.engine.models.summary import summarize
+from torchtui.engine.run.checkpoint import load_checkpoint
 from torchtui.engine.schema import parse_dataclass
 
 from .helpers import of, run_to_end
@@ -305,7 +306,7 @@ def test_torchvision_unknown_name_and_download_refused():
 
 
 def test_head_of_nested_models_is_found():
-    from torchtui.engine.finetune import head_name, replace_head
+    from torchtui.engine.models.finetune import head_name, replace_head
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)))
     assert head_name(model) == "2.2"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from torchtui.tui import cli
+from torchtui.cli import main as cli
 
 CORPUS = Path(__file__).parent.parent / "bad_presets"
 # file -> (line the message points at, or None where a file has no line to blame; what it must say)
@@ -92,7 +92,7 @@ def test_a_50_mb_preset_is_refused_without_reading_it(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["python-object-tag.yaml", "alias-bomb.yaml", "binary-junk.yaml", "deep-nesting.yaml"])
 def test_in_a_real_process_too(name):
-    result = subprocess.run([sys.executable, "-m", "torchtui.tui.cli", "train", str(CORPUS / name)],
+    result = subprocess.run([sys.executable, "-m", "torchtui.cli", "train", str(CORPUS / name)],
                             capture_output=True, text=True, timeout=60, env=dict(os.environ))
     start, needle = expected_message(name)
     assert result.returncode == 2 and result.stdout == ""

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from torchtui.engine import build, protocol as p
+from torchtui.engine import protocol as p
 from torchtui.engine.config import LOSSES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from torchtui.engine.host import InProcessHost
+from torchtui.engine.run import optim as build
 
 from .helpers import of, run_to_end, tiny
 

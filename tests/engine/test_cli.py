@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-CLI = [sys.executable, "-m", "torchtui.tui.cli"]
+CLI = [sys.executable, "-m", "torchtui.cli"]
 # Tiny and CPU-only: a couple of seconds per train command, most of it importing torch.
 TINY = ["--set", "data.n_samples=200", "--set", "train.epochs=2", "--device", "cpu"]
 BUILTINS = ("line", "moons", "circles", "xor", "blobs", "spiral")

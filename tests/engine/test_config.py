@@ -2,12 +2,11 @@
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torchtui.engine import presets
-from torchtui.engine.config import (
-    ExperimentConfig, TrainConfig, from_dict, validate,
-)
+from torchtui.engine.config import ExperimentConfig, TrainConfig, from_dict, validate
 from torchtui.engine.overrides import apply_overrides, parse_override
 from torchtui.engine.schema import ConfigError, field_docs
 

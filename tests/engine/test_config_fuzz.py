@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from torchtui.engine.config import ConvConfig, ExperimentConfig, LayerConfig, from_dict, validate
 from torchtui.engine.overrides import apply_overrides

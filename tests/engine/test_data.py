@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torchtui.engine.config import SOURCE_TASKS, SYNTHETIC_SOURCES, DataConfig
-from torchtui.engine.data import (
-    DataError, Splits, epoch_permutation, generate, iter_batches, load_data, num_batches, read_csv,
-)
+from torchtui.engine.data.batches import epoch_permutation, iter_batches, num_batches
+from torchtui.engine.data.sources.csvfile import read_csv
+from torchtui.engine.data.sources.synthetic import generate
+from torchtui.engine.data.splits import Splits, load_data
+from torchtui.engine.errors import DataError
 
 SYNTHETIC = sorted(SYNTHETIC_SOURCES)
 
@@ -333,7 +335,7 @@ def test_bad_csv_raises_data_error_naming_the_place(tmp_path, text, kw, needles)
 
 
 def test_random_flip_flips_about_half_the_images():
-    from torchtui.engine.augment import random_flip
+    from torchtui.engine.data.augment import random_flip
 
     torch.manual_seed(0)
     x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(1, 2, 3, 4).repeat(200, 1, 1, 1)
@@ -343,7 +345,7 @@ def test_random_flip_flips_about_half_the_images():
 
 
 def test_random_crop_shifts_within_the_padding():
-    from torchtui.engine.augment import random_crop
+    from torchtui.engine.data.augment import random_crop
 
     torch.manual_seed(0)
     x = torch.zeros(50, 1, 6, 6)

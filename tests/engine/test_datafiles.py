@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from torchtui.engine.config import DataConfig, from_dict
-from torchtui.engine.data import DataError, load_data
-from torchtui.engine.datafiles import read_idx_file
+from torchtui.engine.data.sources.files import read_idx_file
+from torchtui.engine.data.splits import load_data
+from torchtui.engine.errors import DataError
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:

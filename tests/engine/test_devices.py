@@ -5,8 +5,8 @@ import torch
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import DeviceConfig
-from torchtui.engine.devices import list_devices, precision_settings, resolve_device
 from torchtui.engine.host import InProcessHost
+from torchtui.engine.run.devices import list_devices, precision_settings, resolve_device
 
 from .helpers import of, run_to_end, tiny
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from torchtui.engine import protocol as p
-from torchtui.engine.checkpoint import load_checkpoint
 from torchtui.engine.host import InProcessHost, WorkerHost
+from torchtui.engine.run.checkpoint import load_checkpoint
 from torchtui.engine.runs import RunFolder
 
 from .helpers import of, run_to_end, tiny
@@ -144,7 +144,7 @@ def test_huge_lr_diverges_naming_step_and_layer(local):
 def model_raising(monkeypatch, error: Exception):
     """Make every model the engine builds raise `error` in forward while training (a stand-in for broken
     user code that passes the engine's shape probe, which runs in eval mode)."""
-    from torchtui.engine import models
+    from torchtui.engine.models import build as models
 
     real = models.build_model
 

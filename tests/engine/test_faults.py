@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchtui.engine import checkpoint as ckpt, files, protocol as p
+from torchtui.engine import files
+from torchtui.engine import protocol as p
 from torchtui.engine.host import InProcessHost
+from torchtui.engine.run import checkpoint as ckpt
 
 from .helpers import of, run_to_end
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from torchtui.engine.checkpoint import load_checkpoint
+from torchtui.engine.run.checkpoint import load_checkpoint
 
 KILLS = 20
 EPOCHS = 300
-CLI = [sys.executable, "-m", "torchtui.tui.cli"]
+CLI = [sys.executable, "-m", "torchtui.cli"]
 # Checkpoints at every epoch end (about 3 MB each with Adam's state), so kills often land in a write.
 PRESET = {"name": "killed", "data": {"source": "moons", "n_samples": 1000, "seed": 3},
           "model": {"layers": [256, 256]},

@@ -3,9 +3,10 @@
 import torch
 from torch import nn
 
-from torchtui.engine import presets, protocol as p
-from torchtui.engine.checkpoint import load_checkpoint
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
 from torchtui.engine.host import InProcessHost
+from torchtui.engine.run.checkpoint import load_checkpoint
 
 from .helpers import of, run_to_end
 

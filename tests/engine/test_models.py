@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from torchtui.engine.config import ACTIVATIONS, INITS, NORMS, LayerConfig, ModelConfig
-from torchtui.engine.models import (
-    LayerRow, ModelSummary, activation_modules, build_model, format_summary, output_size,
-    param_groups_by_layer, summarize,
-)
+from torchtui.engine.models.build import activation_modules, build_model, output_size, param_groups_by_layer
+from torchtui.engine.models.summary import LayerRow, ModelSummary, format_summary, summarize
 
 
 def mlp(*layers, **model) -> ModelConfig:

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from torchtui.engine import presets, protocol as p
-from torchtui.engine.checkpoint import load_checkpoint
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
 from torchtui.engine.host import InProcessHost
+from torchtui.engine.run.checkpoint import load_checkpoint
 
 from .helpers import run_to_end
 from .test_datafiles import write_idx

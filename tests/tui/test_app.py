@@ -4,7 +4,8 @@ import re
 
 import yaml
 
-from torchtui.engine import presets, protocol as p
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
 
 from .conftest import until
@@ -172,8 +173,8 @@ async def test_tab_cycles_panes_v_cycles_views_and_the_palette_reaches_pane_acti
 
 async def test_every_malformed_preset_is_shown_and_the_app_stays_up(fake_app, capsys):
     """The corpus of tests/bad_presets opened in the app: the message the CLI prints, the setup unchanged."""
-    from torchtui.tui import cli
     from tests.engine.test_bad_presets import CORPUS, EXPECTED
+    from torchtui.cli import main as cli
 
     cli_lines = {}
     for name in EXPECTED:  # before the app runs: Textual captures stderr while it does

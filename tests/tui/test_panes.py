@@ -7,14 +7,21 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input, Select, Static
 
 from torchtui.engine import protocol as p
-from torchtui.engine.config import (DataConfig, DeviceConfig, ExperimentConfig, LayerConfig, ModelConfig,
-                                    TrainConfig, from_dict)
+from torchtui.engine.config import (
+    DataConfig,
+    DeviceConfig,
+    ExperimentConfig,
+    LayerConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+)
 from torchtui.engine.schema import ConfigError, to_plain
-from torchtui.tui.widgets.dataset_pane import DatasetPane
-from torchtui.tui.widgets.device_pane import DevicePane
-from torchtui.tui.widgets.form import ConfigChanged
-from torchtui.tui.widgets.hparams_pane import LIVE_FIELDS, HparamsPane
-from torchtui.tui.widgets.model_pane import ModelPane
+from torchtui.tui.panes.dataset import DatasetPane
+from torchtui.tui.panes.device import DevicePane
+from torchtui.tui.panes.form import ConfigChanged
+from torchtui.tui.panes.hparams import LIVE_FIELDS, HparamsPane
+from torchtui.tui.panes.model import ModelPane
 
 
 class PaneApp(App):

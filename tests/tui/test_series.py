@@ -3,9 +3,10 @@
 import math
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from torchtui.tui.series import Series, ema
+from torchtui.tui.state.series import Series, ema
 
 
 def noisy(n: int, seed: int = 0) -> list[float]:

@@ -11,9 +11,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from torchtui.engine import presets
-
-from .confirm import ConfirmScreen
-from .open_preset import home_relative
+from torchtui.tui.screens.confirm import ConfirmScreen
+from torchtui.tui.screens.open_preset import home_relative
 
 # The name becomes a file name: no separators, and no leading dot (a hidden file the picker would miss).
 VALID_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")

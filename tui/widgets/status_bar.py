@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from torchtui.tui.progress import fmt_duration
+from torchtui.cli.progress import fmt_duration
 
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan",
                 "stopped": "bold magenta", "diverged": "bold red", "failed": "bold red", "idle": "dim"}

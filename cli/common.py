@@ -1,0 +1,46 @@
+"""What the commands share: exit codes, one-line usage errors, the run options and loading a preset with them."""
+
+from __future__ import annotations
+
+import argparse
+
+from torchtui.engine import presets
+from torchtui.engine.config import from_dict
+from torchtui.engine.schema import ConfigError
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad arguments or config: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors also exit 2 with one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def add_run_options(cmd: argparse.ArgumentParser) -> None:
+    """--set, --device and --epochs: the overrides every command that loads a preset takes."""
+    cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set train.lr=0.01 (repeatable)")
+    cmd.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (same as --set device.device=...)")
+    cmd.add_argument("--epochs", type=int, help="number of epochs (same as --set train.epochs=N)")
+
+
+def add_runs_dir(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
+
+
+def load_config(args) -> dict:
+    """The validated config (as a plain dict) from a preset plus --set, --device and --epochs."""
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device.device={args.device}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    path, data, line_of = presets.load_located(args.preset, overrides)
+    try:
+        return from_dict(data).to_dict()
+    except ConfigError as err:
+        raise presets.located(err, path, line_of) from None

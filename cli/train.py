@@ -1,0 +1,76 @@
+"""`torchtui train PRESET`: one run headless in this process, with a progress line and an optional JSON summary."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from torchtui.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    add_run_options,
+    add_runs_dir,
+    load_config,
+)
+from torchtui.engine.runs import dumps
+
+HELP = "train a preset or YAML file headless"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("preset", help="preset name or path to a YAML file")
+    add_run_options(parser)
+    add_runs_dir(parser)
+    add_json(parser)
+
+
+def add_json(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line of stdout")
+
+
+def run(args) -> int:
+    from torchtui.engine import protocol as p
+
+    return follow(p.Start(config=load_config(args), runs_dir=args.runs_dir), args.runs_dir, args.json)
+
+
+def follow(start, runs_dir: str | None, json_mode: bool) -> int:
+    """Send `start` to an engine in this process and show the run until it ends; returns the exit code."""
+    from torchtui.cli.progress import Progress
+    from torchtui.engine import protocol as p
+    from torchtui.engine.host import InProcessHost
+
+    progress = Progress(sys.stdout, json_mode=json_mode)
+    host = InProcessHost(runs_dir)
+    interrupts = []
+
+    def on_interrupt(signum, frame):
+        interrupts.append(signum)
+        if len(interrupts) > 1:
+            raise SystemExit(EXIT_INTERRUPTED)  # a second Ctrl-C exits at once
+        progress.note("stopping after this step and saving last.pt (Ctrl-C again to quit now)")
+        host.send(p.Stop())
+
+    old = {s: signal.signal(s, on_interrupt) for s in _stop_signals()}
+    try:
+        host.send(start)
+        summary = progress.follow(host)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        host.close()
+    if summary is None:
+        return EXIT_USAGE  # the run never started: the config was rejected (already printed)
+    if json_mode:
+        print(dumps(summary))
+    if summary["state"] == p.FINISHED:
+        return EXIT_OK
+    if summary["state"] == p.STOPPED:
+        return EXIT_INTERRUPTED if interrupts else EXIT_OK
+    return EXIT_RUN_FAILED
+
+
+def _stop_signals():
+    return [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]

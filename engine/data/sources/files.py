@@ -1,0 +1,198 @@
+"""Array files read without torchvision: MNIST-format IDX folders (gzipped or not) and .pt / .npz tensors."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from torchtui.engine.data.arrays import Arrays, label_targets
+from torchtui.engine.errors import DataError
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/): code → big-endian numpy dtype.
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+X_KEYS = ("x", "inputs", "features", "data", "images")
+Y_KEYS = ("y", "targets", "labels", "target", "label")
+
+
+# --- IDX --------------------------------------------------------------------------------------------
+
+
+def read_idx_file(path: Path) -> np.ndarray:
+    """One IDX file (optionally .gz) as an array; a malformed file is a DataError naming it."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"data.path: cannot read '{path}' ({err})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"data.path: '{path}' is not an IDX file (bad magic number)")
+    ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"data.path: '{path}' has a truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(shape) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(f"data.path: '{path}' holds {len(raw) - header:,} data bytes, its header promises "
+                        f"{expected:,} for shape {shape} (truncated or corrupt download?)")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find(folder: Path, part: str, kind: str) -> Path | None:
+    """The IDX file for part (train/test) and kind (images/labels): MNIST's names, gzipped or not."""
+    tags = ("train",) if part == "train" else ("t10k", "test")
+    candidates = [f for f in sorted(folder.iterdir()) if f.is_file() and "idx" in f.name
+                  and kind in f.name and any(f.name.startswith(t) or f"-{t}" in f.name or f"_{t}" in f.name
+                                             for t in tags)]
+    return candidates[0] if candidates else None
+
+
+def read_idx_folder(folder_text: str, limit: int = 0) -> Arrays:
+    """Train (and test, when present) images and labels from an MNIST-style folder.
+
+    Images become float32 (N, 1, H, W) in [0, 1]; labels class indices named by their values.
+    """
+    folder = Path(folder_text).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"data.path: no folder '{folder_text}' (put MNIST-format files there, e.g. "
+                        f"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-…)")
+    parts = {}
+    for part in ("train", "test"):
+        images, labels = _find(folder, part, "images"), _find(folder, part, "labels")
+        if part == "train" and (images is None or labels is None):
+            present = ", ".join(f.name for f in sorted(folder.iterdir())[:8]) or "nothing"
+            missing = "train-images-idx3-ubyte[.gz]" if images is None else "train-labels-idx1-ubyte[.gz]"
+            raise DataError(f"data.path: '{folder_text}' has no {missing} (found: {present})")
+        if images is not None and labels is not None:
+            parts[part] = _idx_pair(images, labels, limit)
+    x, y = parts["train"]
+    classes = int(max(int(y.max()), *(int(t[1].max()) for t in parts.values()))) + 1
+    return Arrays(x, y, "binary" if classes == 2 else "multiclass", [str(i) for i in range(classes)],
+                  test=parts.get("test"))
+
+
+def _idx_pair(images: Path, labels: Path, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = read_idx_file(images), read_idx_file(labels)
+    if x.ndim not in (3, 4) or y.ndim != 1:
+        raise DataError(f"data.path: '{images.name}' should hold N×H×W images and '{labels.name}' N labels, "
+                        f"got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"data.path: '{images.name}' has {len(x):,} images but '{labels.name}' "
+                        f"{len(y):,} labels")
+    if limit:
+        x, y = x[:limit], y[:limit]
+    if np.issubdtype(y.dtype, np.floating) or (len(y) and y.min() < 0):
+        raise DataError(f"data.path: '{labels.name}' must hold class indices 0, 1, 2, …")
+    images_t = torch.from_numpy(x.astype(np.float32))
+    if x.dtype == np.uint8:
+        images_t /= 255.0
+    if images_t.dim() == 3:
+        images_t = images_t.unsqueeze(1)
+    return images_t, torch.from_numpy(y.astype(np.int64))
+
+
+# --- .pt / .npz -------------------------------------------------------------------------------------
+
+
+def read_tensor_file(path_text: str, limit: int = 0) -> Arrays:
+    """X and y (and optional x_val/y_val, x_test/y_test) from a .pt (weights-only) or .npz file."""
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise DataError(f"data.path: no such file '{path_text}'")
+    mapping = _load_mapping(path, path_text)
+    lower = {str(k).lower(): k for k in mapping}
+
+    def pick(keys, suffix=""):
+        for k in keys:
+            if k + suffix in lower:
+                return mapping[lower[k + suffix]]
+        return None
+
+    x, y = pick(X_KEYS), pick(Y_KEYS)
+    if x is None or y is None:
+        found = ", ".join(map(str, mapping)) or "nothing"
+        raise DataError(f"data.path: '{path_text}' needs arrays named X and y (found: {found})")
+    parts = {}
+    for suffix, name in (("", "train"), ("_val", "val"), ("_test", "test")):
+        px, py = (x, y) if not suffix else (pick(X_KEYS, suffix), pick(Y_KEYS, suffix))
+        if px is not None or py is not None:
+            if px is None or py is None:
+                raise DataError(f"data.path: '{path_text}' has only one of x{suffix} and y{suffix}")
+            parts[name] = _as_xy(px, py, path_text, suffix, limit)
+    task, names, mapped = label_targets({name: y for name, (_, y) in parts.items()}, f"'{path_text}'")
+    x_t, _ = parts["train"]
+    return Arrays(x_t, mapped["train"], task, names,
+                  test=(parts["test"][0], mapped["test"]) if "test" in parts else None,
+                  val=(parts["val"][0], mapped["val"]) if "val" in parts else None)
+
+
+def _load_mapping(path: Path, path_text: str) -> dict:
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise DataError(f"data.path: cannot read '{path_text}' as .npz ({err})") from None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad or unsafe file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data.path: cannot load '{path_text}' as tensors ({reason[:200]})") from None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return {"x": data[0], "y": data[1]}
+    if isinstance(data, dict):
+        return data
+    raise DataError(f"data.path: '{path_text}' must hold a dict with X and y, or a tuple (X, y); "
+                    f"got {type(data).__name__}")
+
+
+def _as_tensor(value, what: str, path_text: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise DataError(f"data.path: {what} in '{path_text}' is not numeric (dtype {value.dtype})")
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise DataError(f"data.path: {what} in '{path_text}' is complex; real numbers only")
+        return value.detach().cpu()
+    raise DataError(f"data.path: {what} in '{path_text}' must be an array or tensor, got {type(value).__name__}")
+
+
+def _as_xy(x, y, path_text: str, suffix: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = _as_tensor(x, f"x{suffix}", path_text), _as_tensor(y, f"y{suffix}", path_text)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    if x.dim() == 0 or len(x) == 0:
+        raise DataError(f"data.path: x{suffix} in '{path_text}' holds no samples")
+    if y.dim() == 0 or len(y) != len(x):
+        raise DataError(f"data.path: x{suffix} has {len(x):,} samples but y{suffix} "
+                        f"{'a single value' if y.dim() == 0 else f'{len(y):,}'} in '{path_text}'")
+    if x.dim() == 1:
+        x = x.unsqueeze(1)
+    if x.dim() == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        raise DataError(f"data.path: x{suffix} has shape {tuple(x.shape)}: images must be channels-first "
+                        f"(N, C, H, W); convert with x.permute(0, 3, 1, 2)")
+    scale = x.dtype == torch.uint8
+    x = x.float()
+    if scale:
+        x = x / 255.0  # 8-bit images
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # (N, H, W) grey images → one channel
+    bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero()
+    if len(bad):
+        raise DataError(f"data.path: x{suffix} in '{path_text}' holds NaN or inf at sample {int(bad[0])} "
+                        "(fill or drop it)")
+    return x.contiguous(), y
+
+
+def read(cfg) -> tuple[Arrays, list[str]]:
+    """data.source idx (a folder) or tensors (a file)."""
+    if cfg.source == "idx":
+        return read_idx_folder(cfg.path, cfg.limit), []
+    return read_tensor_file(cfg.path, cfg.limit), []

@@ -1,0 +1,110 @@
+"""The prediction view's data: a decision-boundary grid (2-D classes) or a curve (1-D regression)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from torchtui.engine.protocol import DIVERGED, Predictions
+from torchtui.engine.run.callbacks import Callback
+from torchtui.engine.run.devices import autocast_context
+
+GRID_COLS, GRID_ROWS = 60, 30
+CURVE_POINTS = 100
+SAMPLE_POINTS = 300
+MIN_INTERVAL_S = 0.5  # short epochs or eval_every evaluate often; a chart redraws ~4 times a second at best
+
+
+def applies(task: str, input_shape: tuple[int, ...]) -> bool:
+    """A map for rows of 2 features with classes, a curve for rows of 1 feature with a regression target."""
+    return input_shape == ((2,) if task != "regression" else (1,))
+
+
+class PredictionsCallback(Callback):
+    """After val evaluations (at most every MIN_INTERVAL_S, and at the end), emit what the model predicts."""
+
+    def __init__(self, emit):
+        self.emit = emit
+        self.last = float("-inf")
+        self.pending = False
+
+    def on_validation_end(self, run, split, metrics):
+        if run.data.streamed or not applies(run.task, run.data.input_shape):
+            return
+        if split == "test":  # the last evaluation: always drawn (the only one when there is no val split)
+            self.pending = False
+            self.emit(predictions(run))
+            return
+        now = time.monotonic()
+        if now - self.last < MIN_INTERVAL_S:
+            self.pending = True  # drawn at the end at the latest
+            return
+        self.last, self.pending = now, False
+        self.emit(predictions(run))
+
+    def on_fit_end(self, run):
+        if self.pending and run.end_state != DIVERGED:
+            self.pending = False
+            self.emit(predictions(run))
+
+
+def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[list, list]:
+    if not len(x):
+        return [], []
+    index = torch.linspace(0, len(x) - 1, min(n, len(x)), device=x.device).round().long()
+    return x[index].tolist(), y[index].tolist()
+
+
+def predictions(run) -> Predictions:
+    """Run the model over a grid (or a line) covering the train data, in eval mode, with one host sync."""
+    d = run.data
+    was_training = run.model.training
+    run.model.eval()
+    try:
+        with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
+            if run.task == "regression":
+                return _curve(run, d)
+            return _grid(run, d)
+    finally:
+        run.model.train(was_training)
+
+
+def _bounds(values: torch.Tensor) -> tuple[float, float]:
+    lo, hi = values.min(), values.max()
+    pad = (hi - lo) * 0.1 + 1e-6
+    return (lo - pad).item(), (hi + pad).item()
+
+
+def _grid(run, d) -> Predictions:
+    x0, x1 = _bounds(d.x_train[:, 0])
+    y0, y1 = _bounds(d.x_train[:, 1])
+    xs = torch.linspace(x0, x1, GRID_COLS + 1, device=run.device)
+    ys = torch.linspace(y1, y0, GRID_ROWS + 1, device=run.device)
+    cx, cy = (xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2
+    gy, gx = torch.meshgrid(cy, cx, indexing="ij")
+    points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
+    classes = run.predict(run.model(points).float()).reshape(GRID_ROWS, GRID_COLS)
+    train_x, train_y = _sample(d.x_train, d.y_train, SAMPLE_POINTS)
+    held, (hx, hy) = _held_out(d)
+    val_x, val_y = _sample(hx, hy, SAMPLE_POINTS // 2)
+    return Predictions(run.run_id, run.step, run.epoch, "grid", x0, x1, y0, y1, grid=classes.tolist(),
+                       train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, held_out=held)
+
+
+def _curve(run, d) -> Predictions:
+    every = torch.cat([d.x_train, d.x_val, d.x_test])[:, 0]
+    lo, hi = every.min().item(), every.max().item()
+    xs = torch.linspace(lo, hi, CURVE_POINTS, device=run.device).unsqueeze(1)
+    ys = run.model(xs).float()[:, 0]
+    train_x, train_y = _sample(d.x_train[:, 0], d.y_train[:, 0], SAMPLE_POINTS)
+    held, (hx, hy) = _held_out(d)
+    val_x, val_y = _sample(hx[:, 0], hy[:, 0], SAMPLE_POINTS)
+    return Predictions(run.run_id, run.step, run.epoch, "curve", lo, hi, curve_x=xs[:, 0].tolist(),
+                       curve_y=ys.tolist(), train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
+                       held_out=held)
+
+
+def _held_out(d) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The points plotted beside the train data: val, or test when there is no val split (line)."""
+    return ("val", (d.x_val, d.y_val)) if len(d.x_val) else ("test", (d.x_test, d.y_test))

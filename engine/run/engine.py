@@ -1,0 +1,169 @@
+"""The engine thread: a state machine that starts runs, steers them from its inbox and reports events."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.run import loop
+from torchtui.engine.run.callbacks import Callback, CallbackList
+from torchtui.engine.run.callbacks.checkpoints import Checkpoints
+from torchtui.engine.run.callbacks.early_stop import EarlyStopping
+from torchtui.engine.run.callbacks.events import EvalEvents
+from torchtui.engine.run.callbacks.predictions import PredictionsCallback
+from torchtui.engine.run.callbacks.stats import StatsCallback
+from torchtui.engine.run.controls import Controls
+from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prepare_run
+from torchtui.engine.schema import ConfigError
+
+OOM_HINT = "CUDA ran out of memory: lower train.batch_size (or the model size) and start again"
+
+
+class Engine:
+    """Owns the inbox and the engine thread. Clients `send` commands; events go to `emit`."""
+
+    def __init__(self, emit: Callable[[object], None], runs_dir: str | None = None):
+        self.emit = emit
+        self.runs_dir = runs_dir
+        self.inbox: queue.Queue = queue.Queue()
+        self.state = p.IDLE
+        self.run: loop.Run | None = None
+        self._shutdown = False
+        self.thread = threading.Thread(target=self._main, name="torchtui-engine", daemon=True)
+
+    def start(self) -> "Engine":
+        self.thread.start()
+        return self
+
+    def send(self, command) -> None:
+        self.inbox.put(command)
+
+    def join(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    # ------------------------------------------------------------ the thread
+
+    def _main(self) -> None:
+        # str(): torch.__version__ is a str subclass defined in torch; pickled as is, unpickling it would
+        # import torch (2 s, 200 MB) in the UI process.
+        self.emit(p.EngineReady(str(torch.__version__), os.getpid()))
+        while not self._shutdown:
+            command = self.inbox.get()
+            if isinstance(command, p.Shutdown):
+                break
+            try:
+                self.handle_idle(command)
+            except Exception as err:  # noqa: BLE001 - the engine must outlive any one command
+                self.emit(p.Error(None, f"{type(err).__name__}: {err}", traceback.format_exc()))
+
+    def handle_idle(self, command) -> None:
+        """A command that arrives while no run is active."""
+        if isinstance(command, p.Start):
+            self._run(command)
+        elif self._answer(command):
+            pass
+        else:
+            name = type(command).__name__
+            self.emit(p.Log(None, "warning", f"{name}: no run is active (start one first)"))
+
+    def _answer(self, command) -> bool:
+        """Reply to a request that needs torch but no run; False if `command` is not a request."""
+        from torchtui.engine.run.requests import describe_model, list_devices_reply, preview_data
+
+        handlers = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data}
+        handler = handlers.get(type(command))
+        if handler is None:
+            return False
+        self.emit(handler(command))
+        return True
+
+    def _set_state(self, state: str, run_id: str | None, reason: str = "") -> None:
+        self.state = state
+        self.emit(p.StateChanged(run_id, state, reason))
+
+    def _run(self, command: p.Start) -> None:
+        started = time.perf_counter()
+        try:
+            run, state = prepare_run(command, self.emit, self.runs_dir)
+        except ConfigError as err:
+            self.emit(p.Error(None, str(err), err.details))
+            self._set_state(p.FAILED, None, err.first_line)
+            return
+        except Exception as err:  # noqa: BLE001
+            self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
+            self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
+            return
+        self.run = run
+        controls = Controls(self, run)
+        checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
+                                  run.config.train.checkpoint_every)
+        early = _early_stopping(run)
+        if state and state.get("early_stop"):
+            early.load_state_dict(state["early_stop"])
+        stats = StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every)
+        run.callbacks = CallbackList([
+            stats, EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints, early, controls,
+        ])
+        controls.checkpoints, controls.stats = checkpoints, stats
+        self.emit(_run_started(run, command))
+        self._set_state(p.RUNNING, run.run_id)
+        try:
+            end_state = loop.fit(run)
+        except torch.cuda.OutOfMemoryError as err:
+            run.request_stop(p.FAILED, OOM_HINT)
+            self.emit(p.Error(run.run_id, f"{OOM_HINT} ({err})".strip(), traceback.format_exc()))
+            end_state = p.FAILED
+        except Exception as err:  # noqa: BLE001 - user code (models, data) may raise anything
+            run.request_stop(p.FAILED, f"{type(err).__name__}: {err}")
+            self.emit(p.Error(run.run_id, f"the run failed: {type(err).__name__}: {err}", traceback.format_exc()))
+            end_state = p.FAILED
+        finally:
+            self.run = None
+        self._finish(run, end_state, time.perf_counter() - started)
+
+    def _finish(self, run: loop.Run, end_state: str, seconds: float) -> None:
+        summary = {
+            "state": end_state, "reason": run.end_reason, "run_id": run.run_id, "run_dir": str(run.folder.path),
+            "epochs": run.epoch, "steps": run.step, "seconds": round(seconds, 3),
+            "val": _scalars(run.last_val), "test": _scalars(run.last_test),
+            "best": {run.config.train.best_metric: run.best}, "task": run.task, "loss": run.loss_name,
+            "device": str(run.device),
+        }
+        try:
+            run.folder.write_summary(summary)
+        except OSError as err:
+            self.emit(p.Error(run.run_id, f"could not write summary.json: {err}"))
+        self.emit(p.RunFinished(run.run_id, end_state, summary))
+        self._set_state(end_state, run.run_id, run.end_reason)
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def _early_stopping(run: loop.Run) -> Callback:
+    cfg = run.config.train
+    if not cfg.early_stop_metric:
+        return Callback()
+    return EarlyStopping(cfg.early_stop_metric, cfg.early_stop_mode, cfg.early_stop_patience,
+                         cfg.early_stop_min_delta)
+
+
+def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
+    model = getattr(run.model, "_orig_mod", run.model)
+    total = sum(t.numel() for t in model.parameters())
+    return p.RunStarted(
+        run_id=run.run_id, run_dir=str(run.folder.path), name=run.config.name, task=run.task, loss=run.loss_name,
+        device=str(run.device), params=total, trainable=sum(t.numel() for t in run.params),
+        splits=run.data.sizes(), steps_per_epoch=run.steps_per_epoch, total_steps=run.total_steps,
+        epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config.to_dict(),
+        class_names=list(run.data.class_names), layers=list(run.layer_names),
+    )

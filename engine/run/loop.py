@@ -1,0 +1,217 @@
+"""The training loop: `fit()` over a prepared `Run`, with evaluation and the optimizer step beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torchmetrics.functional as tmf
+from torch import nn
+
+from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.data.batches import epoch_permutation
+from torchtui.engine.data.splits import Splits
+from torchtui.engine.models.build import activation_modules
+from torchtui.engine.protocol import DIVERGED, FINISHED, STOPPED
+from torchtui.engine.run.devices import autocast_context
+
+EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound activation memory
+
+
+@dataclass
+class Run:
+    """Everything one training run holds; callbacks read and steer it (`request_stop`)."""
+    config: ExperimentConfig
+    run_id: str
+    folder: Any                        # runs.RunFolder
+    data: Splits              # already on the device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any                     # stepped every optimizer step, or None
+    plateau: Any                       # ReduceLROnPlateau stepped on val loss, or None
+    scaler: Any                        # torch.amp.GradScaler for fp16, or None
+    loss_fn: Callable
+    predict: Callable | None           # outputs → class indices; None for regression
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    task: str
+    loss_name: str
+    n_outputs: int
+    steps_per_epoch: int
+    batches_per_epoch: int
+    params: list[nn.Parameter]
+    layer_names: list[str]
+    callbacks: Any = None              # callbacks.CallbackList
+    grad_clip: float = 0.0
+    step: int = 0                      # optimizer steps done
+    epoch: int = 0                     # epochs completed
+    batch_in_epoch: int = 0            # batches done in the current epoch
+    best: float | None = None
+    should_stop: bool = False
+    end_state: str = FINISHED
+    end_reason: str = ""
+    last_val: dict = field(default_factory=dict)
+    last_test: dict = field(default_factory=dict)
+    last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.train.epochs * self.steps_per_epoch
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def request_stop(self, state: str = STOPPED, reason: str = "") -> None:
+        """Ask the loop to end after the current step; the first request's state wins."""
+        if not self.should_stop:
+            self.should_stop, self.end_state, self.end_reason = True, state, reason
+
+
+def fit(run: Run) -> str:
+    """Train until the epochs are done or a callback stops the run; returns the end state."""
+    cb, cfg = run.callbacks, run.config.train
+    accumulate = cfg.accumulate
+    cb.on_fit_start(run)
+    while run.epoch < cfg.epochs and not run.should_stop:
+        run.model.train()
+        perm = epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device)
+        batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
+        for xb, yb in batches:
+            if run.batch_in_epoch % accumulate == 0:
+                cb.on_train_batch_start(run)  # commands land here: pause blocks, stop sets should_stop
+                if run.should_stop:
+                    break
+            run.last_batch = (xb, yb)
+            with autocast_context(run.device, run.amp_dtype):
+                out = run.model(xb)
+                loss = run.loss_fn(out, yb)
+            backward(run, loss / accumulate if accumulate > 1 else loss)
+            run.batch_in_epoch += 1
+            if run.batch_in_epoch % accumulate == 0 or run.batch_in_epoch == run.batches_per_epoch:
+                optimizer_step(run)
+                run.step += 1
+                cb.on_train_batch_end(run, loss, out, yb)
+                if cfg.eval_every and run.step % cfg.eval_every == 0 and not run.should_stop:
+                    validate(run)
+        if run.should_stop:
+            break
+        run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+        validate(run)
+        cb.on_train_epoch_end(run)
+    if run.end_state == FINISHED and len(run.data.test):
+        run.last_test = evaluate(run, "test")
+        cb.on_validation_end(run, "test", run.last_test)
+    cb.on_fit_end(run)
+    return run.end_state
+
+
+def backward(run: Run, loss: torch.Tensor) -> None:
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+    else:
+        loss.backward()
+
+
+def optimizer_step(run: Run) -> None:
+    """Unscale, let callbacks read the gradients, clip, step, schedule and zero the gradients."""
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    run.callbacks.on_before_optimizer_step(run)
+    if run.grad_clip > 0:
+        if run.config.train.clip_mode == "value":
+            torch.nn.utils.clip_grad_value_(run.params, run.grad_clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(run.params, run.grad_clip, foreach=True)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scheduler is not None:
+        run.scheduler.step()
+
+
+def validate(run: Run) -> None:
+    """Evaluate the val split (when there is one), step the plateau scheduler and tell the callbacks."""
+    run.callbacks.on_flush(run)
+    if run.should_stop and run.end_state == DIVERGED:
+        return
+    if not len(run.data.val):
+        return
+    metrics = evaluate(run, "val")
+    run.last_val = metrics
+    if run.plateau is not None:
+        run.plateau.step(metrics["loss"])
+    run.callbacks.on_validation_end(run, "val", metrics)
+
+
+def evaluate(run: Run, split: str) -> dict:
+    """Loss and metrics of a split in eval mode under inference_mode, plus the dead-ReLU fraction.
+
+    Returns plain values: {"loss", metric names…, "confusion": [[…]] (classification),
+    "dead_relu": {layer: fraction}}. One host sync for all of them.
+    """
+    part = getattr(run.data, split)
+    was_training = run.model.training
+    run.model.eval()
+    alive, hooks = _dead_relu_hooks(run.model)
+    try:
+        with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
+            outs, ys = [], []
+            for xb, yb in part.chunks(EVAL_CHUNK):
+                outs.append(run.model(xb))
+                ys.append(yb)
+            out, y = torch.cat(outs).float(), torch.cat(ys)
+            loss = run.loss_fn(out, y)
+            values, confusion = _metrics(run, out, y)
+            values["loss"] = loss
+            dead = {k: 1.0 - v.float().mean() for k, v in alive.items() if v is not None}
+            scalars = [*values.values(), *dead.values()]
+            # note: this is a CPU-GPU sync point, one per evaluation.
+            host = torch.stack([v.float().reshape(()) for v in scalars]).tolist()
+            result: dict = dict(zip(values, host))
+            result["dead_relu"] = dict(zip(dead, host[len(values):]))
+            if confusion is not None:
+                result["confusion"] = confusion.tolist()
+    finally:
+        for h in hooks:
+            h.remove()
+        run.model.train(was_training)
+    return result
+
+
+def _metrics(run: Run, out: torch.Tensor, y: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
+    if run.predict is None:
+        target = y.float().reshape(out.shape)
+        return {
+            "mse": tmf.mean_squared_error(out, target),
+            "mae": tmf.mean_absolute_error(out, target),
+            "r2": tmf.r2_score(out.flatten(), target.flatten()) if out.numel() > 1 else torch.zeros(()),
+        }, None
+    preds, k = run.predict(out), run.data.n_classes
+    target = y.long()
+    values = {
+        "accuracy": tmf.classification.multiclass_accuracy(preds, target, k, average="micro"),
+        "f1": tmf.classification.multiclass_f1_score(preds, target, k, average="macro"),
+        "precision": tmf.classification.multiclass_precision(preds, target, k, average="macro"),
+        "recall": tmf.classification.multiclass_recall(preds, target, k, average="macro"),
+    }
+    return values, tmf.classification.multiclass_confusion_matrix(preds, target, k)
+
+
+def _dead_relu_hooks(model: nn.Module):
+    """Forward hooks marking which units of each ReLU-like layer were ever positive in this pass."""
+    alive: dict[str, torch.Tensor | None] = {}
+    hooks = []
+    for name, module in activation_modules(model).items():
+        alive[name] = None
+
+        def hook(_m, _inp, output, name=name):
+            seen = (output > 0).flatten(1).any(dim=0) if output.dim() > 1 else (output > 0)
+            alive[name] = seen if alive[name] is None else alive[name] | seen
+
+        hooks.append(module.register_forward_hook(hook))
+    return alive, hooks

@@ -1,0 +1,163 @@
+"""Prepares a `Run` from a Start command: config, device, data, model, optimizer, folder, resume state."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from torchtui.engine.config import from_dict
+from torchtui.engine.data.batches import num_batches
+from torchtui.engine.data.splits import Splits, load_data
+from torchtui.engine.errors import DataError, ModelError
+from torchtui.engine.models import build as models
+from torchtui.engine.protocol import Log, Start
+from torchtui.engine.run import checkpoint as ckpt
+from torchtui.engine.run import devices, optim
+from torchtui.engine.run.loop import Run
+from torchtui.engine.runs import RunFolder
+from torchtui.engine.schema import ConfigError
+
+Emit = Callable[[object], None]
+
+
+def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict | None]:
+    """Build everything a run needs; returns the Run and the checkpoint to resume from (or None).
+
+    Raises ConfigError for anything the user can fix in the config (it names the field).
+    """
+    folder, state = None, None
+    if cmd.resume:
+        folder = RunFolder(Path(cmd.resume))
+        folder.remove_stale_temp_files()  # from a write the process was killed in
+        last = folder.checkpoint_path("last")
+        if not last.exists():
+            raise ConfigError([f"resume: {folder.path} has no checkpoints/last.pt to continue from"])
+        state = ckpt.load_checkpoint(last)
+        raw = cmd.config or state["config"]
+    else:
+        raw = cmd.config
+    config = from_dict(raw)
+    dev_cfg = config.device
+    device, warnings = devices.resolve_device(dev_cfg.device)
+    warnings += devices.apply_backend_flags(dev_cfg, device)
+    amp_dtype, needs_scaler, amp_warn = devices.precision_settings(dev_cfg, device)
+    warnings += amp_warn
+    torch.manual_seed(config.train.seed)
+    if torch.are_deterministic_algorithms_enabled() != config.train.deterministic:
+        # Only on a change: the call imports torch._inductor, about a second before the first step.
+        torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
+
+    splits, model, loss_name, n_out, notes = build_data_and_model(config)
+    warnings += notes
+    model = model.to(device)
+    splits = splits.to(device)
+
+    params = optim.trainable_parameters(model)
+    optimizer = optim.make_optimizer(params, config.train)
+    n_batches = num_batches(len(splits.train), config.train.batch_size)
+    steps_per_epoch = -(-n_batches // config.train.accumulate)
+    scheduler, plateau = optim.make_scheduler(optimizer, config.train, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
+    layer_names, groups = models.param_groups_by_layer(model)
+
+    if folder is None:
+        folder = RunFolder.create(cmd.runs_dir or runs_dir, config.name)
+    folder.write_config(config.to_dict())
+    run = Run(
+        config=config, run_id=folder.run_id, folder=folder, data=splits, model=model, optimizer=optimizer,
+        scheduler=scheduler, plateau=plateau, scaler=scaler,
+        loss_fn=optim.make_loss(loss_name, config.train, splits.task),
+        predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
+        task=splits.task, loss_name=loss_name, n_outputs=n_out, steps_per_epoch=steps_per_epoch,
+        batches_per_epoch=n_batches, params=params, layer_names=layer_names,
+        grad_clip=config.train.grad_clip,
+    )
+    if dev_cfg.compile:
+        warnings += _compile(run)
+    if state is not None:
+        restore(run, state)
+    for message in warnings:
+        emit(Log(run.run_id, "warning", message))
+    return run, state
+
+
+def build_data_and_model(config) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:
+    """Load the data and build the model that fits it (on the CPU): (splits, model, loss, outputs, notes).
+
+    Problems the user can fix become a ConfigError naming the field, with the user's traceback attached.
+    """
+    try:
+        splits = load_data(config.data)
+        problem = optim.loss_problem(splits.task, config.train.loss)
+        if problem:
+            raise ConfigError([f"train.loss: {problem}"])
+        loss_name = optim.resolve_loss(splits.task, config.train.loss)
+        n_out = models.output_size(splits.task, splits.n_classes, splits.n_targets, loss_name)
+        sample, _ = splits.train.sample(2)
+        model, notes = models.prepare_model(config.model, splits.input_shape, n_out, sample.cpu())
+    except (DataError, ModelError) as err:
+        cause = err.__cause__
+        details = "".join(traceback.format_exception(cause)) if cause is not None else ""
+        raise ConfigError([str(err)], details) from None
+    return splits, model, loss_name, n_out, list(splits.notes) + notes
+
+
+def _compile(run: Run) -> list[str]:
+    try:
+        run.model = torch.compile(run.model)
+    except Exception as err:  # noqa: BLE001 - any backend failure means "run eagerly"
+        return [f"device.compile: torch.compile is not usable here ({err}); running eagerly"]
+    return []
+
+
+def layer_of_param(run: Run) -> list[int]:
+    """For each trainable parameter (in run.params order), the index of its layer in run.layer_names."""
+    _, groups = models.param_groups_by_layer(_plain_model(run))
+    where = {id(p): i for i, group in enumerate(groups) for p in group}
+    return [where[id(p)] for p in run.params]
+
+
+def _plain_model(run: Run) -> torch.nn.Module:
+    return getattr(run.model, "_orig_mod", run.model)
+
+
+def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
+    """The plain dict a checkpoint holds (see DESIGN.md): weights, optimizer, schedule, position, RNG."""
+    return {
+        "model": _plain_model(run).state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "plateau": run.plateau.state_dict() if run.plateau is not None else None,
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "config": run.config.to_dict(),
+        "run_id": run.run_id,
+        "step": run.step,
+        "epoch": run.epoch,
+        "batch_in_epoch": run.batch_in_epoch,
+        "best": run.best,
+        "grad_clip": run.grad_clip,
+        "rng": ckpt.rng_state(),
+        "saved_at": time.time(),
+        **(extra or {}),
+    }
+
+
+def restore(run: Run, state: dict) -> None:
+    """Continue from a checkpoint: weights, optimizer, schedule, position and RNG, and trim metrics."""
+    _plain_model(run).load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler"):
+        run.scheduler.load_state_dict(state["scheduler"])
+    if run.plateau is not None and state.get("plateau"):
+        run.plateau.load_state_dict(state["plateau"])
+    if run.scaler is not None and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    run.step, run.epoch = state["step"], state["epoch"]
+    run.batch_in_epoch, run.best = state["batch_in_epoch"], state["best"]
+    run.grad_clip = state.get("grad_clip", run.grad_clip)
+    ckpt.set_rng_state(state["rng"])
+    run.folder.truncate_metrics_after(run.step)

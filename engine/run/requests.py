@@ -1,0 +1,72 @@
+"""Answers to requests that need torch but no run: model summary, device list, data preview."""
+
+from __future__ import annotations
+
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.config import from_dict
+from torchtui.engine.data.splits import load_data
+from torchtui.engine.errors import DataError
+from torchtui.engine.models.summary import format_summary, summarize
+from torchtui.engine.run import devices
+from torchtui.engine.run.prepare import build_data_and_model
+from torchtui.engine.schema import ConfigError
+
+
+def describe_model(cmd: p.DescribeModel) -> p.ModelDescribed:
+    """Build the config's model on the CPU for its data's shapes and summarise it."""
+    try:
+        config = from_dict(cmd.config)
+        splits, model, _, _, _ = build_data_and_model(config)
+        summary = summarize(model, splits.input_shape)
+    except ConfigError as err:
+        return p.ModelDescribed(cmd.request_id, None, error=str(err))
+    return p.ModelDescribed(cmd.request_id, summary.to_dict(), text=format_summary(summary))
+
+
+def list_devices_reply(cmd: p.ListDevices) -> p.DevicesListed:
+    return p.DevicesListed(cmd.request_id, devices.list_devices())
+
+
+PREVIEW_IMAGES = 8
+MAX_IMAGE_SIDE = 32  # images are shrunk to this for the preview (a terminal cell is coarse anyway)
+
+
+def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
+    """Split sizes, per-class counts and a sample of the train split: points for rows, a few pictures for images."""
+    try:
+        config = from_dict(cmd.config)
+        splits = load_data(config.data)
+        x, y = splits.train.sample(cmd.max_points)
+    except (ConfigError, DataError, ValueError) as err:
+        return p.DataPreviewed(cmd.request_id, error=str(err))
+    counts = _class_counts(splits) if splits.task != "regression" else []
+    images, labels = [], []
+    if len(splits.input_shape) == 3:
+        images, labels = _pictures(x, y)
+        x, y = x[:0], y[:0]
+    return p.DataPreviewed(
+        cmd.request_id, task=splits.task, sizes=splits.sizes(), x=x.flatten(1).tolist(), y=y.tolist(),
+        class_names=list(splits.class_names), input_shape=list(splits.input_shape), images=images,
+        image_labels=labels, class_counts=counts,
+    )
+
+
+def _class_counts(splits) -> list[int]:
+    if splits.streamed:
+        return []
+    return torch.bincount(splits.y_train.long(), minlength=splits.n_classes).tolist()
+
+
+def _pictures(x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
+    """Up to PREVIEW_IMAGES images as [C][H][W] lists scaled to 0..1 each (standardised data included)."""
+    index = torch.linspace(0, len(x) - 1, min(len(x), PREVIEW_IMAGES)).round().long() if len(x) else []
+    pics = x[index].float()
+    if max(pics.shape[-2:]) > MAX_IMAGE_SIDE:
+        pics = torch.nn.functional.adaptive_avg_pool2d(pics, MAX_IMAGE_SIDE)
+    low = pics.amin(dim=(1, 2, 3), keepdim=True)
+    high = pics.amax(dim=(1, 2, 3), keepdim=True)
+    pics = (pics - low) / (high - low).clamp_min(1e-8)
+    return [[[[round(v, 3) for v in row] for row in channel] for channel in pic] for pic in pics.tolist()], \
+        y[index].tolist()

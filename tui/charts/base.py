@@ -1,0 +1,289 @@
+"""Base chart widget: its own plotext plot, rebuilt only when its data changed, downsampled to its width."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+from plotext._dict import themes as plotext_themes
+from plotext._utility import ansi_end, colors_to_ansi
+from rich.style import Style
+from rich.text import Text
+from textual_plotext import PlotextPlot
+
+from torchtui.tui.state.history import RunHistory
+from torchtui.tui.state.series import Series
+
+MIN_BUCKETS = 10
+# Used when no app is running (the bench builds charts headless) or the app's theme is not registered
+# yet: "default" colours everywhere, so the canvas is the terminal's own background on dark and light.
+FALLBACK_THEME = "textual-default"
+
+# textual-plotext's colour sequence, picked to read on dark and light backgrounds. Series also differ by
+# marker, so they stay apart under NO_COLOR (Textual strips colour from the rendered Text).
+BLUE, GREEN, RED, ORANGE = (0, 130, 200), (60, 180, 75), (230, 25, 75), (245, 130, 48)
+PURPLE, TEAL, MAGENTA, OLIVE = (145, 30, 180), (0, 128, 128), (240, 50, 230), (128, 128, 0)
+GREY = (128, 128, 128)
+PALETTE = (BLUE, ORANGE, GREEN, RED, PURPLE, TEAL, MAGENTA, OLIVE)
+
+
+class Chart(PlotextPlot):
+    """A chart of a RunHistory. The app calls `mark_dirty()` when its data changed and `redraw()` on a tick.
+
+    Building a plotext picture costs 10–50 ms of pure Python, so the picture is built in `redraw()` (or
+    when the size or theme changed) and `render()` returns the cached Text: repaints for other reasons
+    (focus, scrolling, a neighbour's resize) cost nothing.
+    """
+
+    chart_title = "chart"
+    waiting = "waiting for the first training steps"
+    step_axis = True  # x is a step count: whole-number ticks (the prediction view plots features)
+
+    def __init__(self, history: RunHistory, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None, disabled: bool = False):
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self.history = history
+        self.dirty = True
+        self.buckets = MIN_BUCKETS
+        self.area = (0, 0)  # the size of the last build, in cells
+        self.points_plotted = 0  # points handed to plotext by the last build: tests and the bench read it
+        self._log_scale = False
+        self._text: Text | None = None
+        self._key: tuple | None = None
+        self._extent: list[float] = []  # x min, x max, y min, y max of what the last draw() plotted
+        self._labels = 0  # legend rows the last draw() asked for
+
+    @property
+    def log_scale(self) -> bool:
+        return self._log_scale
+
+    @log_scale.setter
+    def log_scale(self, value: bool) -> None:
+        if bool(value) != self._log_scale:
+            self._log_scale = bool(value)
+            self.mark_dirty()
+
+    def mark_dirty(self) -> None:
+        """Note that the history changed; the next `redraw()` rebuilds the picture."""
+        self.dirty = True
+
+    def redraw(self) -> None:
+        """Rebuild the picture from the history now and repaint (the app calls this at most once a tick)."""
+        width, height = self.size
+        if width <= 0 or height <= 0:
+            return
+        self._build(width, height)
+        self.refresh()
+
+    def render(self) -> Text:
+        width, height = self.size
+        if width <= 0 or height <= 0:
+            return Text()
+        if self._text is None or self._key != (width, height, self._theme_name()):
+            self._build(width, height)
+        return self._text
+
+    def _build(self, width: int, height: int) -> None:
+        theme = self._theme_name()
+        self._text = self.build_text(width, height, theme)
+        self._key = (width, height, theme)
+        self.dirty = False
+
+    def build_text(self, width: int, height: int, theme: str = FALLBACK_THEME) -> Text:
+        """The chart as Text at this size; needs no running app, so the bench can time it headless."""
+        self.buckets = max(MIN_BUCKETS, width)
+        self.area = (width, height)
+        self.points_plotted = 0
+        message = self.placeholder()
+        if message:
+            return _centred(f"{self.chart_title}\n\n{message}", width, height)
+        plt = self.plt
+        plt.clear_data()
+        # The title is a line of our own above the plot: plotext centres it on the canvas and drops it
+        # without a word when it does not fit there, which lost the latest values on narrow screens.
+        plot_height = max(1, height - 1)
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)  # textual-plotext does the same; plotsize alone misses resizes
+        plt.theme(theme)
+        plt.yscale("log" if self.y_log() else "linear")
+        plt.xlabel("")
+        plt.ylabel("")
+        plt.title("")
+        self._extent, self._labels = [], 0
+        title = fit(self.draw(), width)
+        self._frame(plot_height)
+        text = Text(title.center(width), no_wrap=True, end="")
+        text.append("\n")
+        text.append_text(plot_text(plt))
+        return text
+
+    def _frame(self, height: int) -> None:
+        """Whole-number step ticks, and room above the data for the legend, which plotext draws over it."""
+        if not self._extent or not self.step_axis:
+            return
+        x0, x1, y0, y1 = self._extent
+        ticks = step_ticks(x0, x1)
+        self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
+        if self._labels and y1 > y0:
+            rows = max(4, height - 4)  # the title, the frame and the tick labels take the rest
+            share = min(0.35, (self._labels + 0.5) / rows)
+            if self.y_log():  # plotext takes log-axis limits in log10 units (it scales data, not limits)
+                lo, hi = math.log10(y0), math.log10(y1)
+                self.plt.ylim(lo, hi + (hi - lo) * share / (1 - share))
+            else:
+                self.plt.ylim(y0, y1 + (y1 - y0) * share / (1 - share))
+
+    def _theme_name(self) -> str:
+        try:
+            name = self._get_plotext_theme_name(self.app.theme)
+        except RuntimeError:  # NoActiveAppError: built outside an app
+            return FALLBACK_THEME
+        return name if name in plotext_themes else FALLBACK_THEME
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def placeholder(self) -> str | None:
+        """A message to show instead of a plot (no data yet), or None to plot."""
+        return self.waiting if len(self.history.train_loss) == 0 else None
+
+    def draw(self) -> str:
+        """Plot onto `self.plt` with the helpers below; return the title."""
+        raise NotImplementedError
+
+    def y_log(self) -> bool:
+        return self.log_scale
+
+    def sample(self, series: Series) -> tuple[list[float], list[float]]:
+        """The series downsampled to the chart's width: at most 2 points (min, max) per column."""
+        return series.downsample(self.buckets)
+
+    def smooth(self, series: Series) -> tuple[list[float], list[float]]:
+        """An already smooth series at one point per column (see Series.midline): a clean, cheap line."""
+        return series.midline(self.buckets)
+
+    def line(self, xs: list, ys: list, color, label: str | None = None, marker: str = "braille") -> None:
+        xs, ys = self._usable(xs, ys)
+        if xs:
+            self.plt.plot(xs, ys, marker=marker, color=color, label=label)
+            self._labels += label is not None
+
+    def dots(self, xs: list, ys: list, color, label: str | None = None, marker: str = "braille") -> None:
+        xs, ys = self._usable(xs, ys)
+        if xs:
+            self.plt.scatter(xs, ys, marker=marker, color=color, label=label)
+            self._labels += label is not None
+
+    def evals(self, xs: list, ys: list, color, label: str, marker: str = "•") -> None:
+        """Per-evaluation values: a thin line with a mark at each evaluation (the mark tells series apart
+        under NO_COLOR, and shows where evaluations happened)."""
+        self.line(xs, ys, color=color)
+        self.dots(xs, ys, color=color, label=label, marker=marker)
+
+    def _usable(self, xs: list, ys: list) -> tuple[list, list]:
+        """Drop points plotext cannot place: non-finite ones, and non-positive ones on a log axis."""
+        log = self.y_log()
+        keep = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not log)]
+        self.points_plotted += len(keep)
+        kx, ky = [k[0] for k in keep], [k[1] for k in keep]
+        if keep:
+            old = self._extent or [kx[0], kx[0], ky[0], ky[0]]
+            self._extent = [min(old[0], min(kx)), max(old[1], max(kx)), min(old[2], min(ky)), max(old[3], max(ky))]
+        return kx, ky
+
+    def vertical_markers(self, markers: list[tuple[int, str]], *samples: tuple[list, list], labels: int = 4) -> None:
+        """A vertical line at each marked step; the last few carry their label in a row above the data.
+
+        The label row sits about 1.5 rows above the highest sampled point, so labels never hide data;
+        plotext counts text positions when it sizes the axes, so the axis grows to fit them.
+        """
+        for step, _ in markers:
+            self.plt.vline(step, GREY)
+        ys = [y for _, sample_ys in samples for y in sample_ys if math.isfinite(y) and (y > 0 or not self.y_log())]
+        if not markers or not ys:
+            return
+        lo, hi = min(ys), max(ys)
+        rows = max(3, self.area[1] - 5)  # title, frame and x ticks take the rest
+        if self.y_log():
+            top = hi * (hi / lo) ** (1.5 / rows) if hi > lo else hi * 1.5
+        else:
+            top = hi + ((hi - lo) or abs(hi) or 1.0) * 1.5 / rows
+        for step, text in markers[-labels:]:
+            self.plt.text(text, step, top, color=GREY, alignment="left")
+
+
+def plot_text(plt) -> Text:
+    """The built plot as Text, read from plotext's character matrix.
+
+    plt.build() joins the matrix into one ANSI string and Text.from_ansi parses it back: together about
+    half of a redraw. Reading the matrix directly skips both. It relies on plotext 5's matrix attributes
+    (textual-plotext pins plotext < 6); anything unexpected falls back to the ANSI round trip.
+    """
+    try:
+        plt._set_sizes()
+        plt._build_matrix()
+        matrix = plt.monitor.matrix
+        if plt.monitor.fast_plot:
+            raise AttributeError("fast plots only exist as a string")
+        rows = [(matrix.marker[r], matrix.fullground[r], matrix.style[r], matrix.background[r])
+                for r in reversed(range(matrix.rows))]
+    except AttributeError:
+        return Text.from_ansi(plt.build())
+    text = Text(no_wrap=True, end="")
+    for i, (markers, fg, style, bg) in enumerate(rows):
+        start = 0
+        for col in range(1, len(markers) + 1):
+            if col == len(markers) or fg[col] != fg[start] or style[col] != style[start] or bg[col] != bg[start]:
+                text.append("".join(markers[start:col]), _style(fg[start], style[start], bg[start]))
+                start = col
+        if i < len(rows) - 1:
+            text.append("\n")
+    return text
+
+
+_STYLES: dict = {}
+
+
+def _style(fg, style, bg) -> Style:
+    """The rich Style of one plotext (foreground, style, background), through plotext's own ANSI codes."""
+    key = repr((fg, style, bg))
+    cached = _STYLES.get(key)
+    if cached is None:
+        sample = Text.from_ansi(colors_to_ansi(fg, style, bg) + "x" + ansi_end)
+        cached = Style.combine([Style.null()] + [span.style for span in sample.spans if isinstance(span.style, Style)])
+        _STYLES[key] = cached
+    return cached
+
+
+def _centred(message: str, width: int, height: int) -> Text:
+    lines = [part for line in message.split("\n") for part in (textwrap.wrap(line, max(1, width)) or [""])]
+    pad = max(0, (height - len(lines)) // 2)
+    return Text("\n" * pad + "\n".join(line.center(width) for line in lines), style="dim", no_wrap=True)
+
+
+def fit(title: str, width: int) -> str:
+    """The title, cut with an ellipsis to `width` characters."""
+    return title if len(title) <= width else title[: max(0, width - 1)].rstrip() + "…"
+
+
+def step_ticks(lo: float, hi: float, count: int = 5) -> list[int]:
+    """About `count` whole-number ticks at a round spacing (1, 2 or 5 times a power of ten) covering lo..hi."""
+    span = max(hi - lo, 1.0)
+    raw = span / count
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = max(1, next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power))
+    first = math.ceil(lo / step) * step
+    return [int(t) for t in range(int(first), int(hi) + 1, int(step))] or [int(round(lo))]
+
+
+def last_y(series: Series | None) -> float | None:
+    """The y of a series' last point, or None."""
+    return series.last[1] if series is not None and series.last is not None else None
+
+
+def fmt(value: float | None) -> str:
+    """A compact number for titles."""
+    if value is None or not isinstance(value, (int, float)):
+        return "–"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"

@@ -1,0 +1,1 @@
+"""The four setup panes (Dataset, Model, Hparams, Device), the deck that holds them, and the form machinery."""

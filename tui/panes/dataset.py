@@ -1,0 +1,145 @@
+"""The Dataset pane: the data config form (fields for the chosen source only), split sizes and a preview plot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from torchtui.engine.config import DataConfig
+from torchtui.engine.protocol import DataPreviewed
+from torchtui.tui.panes.form import ConfigForm
+from torchtui.tui.panes.form_pane import FormPane
+from torchtui.tui.widgets.image_strip import ImageStrip
+
+SECTION = "data"
+SYNTHETIC = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine")
+FILES = ("csv", "idx", "tensors", "torchvision", "code")
+IMAGES = ("digits", "idx", "tensors", "torchvision", "code")  # sources that can hold images
+# Fields that only some sources read; every other field applies to all of them.
+SOURCE_FIELDS = {
+    "n_samples": ("moons", "circles", "xor", "spiral", "blobs", "sine"),
+    "noise": SYNTHETIC,
+    "classes": ("spiral", "blobs"),
+    "features": ("blobs",),
+    "factor": ("circles",),
+    "weight": ("line",), "bias": ("line",), "start": ("line",), "end": ("line",), "step": ("line",),
+    "seq_len": ("sine",),
+    "path": FILES, "target": ("csv",), "columns": ("csv",),
+    "dataset": ("torchvision",), "kwargs": ("code",),
+    "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer"),
+    "image_size": ("torchvision",),
+    "flip": IMAGES, "crop": IMAGES,
+    "stream": ("code", "torchvision"), "workers": ("code", "torchvision"),
+}
+GROUPS = [
+    ("Source", ["source", "dataset", "path", "target", "columns", "kwargs", "n_samples", "noise", "classes",
+                "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Loading", ["limit", "image_size", "stream", "workers"]),
+    ("Augmentation (images)", ["flip", "crop"]),
+    ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize"]),
+]
+# plotext colour names, one per class (cycled when there are more classes).
+CLASS_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
+
+
+class DatasetPane(FormPane):
+    """Edits `DataConfig`; `show_preview` fills the sizes line and the plot from the engine's reply."""
+
+    SECTION = SECTION
+
+    DEFAULT_CSS = """
+    DatasetPane { padding: 0 1; }
+    DatasetPane #data-sizes { margin-top: 1; color: $text-muted; }
+    DatasetPane #data-sizes.-error { color: $text-error; }
+    DatasetPane #data-preview { height: 16; min-width: 20; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        # Built here, not in compose, so set_values and show_preview work before the pane is mounted.
+        self.form = ConfigForm(DataConfig, SECTION, groups=GROUPS, id="data-form")
+        self.sizes = Static("preview: waiting for the engine…", id="data-sizes")
+        self.images = ImageStrip(id="data-images")
+        self.preview = PlotextPlot(id="data-preview")
+        self._show_relevant()
+
+    def compose(self) -> ComposeResult:
+        yield self.form
+        yield self.sizes
+        yield self.images
+        yield self.preview
+
+    def after_set(self) -> None:
+        self._show_relevant()
+
+    def on_edit(self, path: str) -> None:
+        if path == f"{SECTION}.source":
+            self._show_relevant()
+
+    def _show_relevant(self) -> None:
+        source = self.form.raw("source")
+        for name, sources in SOURCE_FIELDS.items():
+            self.form.set_relevant(name, source in sources)
+
+    # ------------------------------------------------------------------ preview
+
+    def show_preview(self, reply: DataPreviewed) -> None:
+        """Show split sizes and a scatter of the sample: x–y coloured by class, or feature against target."""
+        sizes, plot = self.sizes, self.preview
+        plt = plot.plt
+        plt.clear_figure()
+        sizes.set_class(bool(reply.error), "-error")
+        if reply.error:
+            self.images.show_images([], [], [])
+            sizes.update(Text(f"preview: {reply.error}"))
+            plot.refresh()
+            return
+        counts = " · ".join(f"{split} {reply.sizes.get(split, 0):,}" for split in ("train", "val", "test"))
+        shape = "×".join(map(str, reply.input_shape))
+        detail = ", ".join(part for part in (reply.task, f"samples {shape}" if shape else "") if part)
+        sizes.update(Text(f"{counts}   ({detail})" if detail else counts))
+        self.images.show_images(reply.images, reply.image_labels, reply.class_names)
+        if reply.images or (reply.class_counts and len(reply.input_shape) != 1):
+            self._plot_counts(plt, reply.class_counts, reply.class_names)
+        elif reply.task == "regression":
+            self._plot_regression(plt, reply.x, reply.y)
+        else:
+            self._plot_classes(plt, reply.x, reply.y, reply.class_names)
+        plot.refresh()
+
+    @staticmethod
+    def _plot_counts(plt: Any, counts: list, class_names: list) -> None:
+        """Train samples per class, for data a scatter cannot show (images, sequences)."""
+        if not counts:
+            return
+        names = [str(class_names[i]) if i < len(class_names) else str(i) for i in range(len(counts))]
+        plt.bar([n[:8] for n in names], counts, color="cyan")
+        plt.title("train samples per class")
+
+    @staticmethod
+    def _plot_classes(plt: Any, x: list, y: list, class_names: list) -> None:
+        points: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+        for row, label in zip(x, y):
+            px, py = points[int(label)]
+            px.append(row[0])
+            # One feature: spread the points by class so they stay visible.
+            py.append(row[1] if len(row) > 1 else float(label))
+        for label in sorted(points):
+            name = class_names[label] if label < len(class_names) else str(label)
+            plt.scatter(*points[label], marker="dot", color=CLASS_COLORS[label % len(CLASS_COLORS)], label=name)
+        if x and len(x[0]) > 2:
+            plt.title(f"first 2 of {len(x[0])} features")
+
+    @staticmethod
+    def _plot_regression(plt: Any, x: list, y: list) -> None:
+        # Windows (sine) plot their last value against the next one; a single feature plots x against y.
+        xs = [row[-1] for row in x]
+        ys = [v[0] if isinstance(v, list) else v for v in y]
+        plt.scatter(xs, ys, marker="dot", color="cyan")
+        plt.xlabel("x" if x and len(x[0]) == 1 else "x[-1]")
+        plt.ylabel("y")

@@ -1,0 +1,99 @@
+"""The Device pane: device, precision and threads, with the devices torch found and this run's memory use."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from torchtui.engine.config import DeviceConfig
+from torchtui.engine.protocol import DevicesListed
+from torchtui.tui.panes.form import ConfigForm
+from torchtui.tui.panes.form_pane import FormPane
+from torchtui.tui.widgets.status_bar import fmt_bytes
+
+SECTION = "device"
+# Offered before the engine has loaded torch and listed what is really there.
+FALLBACK_DEVICES = [("auto", "auto"), ("cpu", "cpu")]
+LOADING = "loading torch…"
+
+
+def device_label(device: dict) -> str:
+    """A Select label: the device name, and its model for a GPU (memory is listed below the form)."""
+    name = device.get("name", "?")
+    if device.get("kind") == "cuda":
+        return f"{name} · {device.get('model', 'GPU')}"
+    return name
+
+
+def device_line(device: dict) -> str:
+    """One line of the device list: what the device is and how much memory it has and uses."""
+    kind, name = device.get("kind"), device.get("name", "?")
+    if kind == "cpu":
+        threads = device.get("threads", "?")
+        return f"{name}: {device.get('cores', '?')} cores, torch uses {threads} thread{'' if threads == 1 else 's'}"
+    if kind == "cuda":
+        memory = " · ".join(f"{fmt_bytes(device[key])} {word}" for key, word in
+                            (("memory_total", "total"), ("memory_used", "used"), ("memory_free", "free"))
+                            if device.get(key) is not None)
+        extra = f" (sm {device['capability']})" if device.get("capability") else ""
+        if device.get("utilization") is not None:
+            memory += f" · {device['utilization']}% busy · {device.get('temperature', '?')} °C"
+        return f"{name}: {device.get('model', 'GPU')}{extra}" + (f"\n  {memory}" if memory else "")
+    return f"{name}: {device.get('model', kind)}"
+
+
+class DevicePane(FormPane):
+    """Edits `DeviceConfig`; `show_devices` fills the device choices once torch has been loaded."""
+
+    SECTION = SECTION
+
+    DEFAULT_CSS = """
+    DevicePane { padding: 0 1; }
+    DevicePane #device-list { margin-top: 1; color: $text-muted; }
+    DevicePane #device-memory { margin-top: 1; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.devices: list[dict] | None = None  # None until the engine has answered ListDevices
+        self.form = ConfigForm(DeviceConfig, SECTION, choices={"device": FALLBACK_DEVICES}, id="device-form")
+        self.listing = Static(LOADING, id="device-list")
+        self.memory = Static("", id="device-memory")
+
+    def compose(self) -> ComposeResult:
+        yield self.form
+        yield self.listing
+        yield self.memory
+
+
+
+
+
+
+    def after_set(self) -> None:
+        self.form.set_choices("device", self._options())
+
+    def show_devices(self, reply: DevicesListed) -> None:
+        """Offer the devices torch found (auto first) and list them with their memory."""
+        self.devices = list(reply.devices)
+        self.form.set_choices("device", self._options())
+        lines = [device_line(d) for d in self.devices] or ["no devices reported"]
+        self.listing.update(Text("\n".join(lines)))
+
+    def _options(self) -> list[tuple[str, str]]:
+        current = self.form.raw("device")
+        if self.devices is None:
+            # Nothing is known to be missing yet: offer a preset's device as it is.
+            return FALLBACK_DEVICES + ([(current, current)] if current not in dict(FALLBACK_DEVICES) else [])
+        options = [("auto", "auto")] + [(device_label(d), d["name"]) for d in self.devices if d.get("name")]
+        # Plain "cuda" (the current CUDA device) is valid too; offer it where it is the configured value.
+        if current == "cuda" and any(d.get("kind") == "cuda" for d in self.devices):
+            options.append(("cuda", "cuda"))
+        return options
+
+    def show_memory(self, allocated: int | None, reserved: int | None) -> None:
+        """This run's device memory (from the step statistics); both None clears the line."""
+        parts = [f"{fmt_bytes(n)} {word}" for n, word in ((allocated, "allocated"), (reserved, "reserved"))
+                 if n is not None]
+        self.memory.update(Text(f"this run: {' · '.join(parts)}" if parts else ""))

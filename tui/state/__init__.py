@@ -1,0 +1,1 @@
+"""UI state without widgets: run history for the charts, bounded series, and turning pane edits into a config."""

@@ -1,0 +1,173 @@
+"""What the charts and the status bar know about the current run, built from the engine's events."""
+
+from __future__ import annotations
+
+import math
+
+from torchtui.engine import protocol as p
+from torchtui.tui.state.series import Series, ema
+
+GROUPS = frozenset({"loss", "metric", "grad", "lr", "prediction", "status"})
+# Per-step EMA weight: about a 20-step window, enough to read a minibatch loss's trend on small data.
+SMOOTH_ALPHA = 0.05
+
+
+class RunHistory:
+    """The current run's series and latest values; `apply(event)` says which chart groups changed.
+
+    A RunStarted with a new run id starts over; one with the current id (a resume) keeps the history.
+    Events of other runs are ignored, except run-less state changes (a start that failed before it
+    had an id, a worker that died), which still set the state.
+    """
+
+    def __init__(self):
+        self.state: str = p.IDLE
+        self.reason: str = ""
+        self.started: p.RunStarted | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self.task = ""
+        self.layers: list[str] = []
+        self.train_loss = Series()
+        self.train_loss_smooth = Series()
+        self.train_acc = Series()
+        self.train_acc_smooth = Series()
+        self.lr = Series()
+        self.grad_norm = Series()
+        self.layer_grad: dict[str, Series] = {}
+        self.update_ratio: dict[str, Series] = {}
+        self.val: dict[str, Series] = {}
+        self.test: dict = {}
+        self.dead_relu: dict[str, float] = {}
+        self.markers: list[tuple[int, str]] = []
+        self.predictions: p.Predictions | None = None
+        self.last_stats: p.StepStats | None = None
+        self.summary: dict = {}
+
+    @property
+    def run_id(self) -> str | None:
+        return self.started.run_id if self.started is not None else None
+
+    def apply(self, event) -> set[str]:
+        """Fold one engine event in; return the chart groups (see GROUPS) whose picture changed."""
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is None:
+            return set()
+        if isinstance(event, (p.RunStarted, p.StateChanged)):
+            return handler(event)
+        if event.run_id != self.run_id or self.started is None:
+            return set()
+        return handler(event)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_RunStarted(self, event: p.RunStarted) -> set[str]:
+        resumed = event.run_id == self.run_id
+        if not resumed:
+            self._clear()
+        self.started = event
+        self.task = event.task
+        self.layers = list(event.layers)
+        self.reason = ""
+        return {"status"} if resumed else set(GROUPS)
+
+    def _on_StateChanged(self, event: p.StateChanged) -> set[str]:
+        if event.run_id is not None and self.started is not None and event.run_id != self.run_id:
+            return set()
+        self.state, self.reason = event.state, event.reason
+        return {"status"}
+
+    def _on_StepStats(self, event: p.StepStats) -> set[str]:
+        self.last_stats = event
+        if not event.step:
+            return {"status"}
+        steps = event.step
+        self.train_loss.extend(steps, event.loss)
+        self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, _last_y(self.train_loss_smooth)))
+        self.lr.extend(steps, event.lr)
+        # Unsampled steps carry NaN: keep the sampled norms only (the title shows the latest real one).
+        sampled = [(s, g) for s, g in zip(steps, event.grad_norm) if math.isfinite(g)]
+        self.grad_norm.extend([s for s, _ in sampled], [g for _, g in sampled])
+        changed = {"loss", "lr", "grad", "status"}
+        if event.acc:
+            # Sampled every few steps (NaN between): keep the samples, smooth them by their step gaps.
+            sampled = [(s, a) for s, a in zip(steps, event.acc) if math.isfinite(a)]
+            xs, ys = [s for s, _ in sampled], [a for _, a in sampled]
+            last = self.train_acc.last
+            gaps = [x - prev for x, prev in zip(xs, [last[0] if last else (xs[0] - 1 if xs else 0)] + xs)]
+            self.train_acc.extend(xs, ys)
+            self.train_acc_smooth.extend(xs, ema(ys, SMOOTH_ALPHA, _last_y(self.train_acc_smooth), gaps))
+            changed.add("metric")
+        self._layer_columns(self.layer_grad, event.layer_steps, event.layer_grad_norm)
+        self._layer_columns(self.update_ratio, event.layer_steps, event.update_ratio)
+        return changed
+
+    def _layer_columns(self, target: dict[str, Series], steps: list, rows: list) -> None:
+        """Rows are per sampled step, one value per layer in RunStarted.layers order."""
+        for step, row in zip(steps, rows):
+            for i, value in enumerate(row):
+                name = self.layers[i] if i < len(self.layers) else f"#{i}"
+                target.setdefault(name, Series()).append(step, value)
+
+    def _on_EvalResult(self, event: p.EvalResult) -> set[str]:
+        numbers = {k: v for k, v in event.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if event.split == "test":
+            self.test = numbers
+            return {"metric", "status"}
+        if event.split != "val":
+            return set()
+        for name, value in numbers.items():
+            self.val.setdefault(name, Series()).append(event.step, value)
+        changed = {"metric"}
+        if "loss" in numbers:
+            changed.add("loss")
+        if event.dead_relu:
+            self.dead_relu = dict(event.dead_relu)
+            changed.add("grad")
+        return changed
+
+    def _on_Predictions(self, event: p.Predictions) -> set[str]:
+        self.predictions = event
+        return {"prediction"}
+
+    def _on_HparamsChanged(self, event: p.HparamsChanged) -> set[str]:
+        self.markers.append((event.step, change_label(event.changes)))
+        return {"loss", "lr"}
+
+    def _on_RunFinished(self, event: p.RunFinished) -> set[str]:
+        self.state = event.state
+        self.summary = dict(event.summary)
+        self.reason = self.summary.get("reason", self.reason) or self.reason
+        if not self.test and self.summary.get("test"):
+            self.test = dict(self.summary["test"])
+            return {"status", "metric"}
+        return {"status"}
+
+
+def _last_y(series: Series) -> float | None:
+    return series.last[1] if series.last is not None else None
+
+
+def change_label(changes: dict) -> str:
+    """A short marker label: "lr x2", "lr /2", or "weight_decay 0→0.01"."""
+    parts = []
+    for name, pair in changes.items():
+        old, new = (list(pair) + [None, None])[:2] if isinstance(pair, (list, tuple)) else (None, pair)
+        parts.append(f"{name} {_change(old, new)}")
+    return ", ".join(parts)
+
+
+def _change(old, new) -> str:
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and old and new:
+        ratio = new / old
+        for factor, sign in ((ratio, "x"), (1 / ratio if ratio else 0, "/")):
+            if math.isfinite(factor) and factor >= 2 and abs(factor - round(factor)) < 1e-6:
+                return f"{sign}{round(factor)}"
+    return f"{_fmt(old)}→{_fmt(new)}"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "off"
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
