@@ -18,12 +18,8 @@ from torchtui.engine.config import ExperimentConfig
 from torchtui.tui.app_lifecycle import Lifecycle
 from torchtui.tui.app_presets import PresetActions
 from torchtui.tui.bridge import EngineBridge
-from torchtui.tui.charts.grad import GradChart
-from torchtui.tui.charts.loss import LossChart
-from torchtui.tui.charts.lr import LRChart
-from torchtui.tui.charts.metric import MetricChart
-from torchtui.tui.charts.prediction import PredictionView
-from torchtui.tui.charts.scheduler import CHART_GROUPS, ChartScheduler
+from torchtui.tui.charts.registry import CHARTS
+from torchtui.tui.charts.scheduler import ChartScheduler
 from torchtui.tui.commands import ActionsProvider
 from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
 from torchtui.tui.panes.deck import PANE_IDS, PaneDeck
@@ -75,18 +71,15 @@ class TorchTUI(PresetActions, Lifecycle, App):
                     yield from self.deck.tabs()  # empty until _mount_panes fills them
             with Vertical(id="charts"):
                 with Grid(id="chart-grid"):
-                    yield LossChart(self.history, id="loss-chart")
-                    yield MetricChart(self.history, id="metric-chart")
-                    yield GradChart(self.history, id="grad-chart")
-                    yield LRChart(self.history, id="lr-chart")
-                    yield PredictionView(self.history, id="prediction")
+                    for chart in CHARTS:
+                        yield chart(self.history, id=chart.chart_id, classes=f"view-{chart.narrow_view}")
                 yield LogPane(id="log")
         yield StatusBar(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
-        self.charts.update({chart_id: self.query_one(f"#{chart_id}") for chart_id in CHART_GROUPS})
+        self.charts.update({chart.chart_id: self.query_one(f"#{chart.chart_id}") for chart in CHARTS})
 
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one("#panes", TabbedContent)
@@ -321,11 +314,11 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.bridge.send(p.CheckpointNow())
 
     def action_log_scale(self) -> None:
-        for chart_id in ("loss-chart", "grad-chart", "lr-chart"):
-            chart = self.charts[chart_id]
-            chart.log_scale = not chart.log_scale
-            chart.mark_dirty()
-            self.scheduler.urgent(chart_id)
+        for chart_id, chart in self.charts.items():
+            if chart.log_scalable:
+                chart.log_scale = not chart.log_scale
+                chart.mark_dirty()
+                self.scheduler.urgent(chart_id)
         self.scheduler.redraw_one()  # the loss chart now, the other two on the next ticks
 
     def action_grad_mode(self) -> None:

@@ -36,6 +36,13 @@ class Chart(PlotextPlot):
     """
 
     chart_title = "chart"
+    # What the registry (charts/registry.py) and the app read: the widget id, the RunHistory group whose
+    # changes redraw it, whether `l` puts it on a log scale, and which view shows it below 120 columns
+    # ("charts", or "more" beside the log).
+    chart_id = "chart"
+    group = ""
+    log_scalable = False
+    narrow_view = "charts"
     waiting = "waiting for the first training steps"
     step_axis = True  # x is a step count: whole-number ticks (the prediction view plots features)
 

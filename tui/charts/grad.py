@@ -17,6 +17,8 @@ class GradChart(Chart):
     """
 
     chart_title = "grad health"
+    chart_id, group = "grad-chart", "grad"
+    log_scalable = True
 
     def __init__(self, history, **kwargs):
         super().__init__(history, **kwargs)

@@ -9,6 +9,8 @@ class LossChart(Chart):
     """Raw minibatch loss as faint dots, its EMA as a line, val loss as a second line; `l` toggles log y."""
 
     chart_title = "loss"
+    chart_id, group = "loss-chart", "loss"
+    log_scalable = True
 
     def draw(self) -> str:
         h = self.history

@@ -9,6 +9,9 @@ class LRChart(Chart):
     """The schedule as it ran, including live changes (`+`/`-`), which also get a labelled marker."""
 
     chart_title = "lr"
+    chart_id, group = "lr-chart", "lr"
+    log_scalable = True
+    narrow_view = "more"
 
     def draw(self) -> str:
         h = self.history

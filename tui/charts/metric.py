@@ -12,6 +12,7 @@ class MetricChart(Chart):
     """
 
     chart_title = "metrics"
+    chart_id, group = "metric-chart", "metric"
 
     def placeholder(self) -> str | None:
         h = self.history

@@ -16,6 +16,7 @@ class PredictionView(Chart):
     points and the model's prediction as a line. A message until the first Predictions event."""
 
     chart_title = "predictions"
+    chart_id, group = "prediction", "prediction"
     step_axis = False  # x and y are the data's own axes, with limits of their own
 
     def placeholder(self) -> str | None:

@@ -11,10 +11,6 @@ import time
 # After a key press the charts wait this long: a 20-50 ms chart build in the next tick would otherwise
 # delay drawing what the key did (bench/bench_tui.py's key latency).
 KEY_HOLD_S = 0.2
-# chart widget id -> the RunHistory group (see RunHistory.apply) that feeds it
-CHART_GROUPS = {"loss-chart": "loss", "metric-chart": "metric", "grad-chart": "grad", "lr-chart": "lr",
-                "prediction": "prediction"}
-
 
 class ChartScheduler:
     """Marks charts dirty from the groups an event changed and redraws one per call."""
@@ -30,9 +26,9 @@ class ChartScheduler:
         self._hold_until = time.monotonic() + seconds
 
     def changed(self, groups: set[str]) -> None:
-        for chart_id, group in CHART_GROUPS.items():
-            if group in groups:
-                self.charts[chart_id].mark_dirty()
+        for chart in self.charts.values():
+            if chart.group in groups:
+                chart.mark_dirty()
 
     def urgent(self, chart_id: str) -> None:
         """A key changed this chart: the user is looking at it now, so it goes before the round-robin."""

@@ -10,9 +10,9 @@ from textual.widgets import TabPane
 
 from torchtui.engine.config import ExperimentConfig
 
-# (pane id, config section it edits, module in widgets/, class), in tab order
-PANES = (("dataset", "data", "dataset_pane", "DatasetPane"), ("model", "model", "model_pane", "ModelPane"),
-         ("hparams", "train", "hparams_pane", "HparamsPane"), ("device", "device", "device_pane", "DevicePane"))
+# (pane id, config section it edits, module in panes/, class), in tab order
+PANES = (("dataset", "data", "dataset", "DatasetPane"), ("model", "model", "model", "ModelPane"),
+         ("hparams", "train", "hparams", "HparamsPane"), ("device", "device", "device", "DevicePane"))
 PANE_IDS = tuple(pane_id for pane_id, *_ in PANES)
 
 
@@ -38,7 +38,7 @@ class PaneDeck:
     def build(self, config: ExperimentConfig) -> None:
         """Import and construct the panes, filled from `config` (nothing is mounted yet)."""
         for pane_id, _, module, name in PANES:
-            cls = getattr(importlib.import_module(f".widgets.{module}", __package__), name)
+            cls = getattr(importlib.import_module(f"torchtui.tui.panes.{module}"), name)
             self.panes[pane_id] = cls(id=pane_id)
         self.fill(config)
 
