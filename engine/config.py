@@ -105,9 +105,6 @@ class DataConfig:
     standardize: bool = False
     """Scale to zero mean and unit variance (per feature, or per channel for images), fitted on train only."""
 
-    def _size_problems(self) -> Iterator[tuple[str, str]]:
-        return _data_size_problems(self)
-
     def check(self) -> Iterator[tuple[str, str]]:
         if self.classes < 2:
             yield "classes", f"must be at least 2, got {self.classes!r}"
@@ -119,27 +116,11 @@ class DataConfig:
         yield from _fraction("test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
             yield "val_fraction", "val_fraction + test_fraction must leave samples to train on (sum below 1)"
-        yield from self._size_problems()
+        yield from data_sources.size_problems(self)
         # An empty path is reported when the data is loaded, so a preset that leaves it to
         # `--set data.path=…` (mnist-mlp) still opens and round-trips.
         if self.source == "code" and self.path.strip() and not _is_code_ref(self.path):
             yield "path", f"expected path/to/file.py:function, got '{self.path}'"
-
-
-MAX_GENERATED_VALUES = 1_000_000_000  # floats a synthetic source may make (4 GB)
-
-
-def _data_size_problems(cfg: "DataConfig") -> Iterator[tuple[str, str]]:
-    if cfg.source == "line" and cfg.step > 0 and cfg.end > cfg.start:
-        points = (cfg.end - cfg.start) / cfg.step
-        if points > DataConfig.MAXIMUM["n_samples"]:
-            yield "step", (f"start {cfg.start:g} to end {cfg.end:g} by {cfg.step:g} gives {points:,.0f} points "
-                           f"(at most {DataConfig.MAXIMUM['n_samples']:,}): use a larger step")
-    width, by = {"blobs": (cfg.features, "features"), "sine": (cfg.seq_len, "seq_len")}.get(cfg.source, (2, ""))
-    if cfg.source in SYNTHETIC_SOURCES and cfg.n_samples * width > MAX_GENERATED_VALUES:
-        each = f" (data.{by})" if by else ""
-        yield "n_samples", (f"{cfg.n_samples:,} samples × {width:,} values each{each} is more than "
-                            f"{MAX_GENERATED_VALUES:,} numbers: lower n_samples" + (f" or {by}" if by else ""))
 
 
 def _is_code_ref(ref: str) -> bool:
@@ -292,6 +273,9 @@ class TrainConfig:
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
                          "milestones": 1000}
+
+    # Fields a running run changes from its next step (protocol.SetHparams); the rest apply on restart.
+    LIVE: ClassVar = ("lr", "weight_decay", "grad_clip")
 
     loss: str = "auto"
     """The loss; auto picks one by task (bce_with_logits for two classes, cross_entropy for more, mse for values)."""

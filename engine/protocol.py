@@ -280,6 +280,9 @@ class DataPreviewed:
     class_counts: list = field(default_factory=list)
 
 
+# Each request and the event that answers it (carrying the request's id).
+REPLIES = {DescribeModel: ModelDescribed, ListDevices: DevicesListed, PreviewData: DataPreviewed}
+
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
             DescribeModel, ListDevices, PreviewData)
 EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predictions, CheckpointSaved, HparamsChanged,

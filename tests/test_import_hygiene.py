@@ -13,8 +13,8 @@ def modules_after(code: str) -> set[str]:
 
 
 def test_engine_imports_no_ui():
-    loaded = modules_after("import torchtui.engine.engine, torchtui.engine.host, torchtui.engine.presets, "
-                           "torchtui.engine.requests")
+    loaded = modules_after("import torchtui.engine.run.engine, torchtui.engine.host, torchtui.engine.presets, "
+                           "torchtui.engine.run.requests")
     assert "torch" in loaded
     assert not loaded & set(UI)
 

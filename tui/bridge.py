@@ -56,8 +56,8 @@ class EngineBridge:
 
     def is_current(self, reply) -> bool:
         """Whether a reply answers the newest request of its kind."""
-        kinds = {p.ModelDescribed: p.DescribeModel, p.DevicesListed: p.ListDevices, p.DataPreviewed: p.PreviewData}
-        return self.latest.get(kinds[type(reply)]) == reply.request_id
+        request = next(kind for kind, answer in p.REPLIES.items() if answer is type(reply))
+        return self.latest.get(request) == reply.request_id
 
     def drain(self) -> list:
         events = self.host.drain() if self.host is not None else []

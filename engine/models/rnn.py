@@ -34,8 +34,9 @@ class RecurrentNet(nn.Module):
         self.pooling = cfg.pooling
         self.bidirectional = cfg.bidirectional
         self.hidden_size = cfg.hidden_size
-        self.rnn = getattr(nn, CELLS[cfg.cell])(self.features, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
-                                    bidirectional=cfg.bidirectional, dropout=cfg.rnn_dropout)
+        cell = getattr(nn, CELLS[cfg.cell])
+        self.rnn = cell(self.features, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
+                        bidirectional=cfg.bidirectional, dropout=cfg.rnn_dropout)
         width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         self.mlp = nn.Sequential(OrderedDict(mlp_layers(cfg.layers, width, n_out)))
 

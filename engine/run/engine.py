@@ -76,10 +76,9 @@ class Engine:
 
     def _answer(self, command) -> bool:
         """Reply to a request that needs torch but no run; False if `command` is not a request."""
-        from torchtui.engine.run.requests import describe_model, list_devices_reply, preview_data
+        from torchtui.engine.run.requests import HANDLERS
 
-        handlers = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data}
-        handler = handlers.get(type(command))
+        handler = HANDLERS.get(type(command))
         if handler is None:
             return False
         self.emit(handler(command))
@@ -90,6 +89,9 @@ class Engine:
         self.emit(p.StateChanged(run_id, state, reason))
 
     def _run(self, command: p.Start) -> None:
+        from torchtui.engine.run.requests import forget_data
+
+        forget_data()  # a preview's copy of the data would otherwise sit beside the run's for the whole run
         started = time.perf_counter()
         try:
             run, state = prepare_run(command, self.emit, self.runs_dir)

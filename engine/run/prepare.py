@@ -85,13 +85,13 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
     return run, state
 
 
-def build_data_and_model(config) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:
+def build_data_and_model(config, load=None) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:
     """Load the data and build the model that fits it (on the CPU): (splits, model, loss, outputs, notes).
 
     Problems the user can fix become a ConfigError naming the field, with the user's traceback attached.
     """
     try:
-        splits = load_data(config.data)
+        splits = load(config) if load is not None else load_data(config.data)
         problem = optim.loss_problem(splits.task, config.train.loss)
         if problem:
             raise ConfigError([f"train.loss: {problem}"])
@@ -126,7 +126,7 @@ def _plain_model(run: Run) -> torch.nn.Module:
 
 
 def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
-    """The plain dict a checkpoint holds (see DESIGN.md): weights, optimizer, schedule, position, RNG."""
+    """The plain dict a checkpoint holds: weights, optimizer, schedule, position, RNG (loadable weights-only)."""
     return {
         "model": _plain_model(run).state_dict(),
         "optimizer": run.optimizer.state_dict(),

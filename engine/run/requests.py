@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import torch
 
 from torchtui.engine import protocol as p
@@ -11,14 +14,35 @@ from torchtui.engine.errors import DataError
 from torchtui.engine.models.summary import format_summary, summarize
 from torchtui.engine.run import devices
 from torchtui.engine.run.prepare import build_data_and_model
-from torchtui.engine.schema import ConfigError
+from torchtui.engine.schema import ConfigError, to_plain
+
+# The data of the latest request: a config change sends DescribeModel and PreviewData together, and both
+# need the same data. Keyed by the data settings and the data file's mtime; dropped when a run starts.
+_last_data: dict = {}
+
+
+def cached_data(config):
+    """The config's data, loaded once for the requests that follow one change (raises DataError)."""
+    try:
+        mtime = os.stat(config.data.path).st_mtime_ns if config.data.path else None
+    except OSError:
+        mtime = None
+    key = (json.dumps(to_plain(config.data), sort_keys=True, default=str), mtime)
+    if _last_data.get("key") != key:
+        _last_data.clear()
+        _last_data.update(key=key, splits=load_data(config.data))
+    return _last_data["splits"]
+
+
+def forget_data() -> None:
+    _last_data.clear()
 
 
 def describe_model(cmd: p.DescribeModel) -> p.ModelDescribed:
     """Build the config's model on the CPU for its data's shapes and summarise it."""
     try:
         config = from_dict(cmd.config)
-        splits, model, _, _, _ = build_data_and_model(config)
+        splits, model, _, _, _ = build_data_and_model(config, cached_data)
         summary = summarize(model, splits.input_shape)
     except ConfigError as err:
         return p.ModelDescribed(cmd.request_id, None, error=str(err))
@@ -37,7 +61,7 @@ def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
     """Split sizes, per-class counts and a sample of the train split: points for rows, a few pictures for images."""
     try:
         config = from_dict(cmd.config)
-        splits = load_data(config.data)
+        splits = cached_data(config)
         x, y = splits.train.sample(cmd.max_points)
     except (ConfigError, DataError, ValueError) as err:
         return p.DataPreviewed(cmd.request_id, error=str(err))
@@ -70,3 +94,6 @@ def _pictures(x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
     pics = (pics - low) / (high - low).clamp_min(1e-8)
     return [[[[round(v, 3) for v in row] for row in channel] for channel in pic] for pic in pics.tolist()], \
         y[index].tolist()
+
+
+HANDLERS = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data}

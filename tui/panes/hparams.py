@@ -5,12 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 
 from torchtui.engine.config import TrainConfig
+from torchtui.engine.run.optim import OPTIMIZERS
 from torchtui.tui.panes.form import ConfigForm
 from torchtui.tui.panes.form_pane import FormPane
 
 SECTION = "train"
-# Fields the engine can change during a run (SetHparams); the rest apply when a run starts.
-LIVE_FIELDS = ("lr", "weight_decay", "grad_clip")
+LIVE_FIELDS = TrainConfig.LIVE  # marked "live": a running run takes them from its next step
 GROUPS = [
     ("Loss", ["loss", "label_smoothing", "huber_delta"]),
     ("Optimizer", ["optimizer", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps"]),
@@ -26,10 +26,9 @@ APPLIES_WHEN = {
     # auto picks cross_entropy for multiclass data, so smoothing can apply there too.
     "label_smoothing": ("loss", ("auto", "cross_entropy")),
     "huber_delta": ("loss", ("huber",)),
-    "momentum": ("optimizer", ("sgd", "rmsprop")),
-    "nesterov": ("optimizer", ("sgd",)),
-    "betas": ("optimizer", ("adam", "adamw")),
-    "eps": ("optimizer", ("adam", "adamw", "rmsprop", "adagrad")),
+    # an optimizer's own settings, from the fields its registry entry takes
+    **{name: ("optimizer", tuple(opt for opt, (_, takes) in OPTIMIZERS.items() if name in takes))
+       for name in ("momentum", "nesterov", "betas", "eps")},
     "step_size": ("scheduler", ("step",)),
     "milestones": ("scheduler", ("multistep",)),
     "gamma": ("scheduler", ("step", "multistep", "exponential", "plateau")),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from torchtui.engine.config import ExperimentConfig, from_dict
+from torchtui.engine.config import ExperimentConfig, TrainConfig, from_dict
 from torchtui.engine.schema import ConfigError
 
-LIVE_FIELDS = ("lr", "weight_decay", "grad_clip")
+LIVE_FIELDS = TrainConfig.LIVE
 
 
 def collect(sections: dict[str, dict], base: ExperimentConfig) -> tuple[ExperimentConfig | None, list[str]]:

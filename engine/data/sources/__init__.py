@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,20 @@ def read(cfg):
     """(Arrays, feature names), or ((train, val, test) Datasets, []) for sources that bring Datasets."""
     module = importlib.import_module(f"{__name__}.{SOURCES[cfg.source].module}")
     return module.read(cfg)
+
+
+MAX_GENERATED_VALUES = 1_000_000_000  # floats a synthetic source may make (4 GB)
+
+
+def size_problems(cfg) -> Iterator[tuple[str, str]]:
+    """Settings under which a source would make more samples or numbers than fit (field, problem)."""
+    if cfg.source == "line" and cfg.step > 0 and cfg.end > cfg.start:
+        points = (cfg.end - cfg.start) / cfg.step
+        if points > cfg.MAXIMUM["n_samples"]:
+            yield "step", (f"start {cfg.start:g} to end {cfg.end:g} by {cfg.step:g} gives {points:,.0f} points "
+                           f"(at most {cfg.MAXIMUM['n_samples']:,}): use a larger step")
+    width, by = {"blobs": (cfg.features, "features"), "sine": (cfg.seq_len, "seq_len")}.get(cfg.source, (2, ""))
+    if cfg.source in in_module("synthetic") and cfg.n_samples * width > MAX_GENERATED_VALUES:
+        each = f" (data.{by})" if by else ""
+        yield "n_samples", (f"{cfg.n_samples:,} samples × {width:,} values each{each} is more than "
+                            f"{MAX_GENERATED_VALUES:,} numbers: lower n_samples" + (f" or {by}" if by else ""))
