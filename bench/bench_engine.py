@@ -11,7 +11,7 @@
 (d) the engine in its spawn worker (WorkerHost), this process draining its events over the pipe.
 
 All four train the same nn.Sequential of Linear/ReLU with Adam and cross-entropy, batch 64, on the
-same train tensors (from torchtui.engine.data.load_data), for the same number of samples. a and b time
+same train tensors (from torchtui.engine.data.splits.load_data), for the same number of samples. a and b time
 their epochs only (no evaluation). c and d time RunStarted -> RunFinished as this client receives
 them: everything the engine does once the run is set up. In `small` and `big` the val split is 5 % and
 there is no test split, so evaluation is a small part of that; `preset` is the moons preset as shipped

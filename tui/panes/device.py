@@ -67,10 +67,6 @@ class DevicePane(FormPane):
         yield self.memory
 
 
-
-
-
-
     def after_set(self) -> None:
         self.form.set_choices("device", self._options())
 

@@ -57,10 +57,6 @@ class HparamsPane(FormPane):
         yield self.form
 
 
-
-
-
-
     def after_set(self) -> None:
         self._show_relevant()
 

@@ -11,9 +11,6 @@ from torchtui.engine.errors import DataError
 DATASETS_EXTRA = "pip install 'torchtui[datasets]'"
 
 
-
-
-
 def read_bundled(cfg: DataConfig) -> tuple[Arrays, list[str]]:
     """digits (8×8 images), iris, wine or breast_cancer, shipped inside scikit-learn: nothing is downloaded."""
     try:
@@ -37,4 +34,4 @@ def read_bundled(cfg: DataConfig) -> tuple[Arrays, list[str]]:
     return Arrays(x, y, task, names), features
 
 
-read = read_bundled
+read = read_bundled  # the sources table calls read(cfg)

@@ -8,8 +8,6 @@ from torchtui.engine.config import DataConfig
 from torchtui.engine.errors import DataError
 from torchtui.engine.usercode import UserCodeError, call, load_object
 
-# --- the user's own code -----------------------------------------------------------------------------
-
 
 def read_code(cfg: DataConfig) -> tuple[Any, Any, Any]:
     """Call path/to/file.py:function(**kwargs); it returns (train, val[, test]) datasets or (X, y) pairs."""

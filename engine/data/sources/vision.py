@@ -11,8 +11,6 @@ from torchtui.engine.config import DataConfig
 from torchtui.engine.data.arrays import Arrays
 from torchtui.engine.errors import DataError
 
-# --- torchvision -------------------------------------------------------------------------------------
-
 
 def import_torchvision(field: str):
     """torchvision, or a DataError saying how to get a build that matches this torch."""
