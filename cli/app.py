@@ -17,12 +17,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Open the Textual app; the engine's worker process imports torch while the UI paints."""
-    from torchtui.engine.config import from_dict
-
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
                          "(see torchtui -h)")
-    config = from_dict(load_config(args))
+    config = load_config(args)
     from torchtui.engine.host import WorkerHost
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge, prepare_spawn

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from torchtui.engine import presets
-from torchtui.engine.config import from_dict
-from torchtui.engine.schema import ConfigError
+from torchtui.engine.config import ExperimentConfig
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,15 +31,11 @@ def add_runs_dir(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
 
 
-def load_config(args) -> dict:
-    """The validated config (as a plain dict) from a preset plus --set, --device and --epochs."""
+def load_config(args) -> ExperimentConfig:
+    """The validated config from a preset plus --set, --device and --epochs; errors name file:line and field."""
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    path, data, line_of = presets.load_located(args.preset, overrides)
-    try:
-        return from_dict(data).to_dict()
-    except ConfigError as err:
-        raise presets.located(err, path, line_of) from None
+    return presets.load(args.preset, overrides)

@@ -86,7 +86,7 @@ class Progress:
         s, st = self.last, self.started
         if s is None or st is None or not s.step:
             return
-        epoch = s.epoch[-1]
+        epoch = s.epoch
         text = (f"epoch {epoch:.2f}/{st.epochs}  step {s.step[-1]}/{st.total_steps}  loss {s.loss[-1]:.4g}  "
                 f"{_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {fmt_duration(s.eta_s)}")
         self.out.write("\r\x1b[2K" + text)

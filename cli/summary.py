@@ -17,7 +17,7 @@ def run(args) -> int:
     from torchtui.engine import protocol as p
     from torchtui.engine.run.requests import describe_model
 
-    reply = describe_model(p.DescribeModel(config=load_config(args)))
+    reply = describe_model(p.DescribeModel(config=load_config(args).to_dict()))
     if reply.error:
         raise ConfigError([reply.error])
     print(reply.text)

@@ -33,7 +33,7 @@ def add_json(parser) -> None:
 def run(args) -> int:
     from torchtui.engine import protocol as p
 
-    return follow(p.Start(config=load_config(args), runs_dir=args.runs_dir), args.runs_dir, args.json)
+    return follow(p.Start(config=load_config(args).to_dict(), runs_dir=args.runs_dir), args.runs_dir, args.json)
 
 
 def follow(start, runs_dir: str | None, json_mode: bool) -> int:

@@ -139,23 +139,22 @@ class RunStarted:
 class StepStats:
     """A batch of per-step statistics, pulled from the device in one sync.
 
-    Per-step columns (same length): step, epoch (fractional), loss, lr, grad_norm (NaN on steps that
-    were not sampled), and batch accuracy for classification (`acc`, NaN on steps not sampled for it;
-    empty for regression). Gradient and
-    per-layer columns are sampled every `stats_every` steps (`layer_steps`), each row aligned with
-    `layers` of RunStarted.
+    `step`, `loss` and `lr` hold one value per step; `epoch` is the fractional epoch at the last of them.
+    Batch accuracy (classification only) is sampled every few steps: `acc` at `acc_steps`. Gradient
+    statistics are sampled every `stats_every` steps, at `layer_steps`: the global `grad_norm`, and per
+    layer (rows aligned with `layers` of RunStarted) `layer_grad_norm` and `update_ratio`.
     """
     run_id: str
     step: list
-    epoch: list
+    epoch: float
     loss: list
     lr: list
-    grad_norm: list
+    acc_steps: list
     acc: list
     layer_steps: list
+    grad_norm: list
     layer_grad_norm: list
     update_ratio: list
-    weight_norm: list
     samples_per_s: float
     eta_s: float | None
     progress: float

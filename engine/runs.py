@@ -134,3 +134,73 @@ class RunFolder:
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(self.summary_path, dumps(summary, indent=2) + "\n")
+
+
+REPLAY_CHUNK = 2000  # steps per replayed StepStats: the client's history takes them in batches, like live ones
+
+
+def replay_events(started) -> tuple[list, int]:
+    """A run's history so far, from its metrics.jsonl, as the events that made it: (events, last step).
+
+    A client that attaches to a running run (or sees one resume) draws it from these, then from live
+    events after the last step; a torn last line (the run is writing) is skipped.
+    """
+    from torchtui.engine import protocol as p
+
+    path = Path(started.run_dir) / "metrics.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return [], -1
+    events, steps, last = [], [], -1
+    per_epoch = max(1, started.steps_per_epoch)
+
+    def flush_steps() -> None:
+        if steps:
+            events.append(_step_stats(p, started, steps, per_epoch))
+            steps.clear()
+
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        kind = row.get("type")
+        if kind == "step" and isinstance(row.get("step"), int):
+            steps.append(row)
+            last = max(last, row["step"])
+            if len(steps) >= REPLAY_CHUNK:
+                flush_steps()
+        elif kind == "eval":
+            flush_steps()
+            metrics = {k: v for k, v in row.items() if k not in ("type", "split", "step", "epoch", "dead_relu")}
+            events.append(p.EvalResult(started.run_id, row.get("split", "val"), row.get("step", 0),
+                                       row.get("epoch", 0), metrics, None, row.get("dead_relu") or {}))
+        elif kind == "hparams":
+            flush_steps()
+            previous = steps[-1] if steps else {}
+            changes = {k: [previous.get(k, v), v] for k, v in row.items() if k not in ("type", "step")}
+            events.append(p.HparamsChanged(started.run_id, row.get("step", 0), changes))
+    flush_steps()
+    return events, last
+
+
+def _step_stats(p, started, rows: list[dict], per_epoch: int):
+    sampled = [r for r in rows if isinstance(r.get("layers"), dict)]
+    names = list(started.layers)
+
+    def column(key: str) -> list:
+        return [[(r["layers"].get(name) or {}).get(key) or 0.0 for name in names] for r in sampled]
+
+    with_acc = [r for r in rows if r.get("acc") is not None]
+    return p.StepStats(
+        run_id=started.run_id, step=[r["step"] for r in rows], epoch=rows[-1]["step"] / per_epoch,
+        loss=[_num(r.get("loss")) for r in rows], lr=[_num(r.get("lr")) for r in rows],
+        acc_steps=[r["step"] for r in with_acc], acc=[r["acc"] for r in with_acc],
+        layer_steps=[r["step"] for r in sampled], grad_norm=[_num(r.get("grad_norm")) for r in sampled],
+        layer_grad_norm=column("grad_norm"), update_ratio=column("update_ratio"),
+        samples_per_s=0.0, eta_s=None, progress=rows[-1]["step"] / max(1, started.total_steps))
+
+
+def _num(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan

@@ -142,6 +142,8 @@ class TorchTUI(PresetActions, Lifecycle, App):
 
     def poll_engine(self) -> None:
         """Timer: drain the engine's events, route them, redraw at most one chart (they take 20–50 ms)."""
+        if not self.panes:
+            return  # built right after the first paint; until then events wait, so no handler meets a missing pane
         events = self.bridge.drain()
         status = False
         for event in events:
@@ -163,8 +165,9 @@ class TorchTUI(PresetActions, Lifecycle, App):
     def _request_previews(self) -> None:
         if self.bridge.ready:
             self.load_problems.clear()  # the answers to these requests say whether they still hold
-            self.bridge.request(p.DescribeModel, config=self.config.to_dict())
-            self.bridge.request(p.PreviewData, config=self.config.to_dict(), max_points=400)
+            plain = self.config.to_dict()
+            self.bridge.request(p.DescribeModel, config=plain)
+            self.bridge.request(p.PreviewData, config=plain, max_points=400)
 
     def on_engine_DevicesListed(self, event) -> None:
         if self.bridge.is_current(event):

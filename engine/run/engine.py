@@ -166,6 +166,6 @@ def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
         run_id=run.run_id, run_dir=str(run.folder.path), name=run.config.name, task=run.task, loss=run.loss_name,
         device=str(run.device), params=total, trainable=sum(t.numel() for t in run.params),
         splits=run.data.sizes(), steps_per_epoch=run.steps_per_epoch, total_steps=run.total_steps,
-        epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config.to_dict(),
+        epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config_dict,
         class_names=list(run.data.class_names), layers=list(run.layer_names),
     )

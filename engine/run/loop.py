@@ -23,6 +23,7 @@ EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound activation 
 class Run:
     """Everything one training run holds; callbacks read and steer it (`request_stop`)."""
     config: ExperimentConfig
+    config_dict: dict                  # the config as config.yaml, RunStarted and checkpoints record it
     run_id: str
     folder: Any                        # runs.RunFolder
     data: Splits              # already on the device

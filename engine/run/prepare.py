@@ -66,9 +66,10 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
 
     if folder is None:
         folder = RunFolder.create(cmd.runs_dir or runs_dir, config.name)
-    folder.write_config(config.to_dict())
+    plain = config.to_dict()
+    folder.write_config(plain)
     run = Run(
-        config=config, run_id=folder.run_id, folder=folder, data=splits, model=model, optimizer=optimizer,
+        config=config, config_dict=plain, run_id=folder.run_id, folder=folder, data=splits, model=model, optimizer=optimizer,
         scheduler=scheduler, plateau=plateau, scaler=scaler,
         loss_fn=optim.make_loss(loss_name, config.train, splits.task),
         predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
@@ -133,7 +134,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
         "plateau": run.plateau.state_dict() if run.plateau is not None else None,
         "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "config": run.config.to_dict(),
+        "config": run.config_dict,
         "run_id": run.run_id,
         "step": run.step,
         "epoch": run.epoch,

@@ -37,12 +37,12 @@ def scripted_run(run_id: str = "20261122-120000-moons", steps: int = 200, epochs
     for start in range(0, steps, 25):
         idx = list(range(start + 1, start + 26))
         events.append(p.StepStats(
-            run_id=run_id, step=idx, epoch=[s / per_epoch for s in idx],
+            run_id=run_id, step=idx, epoch=idx[-1] / per_epoch,
             loss=[0.7 * (0.98 ** s) + 0.05 * ((s * 7919) % 13) / 13 for s in idx],
-            lr=[0.003 if s < 120 else 0.006 for s in idx], grad_norm=[1.0 / (1 + s / 50) for s in idx],
-            acc=[min(0.99, 0.5 + s / 250) for s in idx], layer_steps=[idx[9], idx[19]],
+            lr=[0.003 if s < 120 else 0.006 for s in idx], acc_steps=idx, acc=[min(0.99, 0.5 + s / 250) for s in idx],
+            layer_steps=[idx[9], idx[19]], grad_norm=[1.0 / (1 + s / 50) for s in (idx[9], idx[19])],
             layer_grad_norm=[[0.5, 0.4, 0.3]] * 2, update_ratio=[[1e-3, 2e-3, 5e-4]] * 2,
-            weight_norm=[[5.0, 8.0, 2.0]] * 2, samples_per_s=41000.0, eta_s=(steps - idx[-1]) / 800,
+            samples_per_s=41000.0, eta_s=(steps - idx[-1]) / 800,
             progress=idx[-1] / steps))
         if idx[-1] % per_epoch == 0:
             epoch = idx[-1] // per_epoch

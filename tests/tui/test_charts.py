@@ -139,8 +139,9 @@ async def test_regression_metrics_and_curve_predictions():
         start = scripted_run(run)[0]
         feed(history, [
             p.RunStarted(**{**start.__dict__, "task": "regression", "class_names": []}),
-            p.StepStats(run, [1, 2], [0.1, 0.2], [1.0, 0.5], [0.01, 0.01], [1.0, 1.0], [], [], [], [], [],
-                        10.0, None, 0.5),
+            p.StepStats(run, step=[1, 2], epoch=0.2, loss=[1.0, 0.5], lr=[0.01, 0.01], acc_steps=[], acc=[],
+                        layer_steps=[], grad_norm=[], layer_grad_norm=[], update_ratio=[], samples_per_s=10.0,
+                        eta_s=None, progress=0.5),
             p.EvalResult(run, "val", 2, 1, {"loss": 0.4, "mae": 0.3, "mse": 0.4, "r2": 0.6}),
             p.Predictions(run, 2, 1, "curve", -1.0, 1.0, curve_x=[i / 10 - 1 for i in range(21)],
                           curve_y=[math.sin(i / 10) for i in range(21)], train_x=[0.0, 0.5], train_y=[0.1, 0.4],

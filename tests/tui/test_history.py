@@ -18,11 +18,11 @@ def started(run_id: str = RUN, task: str = "binary", layers=("fc1", "head")) -> 
 
 
 def stats(steps, run_id: str = RUN, acc=True) -> p.StepStats:
-    return p.StepStats(run_id=run_id, step=list(steps), epoch=[s / 4 for s in steps], loss=[1.0 / s for s in steps],
-                       lr=[0.01] * len(steps), grad_norm=[2.0] * len(steps),
+    return p.StepStats(run_id=run_id, step=list(steps), epoch=steps[-1] / 4, loss=[1.0 / s for s in steps],
+                       lr=[0.01] * len(steps), acc_steps=list(steps) if acc else [],
                        acc=[0.5 + s / 100 for s in steps] if acc else [],
-                       layer_steps=[steps[-1]], layer_grad_norm=[[0.3, 0.1]], update_ratio=[[1e-3, 2e-3]],
-                       weight_norm=[[4.0, 1.0]], samples_per_s=100.0, eta_s=1.0, progress=steps[-1] / 8)
+                       layer_steps=[steps[-1]], grad_norm=[2.0], layer_grad_norm=[[0.3, 0.1]],
+                       update_ratio=[[1e-3, 2e-3]], samples_per_s=100.0, eta_s=1.0, progress=steps[-1] / 8)
 
 
 def test_a_run_fills_the_series_and_reports_groups():
@@ -139,10 +139,9 @@ def test_a_long_run_keeps_the_history_bounded():
             steps = list(range(first + 1, first + 251))
             sampled = steps[9::10]
             history.apply(p.StepStats(
-                run_id="r", step=steps, epoch=[s / 1000 for s in steps], loss=[1 / s for s in steps],
-                lr=[1e-3] * 250, grad_norm=[0.5 if s in sampled else float("nan") for s in steps],
-                acc=[0.9 if s % 4 == 0 else float("nan") for s in steps], layer_steps=sampled,
-                layer_grad_norm=[[0.1] * 4] * 25, update_ratio=[[1e-3] * 4] * 25, weight_norm=[[1.0] * 4] * 25,
+                run_id="r", step=steps, epoch=steps[-1] / 1000, loss=[1 / s for s in steps],
+                lr=[1e-3] * 250, acc_steps=steps[3::4], acc=[0.9] * len(steps[3::4]), layer_steps=sampled,
+                grad_norm=[0.5] * 25, layer_grad_norm=[[0.1] * 4] * 25, update_ratio=[[1e-3] * 4] * 25,
                 samples_per_s=1e5, eta_s=1.0, progress=steps[-1] / 300_000))
             if steps[-1] % 1000 == 0:
                 history.apply(p.EvalResult("r", "val", steps[-1], steps[-1] // 1000, {"loss": 0.1, "accuracy": 0.9}))

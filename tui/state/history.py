@@ -86,14 +86,13 @@ class RunHistory:
         self.train_loss.extend(steps, event.loss)
         self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, _last_y(self.train_loss_smooth)))
         self.lr.extend(steps, event.lr)
-        # Unsampled steps carry NaN: keep the sampled norms only (the title shows the latest real one).
-        sampled = [(s, g) for s, g in zip(steps, event.grad_norm) if math.isfinite(g)]
-        self.grad_norm.extend([s for s, _ in sampled], [g for _, g in sampled])
+        # A diverged step's norm can be inf: it is named in the log, the chart keeps its scale.
+        finite = [(s, g) for s, g in zip(event.layer_steps, event.grad_norm) if math.isfinite(g)]
+        self.grad_norm.extend([s for s, _ in finite], [g for _, g in finite])
         changed = {"loss", "lr", "grad", "status"}
         if event.acc:
-            # Sampled every few steps (NaN between): keep the samples, smooth them by their step gaps.
-            sampled = [(s, a) for s, a in zip(steps, event.acc) if math.isfinite(a)]
-            xs, ys = [s for s, _ in sampled], [a for _, a in sampled]
+            # Sampled every few steps: smoothed by their step gaps.
+            xs, ys = list(event.acc_steps), list(event.acc)
             last = self.train_acc.last
             gaps = [x - prev for x, prev in zip(xs, [last[0] if last else (xs[0] - 1 if xs else 0)] + xs)]
             self.train_acc.extend(xs, ys)

@@ -55,21 +55,21 @@ class StatsCallback(Callback):
         rate = out.samples / out.seconds if out.seconds > 0 else 0.0
         steps_left = run.total_steps - steps_done
         per_step = out.seconds / max(1, len(out.step))
-        # Accuracy is sampled (see StepBuffer): NaN on the steps in between, as for grad_norm.
-        by_step = {s: c / n for s, c, n in zip(out.acc_steps, out.correct, out.acc_sizes)}
-        acc = [by_step.get(s, math.nan) for s in out.step[:keep]] if run.predict is not None else []
+        steps = out.step[:keep]
+        last = steps[-1] if steps else run.step
+        # Accuracy is sampled (see StepBuffer): only the steps it was computed on are sent.
+        acc = [(s, c / n) for s, c, n in zip(out.acc_steps, out.correct, out.acc_sizes) if s <= last]
         alloc, reserved = memory_stats(run.device)
         event = StepStats(
-            run_id=run.run_id, step=out.step[:keep],
-            epoch=[s / run.steps_per_epoch for s in out.step[:keep]],
-            loss=out.loss[:keep], lr=lrs[:keep], grad_norm=out.grad_norm[:keep], acc=acc,
-            layer_steps=out.layer_steps, layer_grad_norm=out.layer_grad_norm,
-            update_ratio=out.update_ratio, weight_norm=out.weight_norm,
+            run_id=run.run_id, step=steps, epoch=last / run.steps_per_epoch, loss=out.loss[:keep], lr=lrs[:keep],
+            acc_steps=[s for s, _ in acc], acc=[a for _, a in acc],
+            layer_steps=out.layer_steps, grad_norm=out.grad_norm, layer_grad_norm=out.layer_grad_norm,
+            update_ratio=out.update_ratio,
             samples_per_s=rate, eta_s=steps_left * per_step if per_step > 0 else None,
             progress=steps_done / max(1, run.total_steps), mem_allocated=alloc, mem_reserved=reserved,
         )
         self.emit(event)
-        append_rows(run, self.emit, _step_rows(event, run.layer_names))
+        append_rows(run, self.emit, _step_rows(event, out.weight_norm, run.layer_names, run.steps_per_epoch))
 
     def _diverged(self, run, out):
         where = f"; first non-finite gradients in layer '{out.bad_layer}'" if out.bad_layer else _blame(run)
@@ -114,27 +114,27 @@ def _groups(run):
     return param_groups_by_layer(getattr(run.model, "_orig_mod", run.model))[1]
 
 
-def _step_rows(event: StepStats, layers: list[str]) -> list[dict | str]:
+def _step_rows(event: StepStats, weight_norm: list, layers: list[str], steps_per_epoch: int) -> list[dict | str]:
     """metrics.jsonl rows of a flush. Most steps have only scalars: their line is formatted directly
     (a dict through json.dumps per step cost ~2 % of a small MLP's throughput); sampled steps with
-    per-layer values go as dicts."""
+    per-layer values (weight norms too, which no chart draws) go as dicts."""
     sampled = {s: i for i, s in enumerate(event.layer_steps)}
+    acc_of = {s: a for s, a in zip(event.acc_steps, event.acc) if math.isfinite(a)}
     rows: list[dict | str] = []
     for i, step in enumerate(event.step):
-        grad = event.grad_norm[i]
-        acc = f', "acc": {_num(event.acc[i])}' if event.acc and math.isfinite(event.acc[i]) else ""
+        epoch = round(step / steps_per_epoch, 6)
         if step not in sampled:
-            rows.append(f'{{"type": "step", "step": {step}, "epoch": {_num(round(event.epoch[i], 6))}, '
-                        f'"loss": {_num(event.loss[i])}, "lr": {_num(event.lr[i])}'
-                        + (f', "grad_norm": {_num(grad)}' if math.isfinite(grad) else "") + acc + "}")
+            acc = f', "acc": {_num(acc_of[step])}' if step in acc_of else ""
+            rows.append(f'{{"type": "step", "step": {step}, "epoch": {_num(epoch)}, '
+                        f'"loss": {_num(event.loss[i])}, "lr": {_num(event.lr[i])}' + acc + "}")
             continue
         j = sampled[step]
-        row = {"type": "step", "step": step, "epoch": round(event.epoch[i], 6), "loss": event.loss[i],
-               "lr": event.lr[i], "grad_norm": grad}
-        if event.acc and math.isfinite(event.acc[i]):
-            row["acc"] = event.acc[i]
+        row = {"type": "step", "step": step, "epoch": epoch, "loss": event.loss[i],
+               "lr": event.lr[i], "grad_norm": event.grad_norm[j]}
+        if step in acc_of:
+            row["acc"] = acc_of[step]
         row["layers"] = {name: {"grad_norm": event.layer_grad_norm[j][k], "update_ratio": event.update_ratio[j][k],
-                                "weight_norm": event.weight_norm[j][k]} for k, name in enumerate(layers)}
+                                "weight_norm": weight_norm[j][k]} for k, name in enumerate(layers)}
         rows.append(row)
     return rows
 

@@ -14,7 +14,7 @@ class Flushed:
     """One flush's worth of statistics as host values, plus the first non-finite step if any."""
     step: list[int]
     loss: list[float]
-    grad_norm: list[float]
+    grad_norm: list[float]              # global gradient norm at each of layer_steps
     correct: list[float]                # correct predictions on each of acc_steps (classification)
     acc_steps: list[int]
     acc_sizes: list[int]
@@ -123,7 +123,7 @@ class StepBuffer:
         now = time.perf_counter()
         out = Flushed(
             step=list(self.steps), loss=losses, correct=correct,
-            grad_norm=[_total(norms[st]) if st in norms else math.nan for st in self.steps],
+            grad_norm=[_total(norms[st]) for st in self.sampled],
             acc_steps=list(self.acc_steps) if has_acc else [], acc_sizes=list(self.acc_sizes) if has_acc else [],
             layer_steps=list(self.sampled),
             layer_grad_norm=[self._by_layer(norms[st]) for st in self.sampled],
