@@ -21,15 +21,22 @@ def run(args) -> int:
         raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
                          "(see torchtui -h)")
     config = load_config(args)
-    from torchtui.engine.host import WorkerHost
+    from torchtui.engine.host import ServerHost
     from torchtui.tui.app import TorchTUI
-    from torchtui.tui.bridge import EngineBridge, prepare_spawn
+    from torchtui.tui.bridge import EngineBridge
 
-    prepare_spawn()
-    # Spawned once the app has painted: the worker's torch import would otherwise take CPU from it.
-    bridge = EngineBridge(lambda: WorkerHost(args.runs_dir))
+    # The engine runs in a server of its own session, so a run outlives this terminal when the app detaches
+    # (d, or a dropped connection). Started once the app has painted: its torch import would take CPU first.
+    bridge = EngineBridge(lambda: ServerHost.start(args.runs_dir))
+    return open_app(TorchTUI(config, bridge, runs_dir=args.runs_dir), bridge)
+
+
+def open_app(app, bridge) -> int:
+    """Run the app; let go of the engine after it; print what the app left to say (where a detached run is)."""
     try:
-        TorchTUI(config, bridge, runs_dir=args.runs_dir).run()
+        app.run()
     finally:
         bridge.close()
+    if app.farewell:
+        print(app.farewell)
     return EXIT_OK

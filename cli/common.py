@@ -27,6 +27,10 @@ def add_run_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--epochs", type=int, help="number of epochs (same as --set train.epochs=N)")
 
 
+def add_json(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+
+
 def add_runs_dir(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torchtui.cli.common import UsageError
-from torchtui.cli.train import add_json, follow
+from torchtui.cli.common import UsageError, add_json
+from torchtui.cli.train import follow
 
 HELP = "continue a stopped or killed run from its last.pt"
 

@@ -10,6 +10,7 @@ from torchtui.cli.common import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_USAGE,
+    add_json,
     add_run_options,
     add_runs_dir,
     load_config,
@@ -24,15 +25,15 @@ def add_arguments(parser) -> None:
     add_run_options(parser)
     add_runs_dir(parser)
     add_json(parser)
-
-
-def add_json(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line of stdout")
+    parser.add_argument("--detach", action="store_true",
+                        help="run in a server of its own that outlives this terminal; print its id and return")
 
 
 def run(args) -> int:
     from torchtui.engine import protocol as p
 
+    if args.detach:
+        return detach(load_config(args).to_dict(), args.runs_dir)
     return follow(p.Start(config=load_config(args).to_dict(), runs_dir=args.runs_dir), args.runs_dir, args.json)
 
 
@@ -74,3 +75,30 @@ def follow(start, runs_dir: str | None, json_mode: bool) -> int:
 
 def _stop_signals():
     return [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+
+
+def detach(config: dict, runs_dir: str | None) -> int:
+    """Start a run server, start the run in it, print how to reach it, and leave it running."""
+    from torchtui.engine import protocol as p
+    from torchtui.engine.host import ServerHost
+
+    host = ServerHost.start(runs_dir, replay=False)
+    try:
+        host.send(p.Start(config=config, runs_dir=runs_dir))
+        seen: list = []
+        try:
+            event = host.wait_for(lambda e: isinstance(e, (p.RunStarted, p.Error)), timeout=host.CONNECT_S, seen=seen)
+        except TimeoutError:
+            print(f"torchtui: error: the run server did not start the run (see {host.log_path})", file=sys.stderr)
+            host.close()
+            return EXIT_RUN_FAILED
+        if isinstance(event, p.Error):
+            print(f"torchtui: error: {event.message.splitlines()[0]}", file=sys.stderr)
+            host.close()
+            return EXIT_USAGE
+        print(f"{event.run_id} running in the background (server pid {host.info.pid}) -> {event.run_dir}")
+        print(f"watch and steer it: torchtui attach {event.run_id}   list: torchtui ps   stop: torchtui stop "
+              f"{event.run_id}")
+    finally:
+        host.detach()
+    return EXIT_OK

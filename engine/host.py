@@ -6,17 +6,23 @@ imports no torch, so a UI process can host the engine in a worker without ever l
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Client
+from pathlib import Path
 from typing import Callable
 
+from torchtui.engine import live
 from torchtui.engine import protocol as p
 from torchtui.engine.run.worker import worker_main
-from torchtui.engine.runs import default_runs_dir
+from torchtui.engine.runs import default_runs_dir, replay_events
 
 
 class EngineHost:
@@ -100,8 +106,8 @@ class WorkerHost(EngineHost):
         super().__init__()
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        if threads is None:  # leave a core to the client; two torch threads on two cores oversubscribe
-            threads = max(1, (os.cpu_count() or 2) - 1)
+        if threads is None:
+            threads = default_threads()
         if log_path is None:
             log_path = os.path.join(runs_dir or default_runs_dir(), "engine-worker.log")
         self.log_path = log_path
@@ -158,3 +164,174 @@ class WorkerHost(EngineHost):
                 break
             self._reader.join(wait)
         self._conn.close()
+
+
+def default_threads() -> int:
+    """Torch threads for an engine beside a UI: a core is left to the client (two on two cores oversubscribe)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class ServerHost(EngineHost):
+    """The engine in a run server of its own session, over a Unix-domain socket (engine/run/server.py).
+
+    `start()` launches a server (the app, `train --detach`); `attach()` connects to a running one. The
+    server outlives this client: `detach()` leaves it running, `close()` stops its run and ends it. When a
+    run starts, or on attaching to one, its steps so far are replayed from metrics.jsonl, then live events
+    carry on after the last replayed step.
+    """
+
+    CONNECT_S = 120.0  # the server imports torch before it answers
+
+    def __init__(self, info: live.ServerInfo, process: subprocess.Popen | None = None, log_path: str = "",
+                 replay: bool = True):
+        """`replay`: draw a run's history from its metrics.jsonl (off for clients that only send commands)."""
+        super().__init__()
+        self.info, self.process, self.log_path, self.replay = info, process, log_path, replay
+        self._conn = None
+        self._pending: list = []          # commands sent before the connection is up
+        self._send_lock = threading.Lock()
+        self._replayed = -1
+        self._leaving = False             # detach() or close(): the end of the stream is expected
+        self._reader = threading.Thread(target=self._read, name="torchtui-events", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(cls, runs_dir: str | None = None, threads: int | None = None, log_path: str | None = None,
+              replay: bool = True):
+        """Launch a run server in a new session and connect to it in the background (returns at once)."""
+        # Absolute: clients elsewhere read the run folders the server names.
+        runs_dir = os.path.abspath(runs_dir or default_runs_dir())
+        log_path = log_path or os.path.join(runs_dir, "engine-worker.log")
+        command = [sys.executable, "-m", "torchtui.engine.run.server", "--threads",
+                   str(threads or default_threads()), "--log", log_path, "--runs-dir", runs_dir]
+        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        return cls(live.ServerInfo(pid=process.pid, socket=str(live.socket_path(process.pid))), process, log_path,
+                   replay)
+
+    @classmethod
+    def attach(cls, ref: str | None = None):
+        """Connect to the live run `ref` names (see live.find); raises LiveRunError when there is none."""
+        return cls(live.find(ref))
+
+    # ------------------------------------------------------------------ the connection
+
+    def _connect(self):
+        deadline = time.monotonic() + self.CONNECT_S
+        while time.monotonic() < deadline and not self._leaving:
+            if self.process is not None and self.process.poll() is not None:
+                raise ConnectionError(f"the run server exited as it started (code {self.process.returncode}; "
+                                      f"see {self.log_path})")
+            if Path(self.info.socket).exists():
+                return Client(self.info.socket, family="AF_UNIX", authkey=live.authkey())
+            time.sleep(0.05)  # the server binds its socket within a few hundred ms of starting
+        raise ConnectionError(f"the run server (pid {self.info.pid}) did not answer within {self.CONNECT_S:.0f} s")
+
+    def _read(self) -> None:
+        try:
+            conn = self._connect()
+        except (OSError, ConnectionError, live.LiveRunError, EOFError) as err:
+            if not self._leaving:
+                self._gone(f"{err}")
+            return
+        except Exception as err:  # noqa: BLE001 - AuthenticationError: a key that does not match
+            self._gone(f"the run server refused this client ({type(err).__name__}: {err})")
+            return
+        with self._send_lock:
+            self._conn = conn
+            for command in self._pending:
+                conn.send(command)
+            self._pending.clear()
+        while True:
+            try:
+                event = conn.recv()
+            except (EOFError, OSError, TypeError):
+                break
+            self._receive(event)
+        if self.process is not None:
+            self.process.poll()  # reap it if it ended
+        if not self._leaving:
+            where = f"; `torchtui resume {self.info.run_dir}` continues the run" if self.info.run_dir else ""
+            self._gone(f"the run server (pid {self.info.pid}) is gone{where}")
+
+    def _receive(self, event) -> None:
+        if isinstance(event, p.RunStarted):
+            self.info.run_id, self.info.run_dir = event.run_id, event.run_dir
+            self.events.put(event)
+            if self.replay:
+                replayed, self._replayed = replay_events(event)
+                for old in replayed:
+                    self.events.put(old)
+            return
+        if isinstance(event, p.StepStats) and self.replay:
+            event = steps_after(event, self._replayed)
+            if event is None:
+                return
+        self.events.put(event)
+
+    def _gone(self, message: str) -> None:
+        self.events.put(p.Error(None, message))
+        self.events.put(p.StateChanged(None, p.FAILED, message))
+
+    def send(self, command) -> None:
+        with self._send_lock:
+            if self._conn is None:
+                self._pending.append(command)
+                return
+            try:
+                self._conn.send(command)
+            except (BrokenPipeError, OSError):
+                self.events.put(p.Error(None, "the run server is gone; see `torchtui ps`"))
+
+    # ------------------------------------------------------------------ ending
+
+    def detach(self) -> None:
+        """Leave the server running (its run goes on); this client stops listening."""
+        self._leaving = True
+        with self._send_lock:
+            if self._conn is not None:
+                self._conn.close()
+        self._reader.join(5)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the server's run (saving last.pt) and end the server; escalate if it does not go."""
+        self._leaving = True
+        self.send(p.Shutdown())
+        self._reader.join(timeout)
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 2)):
+            if not self._server_alive():
+                break
+            try:
+                os.kill(self.info.pid, sig)  # SIGTERM is graceful in the server (saves last.pt); SIGKILL is not
+            except ProcessLookupError:
+                break
+            self._wait_server(wait)
+        with self._send_lock:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _server_alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        return live._alive(self.info.pid)
+
+    def _wait_server(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self._server_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def steps_after(event: p.StepStats, last: int) -> p.StepStats | None:
+    """The part of a StepStats after step `last` (None when every step in it was already replayed)."""
+    if not event.step or event.step[0] > last:
+        return event
+    first = next((i for i, s in enumerate(event.step) if s > last), None)
+    if first is None:
+        return None
+    acc = [(s, a) for s, a in zip(event.acc_steps, event.acc) if s > last]
+    sampled = [j for j, s in enumerate(event.layer_steps) if s > last]
+    return dataclasses.replace(
+        event, step=event.step[first:], loss=event.loss[first:], lr=event.lr[first:],
+        acc_steps=[s for s, _ in acc], acc=[a for _, a in acc], layer_steps=[event.layer_steps[j] for j in sampled],
+        grad_norm=[event.grad_norm[j] for j in sampled], layer_grad_norm=[event.layer_grad_norm[j] for j in sampled],
+        update_ratio=[event.update_ratio[j] for j in sampled])

@@ -14,7 +14,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Footer, TabbedContent
 
 from torchtui.engine import protocol as p
-from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.config import ExperimentConfig, from_dict
+from torchtui.engine.schema import ConfigError
 from torchtui.tui.app_lifecycle import Lifecycle
 from torchtui.tui.app_presets import PresetActions
 from torchtui.tui.bridge import EngineBridge
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
 class TorchTUI(PresetActions, Lifecycle, App):
-    """Set up an experiment in four panes, train it in the engine's worker process, watch it live."""
+    """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = None  # keys like space must reach the app, not type into the first field
@@ -55,12 +56,14 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.notice = ""
         self.quitting = False
         self.pending_start = False
+        self.starting = False  # a Start sent, its RunStarted not seen yet: that run's setup is in the panes
         self._revalidate_timer = None
         self.deck = PaneDeck()  # built and mounted after the first paint
         self.charts: dict = {}  # filled on mount; the scheduler shares the dict
         self.scheduler = ChartScheduler(self.charts)
         self.panes = self.deck.panes
         self._exit_when_ready: tuple | None = None
+        self.farewell = ""  # printed once the terminal is restored: where a detached run can be found
 
     # ------------------------------------------------------------------ layout
 
@@ -88,7 +91,8 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.set_interval(TICK_S, self.poll_engine)
         self.call_after_refresh(self._after_first_paint)
         self._layout_for(self.size.width)
-        self.log_pane.add("info", "starting the engine (loading torch…)")
+        attaching = getattr(self.bridge.host, "info", None) is not None  # given a live run server
+        self.log_pane.add("info", "attaching to its server…" if attaching else "starting the engine (loading torch…)")
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.stop_and_exit)
         if hasattr(signal, "SIGHUP"):
             # A plain handler, not the loop's: with the terminal gone the loop can be stuck in a write to
@@ -197,9 +201,16 @@ class TorchTUI(PresetActions, Lifecycle, App):
 
     def on_engine_RunStarted(self, event: p.RunStarted) -> None:
         self.log_pane.add("info", f"run {event.run_id}: {event.params:,} parameters on {event.device} → {event.run_dir}")
+        started_here, self.starting = self.starting, False
+        if not started_here and event.config:  # a run started elsewhere (attached): show its setup
+            try:
+                self.show_setup(from_dict(event.config))
+            except ConfigError as err:
+                self.log_pane.add("warning", f"the run's config does not load here: {err.first_line}")
 
     def on_engine_StateChanged(self, event: p.StateChanged) -> None:
         if event.state in p.END_STATES:
+            self.starting = self.starting and event.run_id is not None  # a Start refused: nothing of ours to come
             level = "error" if event.state in (p.DIVERGED, p.FAILED) else "info"
             self.log_pane.add(level, f"{event.state}" + (f": {event.reason}" if event.reason else ""))
             if self.quitting:
@@ -283,6 +294,7 @@ class TorchTUI(PresetActions, Lifecycle, App):
             self.notify("the engine is still loading torch…")
         else:
             self.notice = ""
+            self.starting = True
             self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir))
             self.screen.remove_class("show-more")
             self.screen.add_class("show-charts")
@@ -376,14 +388,6 @@ class TorchTUI(PresetActions, Lifecycle, App):
         self.push_screen("help")
 
     def action_edit_list(self, key: str, operation: str) -> None:
-        """Add, remove or move an item of the Model pane's hidden layers or conv blocks (the palette's way
-        to what a, d, [ and ] do in the pane); acts on the item last focused, else the end of the list."""
+        """The palette's way to what a, d, [ and ] do in the Model pane (see ModelPane.edit_list)."""
         self.action_focus_pane("model")
-        model = self.pane("model")
-        layer_list = model.layer_list if key == "layers" else model.conv_list
-        if operation == "add":
-            layer_list.action_add()
-        elif operation == "remove":
-            layer_list.remove(layer_list.current if layer_list.current is not None else len(layer_list.value()) - 1)
-        else:
-            layer_list.action_move(-1 if operation == "up" else 1)
+        self.pane("model").edit_list(key, operation)

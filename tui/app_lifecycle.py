@@ -1,5 +1,6 @@
-"""How the app ends: quitting with a confirmation while a run is active, SIGTERM, and SIGHUP (the SSH
-connection dropped) — each stops the run so last.pt is saved — and no exit while panes are mounting."""
+"""How the app ends: quitting (while a run is active: stop it, or detach and leave it running), detaching
+with d, SIGTERM (stops the run so last.pt is saved), SIGHUP (the SSH connection dropped: the run goes on
+where the engine is a run server, else it is stopped), and no exit while panes are mounting."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ class Lifecycle:
     def _hang_up(self, signum, frame) -> None:
         """SIGHUP (the SSH connection dropped): there is no terminal left to restore or draw on.
 
-        A thread shuts the engine down (the worker stops the run and saves last.pt) and then ends the
-        process, whatever state the UI loop is in: a write to the vanished terminal may never return.
+        A thread lets go of the engine (a run server keeps training; a worker stops the run and saves
+        last.pt) and then ends the process, whatever state the UI loop is in: a write to the vanished
+        terminal may never return.
         """
         threading.Thread(target=self._shut_down_and_exit, name="torchtui-hangup", daemon=True).start()
 
@@ -45,6 +47,18 @@ class Lifecycle:
         finally:
             os._exit(128 + signal.SIGHUP)
 
+    def action_detach(self) -> None:
+        """d: leave, and let the active run go on in its server (`torchtui attach` comes back to it)."""
+        if not self.bridge.can_detach:
+            self.notify("this engine runs inside the app: it cannot go on without it (q stops and quits)")
+            return
+        started = self.history.started
+        if started is not None and self.history.state in p.ACTIVE_STATES:
+            self.farewell = (f"{started.run_id} goes on in the background -> {started.run_dir}\n"
+                             f"come back: torchtui attach {started.run_id}   list: torchtui ps   "
+                             f"stop: torchtui stop {started.run_id}")
+        self.exit()
+
     async def action_quit(self) -> None:
         if self.history.state not in p.ACTIVE_STATES:
             self.exit()
@@ -52,10 +66,18 @@ class Lifecycle:
 
         from torchtui.tui.screens.confirm import ConfirmScreen
 
-        def answer(yes: bool | None) -> None:
-            if yes:
+        def answer(choice: bool | str | None) -> None:
+            if choice == "detach":
+                self.action_detach()
+            elif choice:
                 self.quitting = True
                 self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
                 self.bridge.send(p.Stop())
 
-        self.push_screen(ConfirmScreen("A run is active. Stop it (saving last.pt) and quit?"), answer)
+        if self.bridge.can_detach:
+            screen = ConfirmScreen("A run is active. Stop it (saving last.pt) and quit, or detach and leave it "
+                                   "training (torchtui attach comes back to it)?", yes="Stop it", no="Cancel",
+                                   extra=("d", "Detach", "detach"))
+        else:
+            screen = ConfirmScreen("A run is active. Stop it (saving last.pt) and quit?")
+        self.push_screen(screen, answer)

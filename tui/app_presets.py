@@ -36,6 +36,14 @@ class PresetActions:
 
         self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
 
+    def show_setup(self, config) -> None:
+        """Make `config` the setup in the panes (an opened preset, or the run the app attached to)."""
+        self.config, self.config_problems = config, []
+        self._show_problems()
+        self.sub_title = config.name
+        self.deck.fill(config)
+        self._request_previews()
+
     def open_preset(self, path: str) -> bool:
         """Load a preset file into the panes; a bad one is reported (the same line the CLI prints) and the
         current setup stays as it was."""
@@ -45,11 +53,7 @@ class PresetActions:
             self.log_pane.add("error", str(err))
             self.notify(err.first_line, severity="error")
             return False
-        self.config, self.config_problems = config, []
-        self._show_problems()
-        self.sub_title = config.name
-        self.deck.fill(config)
-        self._request_previews()
+        self.show_setup(config)
         self.log_pane.add("info", f"opened preset {config.name} ({path})")
         self.refresh_status()
         return True

@@ -7,7 +7,7 @@ import multiprocessing.resource_tracker
 from typing import Callable
 
 from torchtui.engine import protocol as p
-from torchtui.engine.host import EngineHost, WorkerHost
+from torchtui.engine.host import EngineHost
 
 
 def prepare_spawn() -> None:
@@ -16,14 +16,8 @@ def prepare_spawn() -> None:
     multiprocessing.resource_tracker.ensure_running()
 
 
-def start_worker(runs_dir: str | None) -> WorkerHost:
-    """Spawn the engine's worker process (after prepare_spawn when a Textual app is running)."""
-    prepare_spawn()
-    return WorkerHost(runs_dir)
-
-
 class EngineBridge:
-    """Wraps an engine host (worker process in the app, in-process or fake in tests).
+    """Wraps an engine host (a run server in the app, in-process or fake in tests).
 
     Replies to requests carry the id they were asked with; only the newest id per request kind is
     kept, so a slow reply to an outdated config never overwrites a newer one.
@@ -66,6 +60,17 @@ class EngineBridge:
                 self.ready, self.torch_version = True, event.torch_version
         return events
 
+    @property
+    def can_detach(self) -> bool:
+        """Whether the engine lives in a run server that can go on without this app."""
+        return callable(getattr(self.host, "detach", None))
+
     def close(self) -> None:
-        if self.host is not None:
+        """Let go of the engine. A run server is detached from: it ends by itself once its run is over and
+        no client is attached, so a run the app left active goes on. Other hosts are shut down."""
+        if self.host is None:
+            return
+        if self.can_detach:
+            self.host.detach()
+        else:
             self.host.close()

@@ -1,4 +1,4 @@
-"""torchtui in a real terminal (tmux 160x48): start moons, see epoch 2, quit with confirmation."""
+"""torchtui in a real terminal (tmux 160x48): train and quit, signals, and a run that outlives its terminal."""
 
 import json
 import os
@@ -55,7 +55,7 @@ def test_train_moons_in_tmux(tmp_path):
     session = f"torchtui-test-{os.getpid()}"
     runs = tmp_path / "runs"
     done = tmp_path / "exit.txt"
-    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
+    command = (f"cd {tmp_path} && {private_env(tmp_path)} TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
                f"{TORCHTUI} moons --set train.epochs=200; echo $? > {done}")
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
     try:
@@ -75,15 +75,27 @@ def test_train_moons_in_tmux(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["state"] == "stopped"
 
 
-def training_app(tmp_path, session: str) -> tuple[Path, int]:
+def private_env(tmp_path) -> str:
+    """XDG_RUNTIME_DIR=… for a command: this test's run servers listen in a folder of its own."""
+    folder = tmp_path / "runtime"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return f"XDG_RUNTIME_DIR={folder}"
+
+
+def cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**ENV, "XDG_RUNTIME_DIR": private_env(tmp_path).partition("=")[2]}
+    return subprocess.run([TORCHTUI, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def training_app(tmp_path, session: str, epochs: int = 500) -> tuple[Path, int]:
     """`torchtui moons` exec'd in a tmux pane, trained past its first epoch: (runs folder, the app's pid)."""
     runs = tmp_path / "runs"
-    command = (f"cd {tmp_path} && TORCHTUI_RUNS_DIR={runs} XDG_CONFIG_HOME={tmp_path / 'xdg'} "
-               f"exec {TORCHTUI} moons --set train.epochs=500")
+    command = (f"cd {tmp_path} && {private_env(tmp_path)} TORCHTUI_RUNS_DIR={runs} "
+               f"XDG_CONFIG_HOME={tmp_path / 'xdg'} exec {TORCHTUI} moons --set train.epochs={epochs}")
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", command)
     wait_for_screen(session, r"engine ready")
     tmux("send-keys", "-t", session, "Space")
-    wait_for_screen(session, r"epoch ([1-9]|\d\d+)\.\d\d/500")
+    wait_for_screen(session, rf"epoch ([1-9]|\d\d+)\.\d\d/{epochs}")
     return runs, int(tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
 
 
@@ -108,27 +120,49 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
 
 
-def test_closing_the_terminal_stops_the_run_saves_and_exits(tmp_path):
-    """The SSH connection drops: the pty goes away and SIGHUP arrives. Nothing may be left running."""
+def test_a_dropped_connection_leaves_the_run_training_and_attach_brings_it_back(tmp_path):
+    """The SSH connection drops (the pty goes away, SIGHUP arrives): the app ends, its run goes on in its
+    server; `ps` lists it, `attach` in a new terminal shows it with its earlier history, `stop` ends it."""
     session = f"torchtui-hup-{os.getpid()}"
     try:
-        runs, pid = training_app(tmp_path, session)
-        processes = [pid, *_children(pid)]
+        runs, pid = training_app(tmp_path, session, epochs=100_000)
         tmux("kill-session", "-t", session)  # closes the pty and sends SIGHUP, as sshd does
         deadline = time.monotonic() + 45
-        while any(_alive(p) for p in processes) and time.monotonic() < deadline:
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)  # polling interval
-        left = [p for p in processes if _alive(p)]
-        for p in left:
-            os.kill(p, 9)
-        assert not left, f"still running after the terminal closed: {left}"
+        assert not _alive(pid), "the app did not end when its terminal went away"
+        (run_dir,) = runs.glob("*-moons")
+        metrics = run_dir / "metrics.jsonl"
+        lines = len(metrics.read_text().splitlines())
+        deadline = time.monotonic() + 60
+        while len(metrics.read_text().splitlines()) < lines + 100 and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling interval
+        assert len(metrics.read_text().splitlines()) >= lines + 100, "the run stopped training with its terminal"
+        (row,) = json.loads(cli(tmp_path, "ps", "--json").stdout.splitlines()[-1])["runs"]
+        assert row["state"] == "running" and row["run_dir"] == str(run_dir.resolve())
+        before = row["step"]
+
+        again = f"torchtui-attach-{os.getpid()}"
+        tmux("new-session", "-d", "-s", again, "-x", "160", "-y", "48",
+             f"{private_env(tmp_path)} exec {TORCHTUI} attach {row['run_id'][:15]}")
+        wait_for_screen(again, rf"run {row['run_id']}")
+        wait_for_screen(again, r"running .* step \d+/")
+        screen = tmux("capture-pane", "-p", "-t", again).splitlines()
+        ticks = [int(t.replace(",", "")) for i, line in enumerate(screen[:-1]) if "└" in line
+                 for t in re.findall(r"\d{1,3}(?:,\d{3})+|\d+", screen[i + 1])]
+        assert any(0 < t < before for t in ticks), f"no chart reaches back before step {before}:\n" + "\n".join(screen)
+        stop = cli(tmp_path, "stop", row["run_id"])
+        assert stop.returncode == 0, stop.stderr
+        wait_for_screen(again, r"stopped")
+        tmux("send-keys", "-t", again, "q")
+        deadline = time.monotonic() + 45
+        while (_alive(row["pid"]) or json.loads(cli(tmp_path, "ps", "--json").stdout.splitlines()[-1])["runs"]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling interval
+        assert not _alive(row["pid"]), "the run server is still running after stop and quit"
     finally:
         tmux("kill-server")
-    (run_dir,) = runs.glob("*-moons")
     assert json.loads(wait_for_file(run_dir / "summary.json"))["state"] == "stopped"
     assert (run_dir / "checkpoints" / "last.pt").exists()

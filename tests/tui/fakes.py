@@ -57,3 +57,14 @@ def scripted_run(run_id: str = "20261122-120000-moons", steps: int = 200, epochs
         if idx[-1] == 125:
             events.append(p.HparamsChanged(run_id, 120, {"lr": [0.003, 0.006]}))
     return events
+
+
+class DetachableFakeHost(FakeHost):
+    """A fake run server: it can be detached from, as ServerHost can."""
+
+    def __init__(self, ready: bool = True):
+        super().__init__(ready)
+        self.detached = False
+
+    def detach(self) -> None:
+        self.detached = True

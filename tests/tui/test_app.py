@@ -1,15 +1,19 @@
 """The app through Textual's Pilot: editing, validation, running, live lr, presets, quitting."""
 
+import dataclasses
 import re
 
 import yaml
+from textual.widgets import Select
 
 from torchtui.engine import presets
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
+from torchtui.tui.app import TorchTUI
+from torchtui.tui.bridge import EngineBridge
 
-from .conftest import until
-from .fakes import scripted_run
+from .conftest import settles, until
+from .fakes import DetachableFakeHost, scripted_run
 
 
 async def test_fixed_event_stream_reaches_charts_and_status(fake_app):
@@ -286,3 +290,42 @@ async def test_a_crash_in_user_code_is_shown_with_its_traceback_and_the_app_stay
             await until(pilot, lambda: app.history.state in (p.STOPPED, p.FINISHED), what="stopped")
     finally:
         host.close()
+
+
+async def test_d_detaches_from_a_run_server_and_q_offers_it():
+    host = DetachableFakeHost()
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: app.history.state == p.RUNNING, what="running")
+        await pilot.press("q")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", what="the quit question")
+        assert "Detach (d)" in str(app.screen.query_one("#extra").label)
+        await pilot.press("d")
+        await until(pilot, lambda: not app.is_running, what="exit")
+    assert not any(isinstance(c, (p.Stop, p.Shutdown)) for c in host.sent)  # the run goes on
+    assert "torchtui attach 20261122-120000-moons" in app.farewell
+    app.bridge.close()
+    assert host.detached
+
+
+async def test_without_a_run_server_d_says_so_and_stays(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("d")
+        await pilot.pause()
+        assert fake_app.is_running and not fake_app.farewell
+
+
+async def test_attaching_shows_the_runs_own_setup_in_the_panes(fake_app):
+    spiral = presets.load("spiral")
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        start = scripted_run()[0]
+        fake_app.fake_host.emit(dataclasses.replace(start, config=spiral.to_dict(), name="spiral"))
+        await until(pilot, lambda: fake_app.config.name == "spiral", what="the run's config")
+        assert fake_app.pane("dataset").value()["source"] == "spiral"
+        assert fake_app.deck.sections()["model"] == spiral.to_dict()["model"]
+        # the third layer's row is still mounting: let it finish before the app is torn down
+        selects = lambda: fake_app.pane("model").query(Select)  # noqa: E731
+        await until(pilot, lambda: all(s.is_mounted and s.query("SelectCurrent Static") for s in selects()),
+                    what="the new layer rows mounted")

@@ -1,5 +1,6 @@
 """Series: bounded memory, min/max-preserving downsampling in x order, NaN handling, and the EMA helper."""
 
+import itertools
 import math
 import random
 
@@ -89,3 +90,25 @@ def test_midline_is_one_point_per_bucket_inside_the_envelope():
     few = Series()
     few.extend([1, 2], [3.0, 4.0])
     assert few.midline(50) == ([1.0, 2.0], [3.0, 4.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=0, max_size=3000),
+       st.lists(st.integers(1, 900), min_size=1, max_size=8), st.integers(2, 64))
+def test_a_long_extend_equals_appending_each_point(ys, chunks, cap):
+    """extend() of long batches (through numpy) leaves exactly the state point-by-point appends do."""
+    one, many = Series(cap=cap), Series(cap=cap)
+    for i, y in enumerate(ys):
+        one.append(i, y)
+    start = 0
+    for size in itertools.cycle(chunks):
+        if start >= len(ys):
+            break
+        part = range(start, min(len(ys), start + size * 10))
+        many.extend(list(part), [ys[i] for i in part])
+        start = part.stop
+    assert len(one) == len(many) and one.stored == many.stored
+    assert one.last == many.last or (one.last and math.isnan(one.last[1]) and math.isnan(many.last[1]))
+    for buckets in (1, 3, 10, 100, 5000):
+        assert one.downsample(buckets) == many.downsample(buckets)
+        assert one.midline(buckets) == many.midline(buckets)

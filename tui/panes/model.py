@@ -170,3 +170,14 @@ class ModelPane(VerticalScroll):
         total, trainable = summary.get("total", 0), summary.get("trainable", 0)
         frozen = f", {total - trainable:,} frozen" if total != trainable else ""
         totals.update(Text(f"{total:,} parameters{frozen} · input {shape_text(summary.get('input_shape', []))}"))
+
+    def edit_list(self, key: str, operation: str) -> None:
+        """Add, remove or move (up, down) an item of the hidden layers or conv blocks (`key`), acting on the
+        item last focused, else the end of the list."""
+        layer_list = self.layer_list if key == "layers" else self.conv_list
+        if operation == "add":
+            layer_list.action_add()
+        elif operation == "remove":
+            layer_list.remove(layer_list.current if layer_list.current is not None else len(layer_list.value()) - 1)
+        else:
+            layer_list.action_move(-1 if operation == "up" else 1)

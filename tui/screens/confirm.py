@@ -1,4 +1,4 @@
-"""ConfirmScreen: a yes/no question in a modal dialog that dismisses with True or False."""
+"""ConfirmScreen: a yes/no question in a modal dialog that dismisses with True or False (or a third choice)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from textual.widgets import Button, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask `message`; y/enter (or the Yes button) gives True, n/escape (or No) gives False."""
+    """Ask `message`; y/enter (or the Yes button) gives True, n/escape (or No) gives False; `extra`
+    (key, label, value) adds a third button that gives `value`."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -34,8 +35,9 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, message: str, title: str = "Are you sure?",
-                 yes: str = "Yes", no: str = "No") -> None:
+                 yes: str = "Yes", no: str = "No", extra: tuple[str, str, str] | None = None) -> None:
         super().__init__()
+        self.extra = extra
         self.message = message
         self.title_text = title
         self.yes_label = yes
@@ -48,6 +50,8 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(self.message, id="message", markup=False)
             with Horizontal(id="buttons"):
                 yield Button(f"{self.yes_label} (y)", variant="warning", id="yes")
+                if self.extra is not None:
+                    yield Button(f"{self.extra[1]} ({self.extra[0]})", variant="primary", id="extra")
                 yield Button(f"{self.no_label} (n)", variant="default", id="no")
 
     def on_mount(self) -> None:
@@ -55,7 +59,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id == "yes")
+        self.dismiss(self.extra[2] if event.button.id == "extra" else event.button.id == "yes")
 
-    def action_answer(self, answer: bool) -> None:
+    def on_key(self, event) -> None:
+        if self.extra is not None and event.key == self.extra[0]:
+            event.stop()
+            self.dismiss(self.extra[2])
+
+    def action_answer(self, answer: bool | str) -> None:
         self.dismiss(answer)

@@ -104,10 +104,11 @@ class RunHistory:
 
     def _layer_columns(self, target: dict[str, Series], steps: list, rows: list) -> None:
         """Rows are per sampled step, one value per layer in RunStarted.layers order."""
-        for step, row in zip(steps, rows):
-            for i, value in enumerate(row):
-                name = self.layers[i] if i < len(self.layers) else f"#{i}"
-                target.setdefault(name, Series()).append(step, value)
+        width = max((len(row) for row in rows), default=0)
+        for i in range(width):  # a column per layer, extended at once
+            name = self.layers[i] if i < len(self.layers) else f"#{i}"
+            pairs = [(step, row[i]) for step, row in zip(steps, rows) if i < len(row)]
+            target.setdefault(name, Series()).extend([s for s, _ in pairs], [v for _, v in pairs])
 
     def _on_EvalResult(self, event: p.EvalResult) -> set[str]:
         numbers = {k: v for k, v in event.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 # Storage is array('d'), 8 bytes a value: a series tops out near 2 x 4,096 buckets x 32 bytes = 256 KiB
 # however long the run, and the sampled series (every 10th step) level off by 80k steps, not 1.3M.
 RAW_CAP = 2 ** 12
+BULK = 256  # points from which extend() goes through numpy
 
 Bucket = tuple[float, float, float, float]  # (x at min, y min, x at max, y max)
 
@@ -58,9 +59,51 @@ class Series:
             self._push((x, y, x, y))
 
     def extend(self, xs: Iterable[float], ys: Iterable[float]) -> None:
-        """Add points pairwise from two sequences of the same length."""
-        for x, y in zip(xs, ys):
-            self.append(x, y)
+        """Add points pairwise from two sequences of the same length (the same as appending each in turn).
+
+        Long batches (a run's history replayed on attach) go level by level through numpy: one pass per
+        level instead of a Python loop per point and level."""
+        xs, ys = list(xs), list(ys)
+        if len(xs) < BULK:
+            for x, y in zip(xs, ys):
+                self.append(x, y)
+            return
+        import numpy as np
+
+        x = np.asarray(xs, dtype=float)
+        y = np.asarray(ys, dtype=float)
+        self._count += len(x)
+        self._last = (float(x[-1]), float(y[-1]))
+        keep = np.isfinite(y)
+        self._push_many((x[keep], y[keep], x[keep], y[keep]))
+
+    def _push_many(self, columns) -> None:
+        """_push for many buckets in order: at each level store them, pair them (after the pending one), go up."""
+        import numpy as np
+
+        level = 0
+        while len(columns[0]):
+            store = self._levels[level]
+            if store is not None:
+                for target, values in zip(store, columns):
+                    target.extend(values.tolist())
+                if len(store[0]) > self.cap:
+                    self._levels[level] = None
+            partner = self._pending[level]
+            if partner is not None:
+                columns = tuple(np.concatenate(([p], c)) for p, c in zip(partner, columns))
+            n = len(columns[0])
+            self._pending[level] = tuple(float(c[-1]) for c in columns) if n % 2 else None
+            a = tuple(c[0:n - 1:2] for c in columns)
+            b = tuple(c[1:n:2] for c in columns)
+            lo = a[1] <= b[1]
+            hi = a[3] >= b[3]
+            columns = (np.where(lo, a[0], b[0]), np.where(lo, a[1], b[1]), np.where(hi, a[2], b[2]),
+                       np.where(hi, a[3], b[3]))
+            level += 1
+            if len(columns[0]) and level == len(self._levels):
+                self._levels.append(_new_level())
+                self._pending.append(None)
 
     def _push(self, bucket: Bucket) -> None:
         level = 0

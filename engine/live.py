@@ -1,0 +1,138 @@
+"""Live runs: the private folder their servers listen in, the key that lets a client in, and who is running.
+
+A run server listens on a Unix-domain socket in a folder only its user may enter ($XDG_RUNTIME_DIR/torchtui,
+else /tmp/torchtui-$UID; mode 0700, the socket 0600). Clients prove they hold the user's key (0600 in the
+same folder) through multiprocessing.connection's HMAC challenge. Beside each socket a small JSON file
+says what the server runs; `servers()` lists them and removes the files of servers that died.
+Nothing here listens on a network port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LiveRunError(Exception):
+    """A live run cannot be found or reached; the message says why and what to do."""
+
+
+def runtime_dir() -> Path:
+    """The folder the sockets live in, created private; refused when someone else could read or own it."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "").strip()
+    path = Path(base) / "torchtui" if base else Path(f"/tmp/torchtui-{os.getuid()}")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError as err:
+        raise LiveRunError(f"cannot use {path} for run sockets: {err.strerror or err}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise LiveRunError(f"{path} is not a private folder of this user (owner uid {info.st_uid}, mode "
+                           f"{stat.S_IMODE(info.st_mode):o}): remove it, or point XDG_RUNTIME_DIR elsewhere")
+    return path
+
+
+def authkey() -> bytes:
+    """This user's key for run servers (32 random bytes, made once, readable by the owner only)."""
+    path = runtime_dir() / "authkey"
+    if not path.exists():
+        temp = path.with_name(f".authkey-{os.getpid()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(32))
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)  # atomic and exclusive: two first servers never end up with two keys
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink(missing_ok=True)
+    info = path.lstat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise LiveRunError(f"{path} must belong to this user with mode 600 (it has {stat.S_IMODE(info.st_mode):o})")
+    return path.read_bytes()
+
+
+@dataclass
+class ServerInfo:
+    """What a run server's JSON file says: its process and socket, and the run it serves (if any yet)."""
+    pid: int
+    socket: str
+    started: float = field(default_factory=time.time)
+    run_id: str = ""
+    run_dir: str = ""
+    name: str = ""
+    state: str = "idle"
+    device: str = ""
+    step: int = 0
+    epoch: float = 0.0
+    total_steps: int = 0
+    metric: str = ""        # the latest val metric, e.g. "accuracy 0.97"
+    clients: int = 0
+
+    @property
+    def path(self) -> Path:
+        return Path(self.socket).with_suffix(".json")
+
+    def write(self) -> None:
+        """Replace the file in one rename (no fsync: it describes a live process, and the run's thread waits)."""
+        temp = self.path.with_name(f".{self.path.name}.tmp")
+        temp.write_text(json.dumps(self.__dict__), encoding="utf-8")
+        os.replace(temp, self.path)
+
+
+def socket_path(pid: int) -> Path:
+    return runtime_dir() / f"{pid}.sock"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by the client that started it, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal said it exists
+    return status.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def servers() -> list[ServerInfo]:
+    """Run servers of this user that are up, newest first; files left by dead ones are removed."""
+    found = []
+    for path in runtime_dir().glob("*.json"):
+        try:
+            info = ServerInfo(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            continue  # being written, or not ours to read
+        if _alive(info.pid) and Path(info.socket).exists():
+            found.append(info)
+            continue
+        for stale in (path, Path(info.socket)):
+            stale.unlink(missing_ok=True)
+    return sorted(found, key=lambda i: i.started, reverse=True)
+
+
+def find(ref: str | None) -> ServerInfo:
+    """The live run `ref` names (a run id, a prefix of one, or a server pid), or the newest when None."""
+    live = servers()
+    if not live:
+        raise LiveRunError("no live runs (start one with `torchtui train PRESET --detach` or from the app)")
+    if not ref:
+        return live[0]
+    matches = [i for i in live if i.run_id.startswith(ref) or str(i.pid) == ref]
+    if len(matches) > 1:
+        raise LiveRunError(f"'{ref}' matches {len(matches)} live runs ({', '.join(i.run_id for i in matches)}): "
+                           "give more of the run id")
+    if not matches:
+        raise LiveRunError(f"no live run '{ref}' (see `torchtui ps`)")
+    return matches[0]
