@@ -69,10 +69,13 @@ class Lifecycle:
         def answer(choice: bool | str | None) -> None:
             if choice == "detach":
                 self.action_detach()
+            elif choice and self.history.state not in p.ACTIVE_STATES:
+                self.exit()  # the run ended while the question was open: nothing left to stop
             elif choice:
                 self.quitting = True
                 self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
                 self.bridge.send(p.Stop())
+                self.set_timer(30, self.exit)  # never hang on an engine that does not answer
 
         if self.bridge.can_detach:
             screen = ConfirmScreen("A run is active. Stop it (saving last.pt) and quit, or detach and leave it "

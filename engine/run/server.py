@@ -147,8 +147,8 @@ class RunServer:
             with self.lock:
                 client = _Client(self, conn)
                 # What a client needs to draw the run so far, in order; then live events.
-                for kind in ("EngineReady", "RunStarted", "StepStats", "Predictions", "EvalResult", "StateChanged",
-                             "RunFinished"):
+                # (Evaluations and live changes come from metrics.jsonl with the steps.)
+                for kind in ("EngineReady", "RunStarted", "StepStats", "Predictions", "StateChanged", "RunFinished"):
                     if self.snapshot.get(kind) is not None:
                         client.offer(self.snapshot[kind])
                 self.clients.append(client)

@@ -329,3 +329,15 @@ async def test_attaching_shows_the_runs_own_setup_in_the_panes(fake_app):
         selects = lambda: fake_app.pane("model").query(Select)  # noqa: E731
         await until(pilot, lambda: all(s.is_mounted and s.query("SelectCurrent Static") for s in selects()),
                     what="the new layer rows mounted")
+
+
+async def test_quit_confirmed_after_the_run_ended_by_itself_still_exits(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("q")
+        await until(pilot, lambda: type(fake_app.screen).__name__ == "ConfirmScreen", what="the quit question")
+        fake_app.fake_host.emit(p.StateChanged("20261122-120000-moons", p.FINISHED))
+        await until(pilot, lambda: fake_app.history.state == p.FINISHED, what="finished")
+        await pilot.press("y")
+        await until(pilot, lambda: not fake_app.is_running, what="exit")
