@@ -291,6 +291,8 @@ class ServerHost(EngineHost):
         with self._send_lock:
             if self._conn is not None:
                 self._conn.close()
+            elif self.process is not None and self.process.poll() is None:
+                self.process.terminate()  # started here and left before it answered: it has nothing to run
         self._reader.join(5)
 
     def close(self, timeout: float = 10.0) -> None:

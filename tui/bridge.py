@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing.resource_tracker
 from typing import Callable
 
 from torchtui.engine import protocol as p
 from torchtui.engine.host import EngineHost
-
-
-def prepare_spawn() -> None:
-    """Call before App.run(): spawning from inside a running Textual app fails with "bad value(s) in
-    fds_to_keep" unless multiprocessing's resource tracker is already up."""
-    multiprocessing.resource_tracker.ensure_running()
 
 
 class EngineBridge:
