@@ -315,7 +315,7 @@ class ServerHost(EngineHost):
     def _server_alive(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return live._alive(self.info.pid)
+        return live.alive(self.info.pid)
 
     def _wait_server(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

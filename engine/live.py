@@ -91,7 +91,7 @@ def socket_path(pid: int) -> Path:
     return runtime_dir() / f"{pid}.sock"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, dead but not yet reaped by the client that started it, does not)."""
     try:
         os.kill(pid, 0)
@@ -114,7 +114,7 @@ def servers() -> list[ServerInfo]:
             info = ServerInfo(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             continue  # being written, or not ours to read
-        if _alive(info.pid) and Path(info.socket).exists():
+        if alive(info.pid) and Path(info.socket).exists():
             found.append(info)
             continue
         for stale in (path, Path(info.socket)):

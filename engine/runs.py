@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from torchtui.engine import protocol as p
 from torchtui.engine.files import atomic_write_text
 
 RUNS_ENV = "TORCHTUI_RUNS_DIR"
@@ -87,10 +88,10 @@ class RunFolder:
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete temp files a killed write left behind (they never replaced a real file); returns them."""
-        stale = [p for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
-                 for p in folder.glob(".*.tmp")]
-        for p in stale:
-            p.unlink(missing_ok=True)
+        stale = [path for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
+                 for path in folder.glob(".*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
         return stale
 
     def checkpoint_path(self, kind: str) -> Path:
@@ -145,8 +146,6 @@ def replay_events(started) -> tuple[list, int]:
     A client that attaches to a running run (or sees one resume) draws it from these, then from live
     events after the last step; a torn last line (the run is writing) is skipped.
     """
-    from torchtui.engine import protocol as p
-
     path = Path(started.run_dir) / "metrics.jsonl"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -158,7 +157,7 @@ def replay_events(started) -> tuple[list, int]:
 
     def flush_steps() -> None:
         if steps:
-            events.append(_step_stats(p, started, steps, per_epoch))
+            events.append(_step_stats(started, steps, per_epoch))
             steps.clear()
 
     for row in _rows(lines):
@@ -196,7 +195,7 @@ def _rows(lines: list[str]) -> list:
         return out
 
 
-def _step_stats(p, started, rows: list[dict], per_epoch: int):
+def _step_stats(started, rows: list[dict], per_epoch: int) -> p.StepStats:
     sampled = [r for r in rows if isinstance(r.get("layers"), dict)]
     names = list(started.layers)
 

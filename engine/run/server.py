@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torchtui.engine import live
 from torchtui.engine import protocol as p
-from torchtui.engine.run.worker import _redirect_output, _relay_warnings
+from torchtui.engine.run.worker import redirect_output, relay_warnings
 
 FIRST_CLIENT_S = 60.0     # a server nobody attached to within this long ends
 CLIENT_QUEUE = 10_000     # events waiting for a slow client before it is dropped (training never waits)
@@ -69,7 +69,8 @@ class _Client:
     def close(self) -> None:
         if not self.gone.is_set():
             self.gone.set()
-            self.events.put_nowait(None) if not self.events.full() else None
+            if not self.events.full():
+                self.events.put_nowait(None)
             try:
                 self.conn.close()
             except OSError:
@@ -123,7 +124,8 @@ class RunServer:
             self.info.state = event.state
         if isinstance(event, p.StepStats) and event.step:
             self.info.step, self.info.epoch = event.step[-1], event.epoch
-        if not isinstance(event, p.StepStats) or time.monotonic() - self._status_at > STATUS_EVERY_S:
+        at_once = isinstance(event, (p.RunStarted, p.StateChanged, p.RunFinished))
+        if at_once or time.monotonic() - self._status_at > STATUS_EVERY_S:  # never a write per step or evaluation
             self._write_status()
 
     def _write_status(self) -> None:
@@ -202,13 +204,13 @@ def main(argv: list[str] | None = None) -> None:
     # treated the same rather than killing the process mid-write.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: stopping.set())
-    _redirect_output(args.log)
+    redirect_output(args.log)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     server = RunServer(args.runs_dir)
-    _relay_warnings(lambda text: server.broadcast(p.Log(server.info.run_id or None, "warning", text)))
+    relay_warnings(lambda text: server.broadcast(p.Log(server.info.run_id or None, "warning", text)))
     server.serve(stopping)
 
 

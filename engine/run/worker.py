@@ -15,7 +15,7 @@ from torchtui.engine import protocol as p
 def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) -> None:
     """Entry point of the worker process: host an Engine and relay the protocol over `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns the keyboard
-    _redirect_output(log_path)
+    redirect_output(log_path)
     import torch
 
     torch.set_num_threads(threads)
@@ -39,7 +39,7 @@ def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) 
         if sig is not None:
             signal.signal(sig, on_signal)
     engine = Engine(emit, runs_dir).start()
-    _relay_warnings(lambda text: emit(p.Log(engine.run.run_id if engine.run else None, "warning", text)))
+    relay_warnings(lambda text: emit(p.Log(engine.run.run_id if engine.run else None, "warning", text)))
     while not stopping.is_set() and engine.thread.is_alive():
         try:
             if conn.poll(0.2):
@@ -51,7 +51,7 @@ def worker_main(conn, runs_dir: str | None, threads: int, log_path: str | None) 
     conn.close()
 
 
-def _relay_warnings(send: Callable[[str], None]) -> None:
+def relay_warnings(send: Callable[[str], None]) -> None:
     """Python warnings become Log events (and still reach the log file)."""
     original = warnings.showwarning
 
@@ -62,7 +62,7 @@ def _relay_warnings(send: Callable[[str], None]) -> None:
     warnings.showwarning = show
 
 
-def _redirect_output(log_path: str | None) -> None:
+def redirect_output(log_path: str | None) -> None:
     """The UI owns the terminal: the worker's stdout and stderr go to a log file (or nowhere)."""
     target = log_path or os.devnull
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
