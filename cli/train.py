@@ -32,9 +32,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from torchtui.engine import protocol as p
 
+    start = p.Start(config=load_config(args).to_dict(), runs_dir=args.runs_dir, origin={"preset": args.preset})
     if args.detach:
-        return detach(load_config(args).to_dict(), args.runs_dir)
-    return follow(p.Start(config=load_config(args).to_dict(), runs_dir=args.runs_dir), args.runs_dir, args.json)
+        return detach(start)
+    return follow(start, args.runs_dir, args.json)
 
 
 def follow(start, runs_dir: str | None, json_mode: bool) -> int:
@@ -77,14 +78,14 @@ def _stop_signals():
     return [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
 
 
-def detach(config: dict, runs_dir: str | None) -> int:
+def detach(start) -> int:
     """Start a run server, start the run in it, print how to reach it, and leave it running."""
     from torchtui.engine import protocol as p
     from torchtui.engine.host import ServerHost
 
-    host = ServerHost.start(runs_dir, replay=False)
+    host = ServerHost.start(start.runs_dir, replay=False)
     try:
-        host.send(p.Start(config=config, runs_dir=runs_dir))
+        host.send(start)
         seen: list = []
         try:
             event = host.wait_for(lambda e: isinstance(e, (p.RunStarted, p.Error)), timeout=host.CONNECT_S, seen=seen)

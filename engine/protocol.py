@@ -25,6 +25,9 @@ class Start:
     config: dict = field(default_factory=dict)
     resume: str | None = None
     runs_dir: str | None = None
+    # Where the setup came from, recorded in the new run's origin.json: {"preset": its name or file}.
+    # The parent run (when model.pretrained is a run's checkpoint) is found from the config itself.
+    origin: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,15 @@ import json
 import math
 import os
 import re
+import sys
 import time
+from array import array
 from pathlib import Path
 
 import yaml
 
 from torchtui.engine import protocol as p
-from torchtui.engine.files import atomic_write_text
+from torchtui.engine.files import atomic_write_bytes, atomic_write_text
 
 RUNS_ENV = "TORCHTUI_RUNS_DIR"
 
@@ -44,11 +46,20 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64].strip("-.") or "run"
 
 
+class RunInUse(Exception):
+    """Another live process writes this run folder; the message names its pid."""
+
+
 class RunFolder:
-    """One run's files. Metrics are appended as JSON lines; everything else is replaced atomically."""
+    """One run's files. Metrics are appended as JSON lines; everything else is replaced atomically.
+
+    The process that writes a run holds an exclusive lock on its `.lock` file (fcntl.flock, which the kernel
+    releases when the process dies, so a kill -9 leaves no stale lock); the file says the writer's pid.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, runs_dir: Path | str | None, name: str) -> "RunFolder":
@@ -79,6 +90,12 @@ class RunFolder:
         return self.path / "metrics.jsonl"
 
     @property
+    def curve_path(self) -> Path:
+        """The train loss per step as little-endian float64 triplets (step, epoch, loss): a copy of what
+        metrics.jsonl's step rows say, which the runs overlay reads in one call (curves.read_curves)."""
+        return self.path / "curve.f64"
+
+    @property
     def summary_path(self) -> Path:
         return self.path / "summary.json"
 
@@ -94,6 +111,59 @@ class RunFolder:
             path.unlink(missing_ok=True)
         return stale
 
+    @property
+    def origin_path(self) -> Path:
+        return self.path / "origin.json"
+
+    def write_origin(self, origin: dict) -> None:
+        """Where the run came from: the preset, the run it branched from, when it was made."""
+        atomic_write_text(self.origin_path, dumps(origin, indent=2) + "\n")
+
+    def lock(self) -> None:
+        """Become the folder's only writer, or raise RunInUse naming the process that is."""
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = self.writer()
+            raise RunInUse(f"run {self.run_id} is in use by pid {pid or '(unknown)'}: another train or resume "
+                           "writes it; stop that one first (torchtui stop, or ctrl+c in its terminal)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Give the lock up (the pid is cleared first, so readers never see a finished writer as live)."""
+        import fcntl
+
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def writer(self) -> int | None:
+        """The pid of the live process writing this run, or None (read without locking: it never blocks one)."""
+        try:
+            pid = int((self.path / ".lock").read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return None
+        if pid <= 0:
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
     def checkpoint_path(self, kind: str) -> Path:
         return self.path / "checkpoints" / f"{kind}.pt"
 
@@ -103,15 +173,19 @@ class RunFolder:
     def read_config(self) -> dict:
         return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
 
-    def append_metrics(self, rows: list[dict | str]) -> OSError | None:
-        """Append rows (dicts, or lines already in JSON) in one write; a kill mid-write leaves at most a
-        partial last line, dropped on read. A failed write (a full disk) is returned, not raised."""
+    def append_metrics(self, rows: list[dict | str], curve: list[float] | None = None) -> OSError | None:
+        """Append rows (dicts, or lines already in JSON) in one write, then `curve` (step, epoch, loss
+        triplets of the same steps) to curve.f64; a kill mid-write leaves at most a partial last line (dropped
+        on read) or a curve.f64 that disagrees (read as absent). A failed write (a full disk) is returned."""
         if not rows:
             return None
         text = "".join((row if isinstance(row, str) else dumps(row)) + "\n" for row in rows)
         try:
             with open(self.metrics_path, "a", encoding="utf-8") as fh:
                 fh.write(text)
+            if curve:
+                with open(self.curve_path, "ab") as fh:
+                    fh.write(_float64(curve))
         except OSError as err:
             return err
         return None
@@ -132,6 +206,8 @@ class RunFolder:
         """Drop rows logged after `step` (the resumed checkpoint), so the resumed stream has no repeats."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
         atomic_write_text(self.metrics_path, "".join(dumps(r) + "\n" for r in rows))
+        curve = [(r["step"], r.get("epoch"), r.get("loss")) for r in rows if r.get("type") == "step"]
+        atomic_write_bytes(self.curve_path, _float64([_num(v) for row in curve for v in row]))
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(self.summary_path, dumps(summary, indent=2) + "\n")
@@ -210,6 +286,13 @@ def _step_stats(started, rows: list[dict], per_epoch: int) -> p.StepStats:
         layer_steps=[r["step"] for r in sampled], grad_norm=[_num(r.get("grad_norm")) for r in sampled],
         layer_grad_norm=column("grad_norm"), update_ratio=column("update_ratio"),
         samples_per_s=0.0, eta_s=None, progress=rows[-1]["step"] / max(1, started.total_steps))
+
+
+def _float64(values: list[float]) -> bytes:
+    data = array("d", values)
+    if sys.byteorder != "little":
+        data.byteswap()
+    return data.tobytes()
 
 
 def _num(value) -> float:

@@ -143,6 +143,8 @@ class Engine:
             run.folder.write_summary(summary)
         except OSError as err:
             self.emit(p.Error(run.run_id, f"could not write summary.json: {err}"))
+        finally:
+            run.folder.unlock()  # the summary is the last thing this run writes
         self.emit(p.RunFinished(run.run_id, end_state, summary))
         self._set_state(end_state, run.run_id, run.end_reason)
 

@@ -18,7 +18,7 @@ from torchtui.engine.protocol import Log, Start
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run import devices, optim
 from torchtui.engine.run.loop import Run
-from torchtui.engine.runs import RunFolder
+from torchtui.engine.runs import RunFolder, RunInUse
 from torchtui.engine.schema import ConfigError
 
 Emit = Callable[[object], None]
@@ -29,9 +29,26 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
 
     Raises ConfigError for anything the user can fix in the config (it names the field).
     """
-    folder, state = None, None
+    locked: list[RunFolder] = []  # the folder this run writes, once its lock is taken (released by Engine._finish)
     if cmd.resume:
-        folder = RunFolder(Path(cmd.resume))
+        locked.append(RunFolder(Path(cmd.resume)))
+        try:
+            locked[0].lock()  # before anything in it is read or written: two writers would log every step twice
+        except RunInUse as err:
+            raise ConfigError([f"resume: {err}"]) from None
+        except OSError as err:
+            raise ConfigError([f"resume: cannot open {cmd.resume} ({err.strerror or err})"]) from None
+    try:
+        return _prepare(cmd, emit, runs_dir, locked)
+    except BaseException:
+        for folder in locked:
+            folder.unlock()
+        raise
+
+
+def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolder]) -> tuple[Run, dict | None]:
+    folder, state = (locked or [None])[0], None
+    if folder is not None:
         folder.remove_stale_temp_files()  # from a write the process was killed in
         last = folder.checkpoint_path("last")
         if not last.exists():
@@ -66,6 +83,9 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
 
     if folder is None:
         folder = RunFolder.create(cmd.runs_dir or runs_dir, config.name)
+        folder.lock()  # a new folder: nobody else can hold it yet
+        locked.append(folder)
+        folder.write_origin(origin(cmd, config))
     plain = config.to_dict()
     folder.write_config(plain)
     run = Run(
@@ -84,6 +104,17 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
     for message in warnings:
         emit(Log(run.run_id, "warning", message))
     return run, state
+
+
+def origin(cmd: Start, config) -> dict:
+    """origin.json of a new run: when, from which preset, and the run whose checkpoint it starts from."""
+    out = {"created": time.time(), "preset": str(cmd.origin.get("preset") or "")}
+    pretrained = Path(config.model.pretrained).expanduser() if config.model.pretrained else None
+    if pretrained is not None and pretrained.parent.name == "checkpoints":
+        run_dir = pretrained.resolve().parent.parent
+        if (run_dir / "config.yaml").is_file():
+            out["parent"] = {"run_id": run_dir.name, "run_dir": str(run_dir), "checkpoint": pretrained.stem}
+    return out
 
 
 def build_data_and_model(config, load=None) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:

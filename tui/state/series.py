@@ -63,7 +63,8 @@ class Series:
 
         Long batches (a run's history replayed on attach) go level by level through numpy: one pass per
         level instead of a Python loop per point and level."""
-        xs, ys = list(xs), list(ys)
+        if not hasattr(xs, "dtype") or not hasattr(ys, "dtype"):  # numpy arrays go in as they are
+            xs, ys = list(xs), list(ys)
         if len(xs) < BULK:
             for x, y in zip(xs, ys):
                 self.append(x, y)
@@ -84,11 +85,11 @@ class Series:
         level = 0
         while len(columns[0]):
             store = self._levels[level]
-            if store is not None:
+            if store is not None and len(store[0]) + len(columns[0]) > self.cap:
+                self._levels[level] = None  # it would be dropped once full: skip filling it
+            elif store is not None:
                 for target, values in zip(store, columns):
                     target.extend(values.tolist())
-                if len(store[0]) > self.cap:
-                    self._levels[level] = None
             partner = self._pending[level]
             if partner is not None:
                 columns = tuple(np.concatenate(([p], c)) for p, c in zip(partner, columns))

@@ -6,9 +6,10 @@ from torchtui.engine.protocol import Error, EvalResult
 from torchtui.engine.run.callbacks import Callback, Emit
 
 
-def append_rows(run, emit: Emit, rows: list) -> None:
-    """Append to metrics.jsonl; the first failure of a streak (a full disk) is reported, training goes on."""
-    err = run.folder.append_metrics(rows)
+def append_rows(run, emit: Emit, rows: list, curve: list[float] | None = None) -> None:
+    """Append to metrics.jsonl (and curve.f64); the first failure of a streak (a full disk) is reported,
+    training goes on."""
+    err = run.folder.append_metrics(rows, curve)
     failing = getattr(run.folder, "metrics_failing", False)
     if err is not None and not failing:
         emit(Error(run.run_id, f"could not append to metrics.jsonl: {err.strerror or err}; training goes on, "

@@ -69,7 +69,9 @@ class StatsCallback(Callback):
             progress=steps_done / max(1, run.total_steps), mem_allocated=alloc, mem_reserved=reserved,
         )
         self.emit(event)
-        append_rows(run, self.emit, _step_rows(event, out.weight_norm, run.layer_names, run.steps_per_epoch))
+        per_epoch = run.steps_per_epoch
+        curve = [v for step, loss in zip(event.step, event.loss) for v in (step, step / per_epoch, loss)]
+        append_rows(run, self.emit, _step_rows(event, out.weight_norm, run.layer_names, per_epoch), curve)
 
     def _diverged(self, run, out):
         where = f"; first non-finite gradients in layer '{out.bad_layer}'" if out.bad_layer else _blame(run)

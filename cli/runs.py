@@ -1,0 +1,54 @@
+"""`torchtui runs`: every run folder, one row each, with its metrics and the config fields that differ."""
+
+from __future__ import annotations
+
+from torchtui.cli.common import EXIT_OK, UsageError, add_json, add_runs_dir
+from torchtui.engine import catalog
+from torchtui.engine.runs import default_runs_dir, dumps
+
+HELP = "list the run folders with their metrics and what differs between their setups"
+
+
+def add_arguments(parser) -> None:
+    add_runs_dir(parser)
+    add_json(parser)
+    parser.add_argument("--sort", default="created", metavar="KEY",
+                        help="created (default), name, state, steps, seconds, a metric (best val: accuracy, loss "
+                             "… best first; final.loss, test.accuracy …) or a config field such as train.lr")
+    parser.add_argument("--reverse", action="store_true", help="reverse the order --sort gives")
+    parser.add_argument("--filter", default="", metavar="TEXT",
+                        help="only runs whose id, name, state or preset contain every word, or that have a "
+                             "field=value (e.g. --filter 'moons train.lr=0.01', --filter live)")
+
+
+def listed(runs_dir, text: str = "", sort: str = "created", reverse: bool = False) -> tuple[list, list[str]]:
+    """The records shown, filtered and sorted, and the config fields that differ between them."""
+    records = catalog.Catalog(runs_dir).scan(catalog.live_states())
+    records = [r for r in records if catalog.matches(r, text)] if text else records
+    problem = catalog.sort_key_problem(sort, records)
+    if problem:
+        raise UsageError(f"runs --sort: {problem}")
+    records = catalog.sort_records(records, sort, reverse)
+    return records, catalog.differing(records)
+
+
+def run(args) -> int:
+    runs_dir = args.runs_dir or default_runs_dir()
+    records, fields = listed(runs_dir, args.filter, args.sort, args.reverse)
+    if args.json:
+        print(dumps({"runs_dir": str(runs_dir), "differing": fields, "runs": [r.to_json() for r in records]}))
+        return EXIT_OK
+    if not records:
+        print(f"no runs in {runs_dir}" + (f" matching '{args.filter}'" if args.filter else ""))
+        return EXIT_OK
+    for line in table(records, fields):
+        print(line)
+    return EXIT_OK
+
+
+def table(records: list, fields: list[str]) -> list[str]:
+    """The rows as aligned text (the Runs screen shows the same cells)."""
+    header, cells = catalog.columns(records, fields)
+    rows = [[h for h, _ in header]] + cells
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
