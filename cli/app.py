@@ -28,7 +28,9 @@ def run(args) -> int:
     # The engine runs in a server of its own session, so a run outlives this terminal when the app detaches
     # (d, or a dropped connection). Started once the app has painted: its torch import would take CPU first.
     bridge = EngineBridge(lambda: ServerHost.start(args.runs_dir))
-    return open_app(TorchTUI(config, bridge, runs_dir=args.runs_dir), bridge)
+    app = TorchTUI(config, bridge, runs_dir=args.runs_dir)
+    app.preset_ref = args.preset  # recorded in each run's origin.json
+    return open_app(app, bridge)
 
 
 def open_app(app, bridge) -> int:

@@ -18,6 +18,7 @@ from torchtui.engine.config import ExperimentConfig, from_dict
 from torchtui.engine.schema import ConfigError
 from torchtui.tui.app_lifecycle import Lifecycle
 from torchtui.tui.app_presets import PresetActions
+from torchtui.tui.app_runs import RunsActions
 from torchtui.tui.bridge import EngineBridge
 from torchtui.tui.charts.registry import CHARTS
 from torchtui.tui.charts.scheduler import ChartScheduler
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-class TorchTUI(PresetActions, Lifecycle, App):
+class TorchTUI(PresetActions, RunsActions, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
     CSS_PATH = "app.tcss"
@@ -78,7 +79,7 @@ class TorchTUI(PresetActions, Lifecycle, App):
                         yield chart(self.history, id=chart.chart_id, classes=f"view-{chart.narrow_view}")
                 yield LogPane(id="log")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
@@ -295,7 +296,8 @@ class TorchTUI(PresetActions, Lifecycle, App):
         else:
             self.notice = ""
             self.starting = True
-            self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir))
+            self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir,
+                                        origin={"preset": self.preset_ref}))
             self.screen.remove_class("show-more")
             self.screen.add_class("show-charts")
         self.refresh_status()

@@ -11,6 +11,8 @@ from torchtui.engine.schema import ConfigError
 class PresetActions:
     """Mixed into TorchTUI: uses its config, problems, deck, log pane and notify."""
 
+    preset_ref = ""  # the preset the setup came from (name or file), recorded in each run's origin.json
+
     def action_save_preset(self) -> None:
         from torchtui.tui.screens.save_preset import SavePresetScreen
 
@@ -54,6 +56,7 @@ class PresetActions:
             self.notify(err.first_line, severity="error")
             return False
         self.show_setup(config)
+        self.preset_ref = path
         self.log_pane.add("info", f"opened preset {config.name} ({path})")
         self.refresh_status()
         return True

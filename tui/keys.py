@@ -13,6 +13,7 @@ BINDINGS = [
     Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
     Binding("n", "step", "Step", id="run.step"),
     Binding("x", "stop", "Stop", id="run.stop"),
+    Binding("b", "runs", "Runs", id="app.runs"),
     Binding("d", "detach", "Detach", id="app.detach"),
     Binding("v", "toggle_view", "View", id="view.toggle"),
     Binding("ctrl+s", "save_preset", "Save preset", id="preset.save", priority=True),

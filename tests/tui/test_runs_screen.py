@@ -1,0 +1,214 @@
+"""The Runs screen: the list, selection → overlay, the field diff, use/continue, delete/archive, snapshots.
+
+The run folders are written here with fixed ids and metrics (as the engine writes them: RunFolder), so the
+snapshots never change with the clock or the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
+from torchtui.engine.runs import RunFolder
+from torchtui.tui.app import TorchTUI
+from torchtui.tui.bridge import EngineBridge
+from torchtui.tui.screens.runs import RunsScreen
+from torchtui.tui.state.compare import ema_array
+from torchtui.tui.state.series import ema
+
+from .conftest import settles, until
+from .fakes import FakeHost
+
+RUNS = (("20261201-100000-moons", 0.003, 64, 0.95), ("20261201-110000-moons", 0.03, 64, 0.9),
+        ("20261201-120000-moons", 0.003, 32, 0.97))
+
+
+def make_run(root, run_id: str, lr: float, units: int, top: float, steps: int = 120, per_epoch: int = 20,
+             state: str = "finished") -> RunFolder:
+    """A run folder as the engine leaves it: config, origin, metrics (+ curve.f64), checkpoints, summary."""
+    config = presets.load("moons")
+    layers = [dataclasses.replace(config.model.layers[0], units=units)] + list(config.model.layers[1:])
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=lr),
+                                 model=dataclasses.replace(config.model, layers=layers))
+    folder = RunFolder(root / run_id)
+    (folder.path / "checkpoints").mkdir(parents=True)
+    folder.write_config(config.to_dict())
+    created = 1796000000.0 + int(run_id[9:11]) * 3600  # the hour in the run id
+    folder.write_origin({"created": created, "preset": "moons"})
+    rows, curve = [], []
+    for step in range(1, steps + 1):
+        loss = 0.7 * math.exp(-step * lr * 10) + 0.05 + 0.02 * ((step * 7919) % 13) / 13
+        rows.append({"type": "step", "step": step, "epoch": step / per_epoch, "loss": loss, "lr": lr})
+        curve += [step, step / per_epoch, loss]
+        if step % per_epoch == 0:
+            epoch = step // per_epoch
+            acc = top - 0.3 / epoch
+            rows.append({"type": "eval", "split": "val", "step": step, "epoch": epoch, "accuracy": acc,
+                         "f1": acc - 0.01, "loss": 0.5 / epoch})
+        if step == 60:
+            rows.append({"type": "hparams", "step": 60, "lr": lr * 2})
+    folder.append_metrics(rows, curve)
+    (folder.path / "checkpoints" / "best.pt").write_bytes(b"weights")
+    (folder.path / "checkpoints" / "last.pt").write_bytes(b"weights")
+    folder.write_summary({"state": state, "run_id": run_id, "epochs": steps // per_epoch, "steps": steps,
+                          "seconds": 12.5, "task": "binary", "val": {"accuracy": top - 0.05},
+                          "test": {"accuracy": top - 0.06}})
+    return folder
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    for run_id, lr, units, top in RUNS:
+        make_run(root, run_id, lr, units, top)
+    return root
+
+
+@pytest.fixture
+def runs_app(runs_root):
+    host = FakeHost()
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host), runs_dir=str(runs_root)))
+    app.fake_host = host
+    return app
+
+
+async def open_runs(app, pilot) -> RunsScreen:
+    await until(pilot, lambda: app.panes_ready, what="panes mounted")
+    await pilot.press("b")
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.table.row_count == 3,
+                what="the Runs screen")
+    return app.screen
+
+
+async def select_first_two(pilot, screen) -> None:
+    await pilot.press("space", "down", "space")
+    await until(pilot, lambda: len(screen.selected) == 2, what="two runs selected")
+
+
+async def test_runs_screen_lists_overlays_and_diffs(runs_app, runs_root):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(runs_app, pilot)
+        assert [screen.table.get_row_at(i)[1] for i in range(3)] == [r[0] for r in RUNS]
+        columns = [str(c.label) for c in screen.table.columns.values()]
+        assert "train.lr" in columns and "model.layers[0].units" in columns and "accuracy best/final" in columns
+        await select_first_two(pilot, screen)
+        loss, metric = screen.charts
+        await until(pilot, lambda: not loss.dirty and not metric.dirty, what="overlay drawn")
+        assert [r.run_id for r in loss.runs] == [RUNS[0][0], RUNS[1][0]]
+        assert metric.what == "accuracy" and all(len(r.evals["accuracy"]) == 6 for r in metric.runs)
+        assert all(r.changes == [(60.0, "lr " + f"{lr * 2:g}")] for r, (_, lr, _, _) in zip(loss.runs, RUNS))
+        assert loss.points_plotted > 0 and metric.points_plotted > 0
+        assert "2 runs · 2 live changes" in str(loss.render())
+        await pilot.press("a")  # per epoch
+        await until(pilot, lambda: loss.axis == "epoch" and loss.runs[0].loss.last[0] == 6.0, what="epoch axis")
+        await pilot.press("m")
+        assert metric.what == "f1"
+        await pilot.press("v")
+        await pilot.pause()
+        fields = [screen.diff.get_row_at(i)[0].plain for i in range(screen.diff.row_count)]
+        assert "train.lr" in fields and "model.layers[0].units" not in fields  # the two share 64 units
+        lr_row = screen.diff.get_row("train.lr")
+        assert lr_row[1:] == ["0.003", "0.03"]
+
+
+async def test_sort_and_filter(runs_app):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(runs_app, pilot)
+        await pilot.press("s")  # created → best metric: accuracy high first
+        await until(pilot, lambda: screen.sort_key == "best metric", what="sorted")
+        assert [r.run_id for r in screen.records] == [RUNS[2][0], RUNS[0][0], RUNS[1][0]]
+        await pilot.press("slash", *"units=32")
+        await until(pilot, lambda: screen.table.row_count == 1, what="filtered")
+        assert screen.records[0].run_id == RUNS[2][0]
+        await pilot.press("escape")  # out of the filter, still on the screen
+        assert isinstance(runs_app.screen, RunsScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(runs_app.screen, RunsScreen), what="back to the app")
+
+
+async def test_use_this_setup_loads_the_run_into_the_panes(runs_app):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(runs_app, pilot)
+        await pilot.press("down", "u")
+        await until(pilot, lambda: not isinstance(runs_app.screen, RunsScreen), what="back to the app")
+        assert screen.records  # the screen listed them
+        assert runs_app.config.train.lr == 0.03
+        await until(pilot, lambda: runs_app.pane("hparams").query_one("#train-lr").value == "0.03",
+                    what="Hparams pane shows the run's lr")
+        assert runs_app.preset_ref == "moons"
+
+
+async def test_continue_from_a_run_starts_a_branch_from_its_checkpoint(runs_app, runs_root):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        await open_runs(runs_app, pilot)
+        await pilot.press("down", "down", "c")
+        await pilot.press("l")  # last.pt, not best.pt
+        await until(pilot, lambda: any(isinstance(c, p.Start) for c in runs_app.fake_host.sent), what="Start")
+        start = next(c for c in runs_app.fake_host.sent if isinstance(c, p.Start))
+        assert start.config["model"]["pretrained"] == str(runs_root / RUNS[2][0] / "checkpoints" / "last.pt")
+        assert start.config["model"]["layers"][0]["units"] == 32
+        assert start.origin == {"preset": "moons"}
+
+
+async def test_delete_and_archive_ask_first(runs_app, runs_root):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(runs_app, pilot)
+        await pilot.press("D")
+        await pilot.press("n")  # cancel: nothing removed
+        await pilot.pause()
+        assert (runs_root / RUNS[0][0]).is_dir()
+        await pilot.press("D")
+        await pilot.press("a")
+        await until(pilot, lambda: screen.table.row_count == 2, what="archived")
+        assert (runs_root / "archive" / RUNS[0][0] / "config.yaml").is_file()
+        await pilot.press("D")
+        await pilot.press("y")
+        await until(pilot, lambda: screen.table.row_count == 1, what="deleted")
+        assert not (runs_root / RUNS[1][0]).exists()
+
+
+async def test_a_finishing_run_updates_the_list(runs_app, runs_root):
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(runs_app, pilot)
+        folder = make_run(runs_root, "20261201-130000-moons", 0.01, 16, 0.99, state="finished")
+        screen.refresh_runs()
+        await until(pilot, lambda: screen.table.row_count == 4, what="the new run listed")
+        summary = json.loads(folder.summary_path.read_text())
+        folder.write_summary({**summary, "state": "stopped"})
+        screen.refresh_runs()
+        await until(pilot, lambda: screen.table.get_row(str(folder.path))[2] == "stopped", what="its new state")
+
+
+def test_ema_array_equals_the_charts_ema():
+    values = [math.nan, 1.0, 0.5, math.inf, 0.25] + [0.1 * (i % 7) for i in range(300)]
+    assert ema_array(values, 0.05).tolist()[1:] == pytest.approx(ema(values, 0.05)[1:], abs=1e-12)
+    assert math.isnan(ema_array(values, 0.05)[0])
+
+
+def snapshot_app(runs_root, monkeypatch):
+    monkeypatch.chdir(runs_root.parent)  # the screen shows the folder as given: the same in every run
+    return TorchTUI(presets.load("moons"), EngineBridge(FakeHost()), runs_dir="runs")
+
+
+def open_and_select(app):
+    async def run_before(pilot):
+        screen = await open_runs(app, pilot)
+        await select_first_two(pilot, screen)
+        await until(pilot, lambda: all(c.size.width and not c.dirty for c in screen.charts), what="overlay drawn")
+        await pilot.pause()
+    return run_before
+
+
+def test_runs_screen_80x24(snap_compare, runs_root, monkeypatch):
+    app = snapshot_app(runs_root, monkeypatch)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_and_select(app))
+
+
+def test_runs_screen_160x48(snap_compare, runs_root, monkeypatch):
+    app = snapshot_app(runs_root, monkeypatch)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=open_and_select(app))
