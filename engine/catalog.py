@@ -192,9 +192,7 @@ class Catalog:
 
 def _consume(progress: _Progress, data: bytes) -> None:
     """Fold complete lines into the progress: steps from the last step row, metrics from eval rows."""
-    last = None
-    for last in _STEP_ROW.finditer(data):
-        pass
+    last = _STEP_ROW.match(data, max(0, data.rfind(b'{"type": "step", "step": ')))
     if last is not None:
         progress.steps = int(last.group(1))
         progress.epochs = number(_jsonnumber(last.group(2))) or progress.epochs
@@ -221,9 +219,9 @@ def _consume(progress: _Progress, data: bytes) -> None:
     # Every row we write is one JSON object on its own line; anything else was damaged (or glued to the
     # next row by a write a kill cut short).
     # (Counted, not split: a line per row of a 100,000-step run through Python took longer than the rest.)
+    # A line that does not end a row is damaged; more rows than lines means a row glued onto a cut one.
     lines = data.count(b"\n")
-    starts = data.count(b"\n{") + data.startswith(b"{") - data.endswith(b"\n{")
-    progress.damaged += max(lines - data.count(b"}\n"), lines - starts) + data.count(b"}{")
+    progress.damaged += lines - data.count(b"}\n") + max(0, data.count(b'{"type": ') - lines)
 
 
 def _stat_key(path: Path) -> tuple | None:
