@@ -348,10 +348,15 @@ def columns(records: list[RunRecord], fields: list[str]) -> tuple[list[tuple[str
     the val evaluations, then test metrics, then the fields that differ, then problems (if any)."""
     metrics = [m for m in SHOWN_METRICS if any(m in r.best for r in records)]
     tested = [m for m in SHOWN_METRICS if any(m in r.test for r in records)]
+    # Lineage where there is some: the run each was branched from, the preset when they came from several.
+    lineage = [k for k in ("parent", "preset") if (any(r.parent for r in records) if k == "parent"
+                                                  else len({r.preset for r in records}) > 1)]
     header = ([("run", "run_id"), ("state", "state"), ("epochs", "epochs"), ("steps", "steps"), ("time", "seconds")]
+              + [(k, k) for k in lineage]
               + [(f"{m} best/final", m) for m in metrics] + [(f"test {m}", f"test.{m}") for m in tested]
               + [(k, k) for k in fields])
     rows = [[r.run_id, r.state + (" (live)" if r.live else ""), fmt(r.epochs), str(r.steps), duration(r.seconds)]
+            + [getattr(r, k) or "–" for k in lineage]
             + [f"{fmt(r.best.get(m))}/{fmt(r.final.get(m))}" for m in metrics]
             + [fmt(r.test.get(m)) for m in tested] + [shown(r.differs.get(k)) for k in fields]
             for r in records]

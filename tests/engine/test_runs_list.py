@@ -120,6 +120,8 @@ def test_a_run_continued_from_a_checkpoint_records_its_parent(tmp_path, three_ru
     assert run["parent"] == parent.name
     origin = json.loads((Path(run["run_dir"]) / "origin.json").read_text())
     assert origin["parent"] == {"run_id": parent.name, "run_dir": str(parent.resolve()), "checkpoint": "best"}
+    header, row = torchtui("runs", "--runs-dir", str(root)).stdout.splitlines()
+    assert header.split()[5] == "parent" and row.split()[5] == parent.name  # lineage in the table
 
 
 def test_curve_file_agrees_with_the_step_rows_and_is_read_without_it(three_runs):
