@@ -13,7 +13,7 @@ import sys
 from torchtui.cli.common import EXIT_USAGE, Parser, UsageError
 from torchtui.engine.schema import ConfigError
 
-COMMANDS = ("train", "resume", "runs", "ps", "attach", "stop", "presets", "summary")
+COMMANDS = ("train", "resume", "runs", "sweep", "ps", "attach", "stop", "presets", "summary")
 
 
 def command(name: str):

@@ -22,6 +22,7 @@ from torchtui.engine.schema import ConfigError
 ARCHIVE = "archive"   # runs_dir/archive/ holds archived runs; it is not listed
 MAX_SUMMARY_BYTES = 1_000_000
 RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "checkpoints")
+SWEEP_FILE = "sweep.yaml"  # marks a sweep folder (sweep/study.py), whose trials are listed like runs
 SKIPPED_KEYS = ("schema", "name", "description")  # config keys that never count as "what changed"
 INTERRUPTED = "interrupted"  # no summary and no live server: killed, or its machine went down (resumable)
 
@@ -45,6 +46,8 @@ class RunRecord:
     created: float = 0.0
     preset: str = ""
     parent: str = ""          # the run it was branched from (its run id), if any
+    sweep: str = ""           # the sweep it is a trial of, and its trial number
+    trial: int | None = None
     best: dict = field(default_factory=dict)    # best val value of each metric over the evaluations
     final: dict = field(default_factory=dict)   # the last val evaluation
     test: dict = field(default_factory=dict)
@@ -56,7 +59,7 @@ class RunRecord:
     def value(self, key: str):
         """The value a sort or filter key names: a column, best.<m>/final.<m>/test.<m>, <m> (= best), a field."""
         if key in ("run_id", "name", "state", "task", "epochs", "steps", "seconds", "created", "preset", "parent",
-                   "changes"):
+                   "changes", "sweep", "trial"):
             return getattr(self, key)
         part, _, metric = key.partition(".")
         if part in ("best", "final", "test") and metric:
@@ -103,6 +106,11 @@ class Catalog:
             return []
         records = []
         for folder in folders:
+            if (folder / SWEEP_FILE).is_file():  # a sweep: its trials are run folders inside it
+                for trial in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                    if any((trial / name).exists() for name in RUN_FILES):
+                        records.append(self.record(trial, live_runs.get(str(trial.resolve()))))
+                continue
             if not any((folder / name).exists() for name in RUN_FILES):
                 continue  # not a run folder (something else the user keeps there)
             records.append(self.record(folder, live_runs.get(str(folder.resolve()))))
@@ -130,6 +138,11 @@ class Catalog:
             rec.steps = int(number(summary.get("steps")) or rec.steps)
             rec.epochs = number(summary.get("epochs")) or rec.epochs
             rec.test = {k: v for k, v in (summary.get("test") or {}).items() if number(v) is not None} or rec.test
+        trial = origin.get("trial") if isinstance(origin.get("trial"), dict) else {}
+        rec.sweep = str(origin.get("sweep") or trial.get("sweep") or "")
+        rec.trial = trial.get("number", origin.get("trial") if isinstance(origin.get("trial"), int) else None)
+        if trial.get("state") == "pruned":
+            rec.state = "pruned"  # stopped by the sweep's pruner, not by a person
         if live_state is not None:
             rec.state, rec.live = live_state, True
         elif writing:  # a `torchtui train` in some terminal: running, though no server to attach to
@@ -143,7 +156,7 @@ class Catalog:
 
     def _read_static(self, folder: Path) -> tuple[dict, dict, dict, list[str]]:
         """config.yaml, summary.json and origin.json, parsed again only when one of them changed."""
-        files = [folder / "config.yaml", folder / "summary.json", folder / "origin.json"]
+        files = [folder / "config.yaml", folder / "summary.json", folder / "origin.json", folder / "trial.json"]
         key = tuple(_stat_key(f) for f in files)
         cached = self._static.get(str(folder))
         if cached is not None and cached[0] == key:
@@ -159,6 +172,8 @@ class Catalog:
                 problems.append(f"config.yaml: {err.first_line.split(': ', 1)[-1]}")
         summary = _read_json(files[1], problems) if key[1] is not None else {}
         origin = _read_json(files[2], problems) if key[2] is not None else {}
+        if key[3] is not None:  # a sweep's trial: its outcome (pruned …) as the sweep judged it
+            origin = {**origin, "trial": _read_json(files[3], problems)}
         parsed = (config, summary, origin, problems)
         self._static[str(folder)] = (key, parsed)
         return config, summary, origin, list(problems)
@@ -298,7 +313,7 @@ def _key(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-SORT_COLUMNS = ("created", "run_id", "name", "state", "epochs", "steps", "seconds", "preset", "changes")
+SORT_COLUMNS = ("created", "run_id", "name", "state", "epochs", "steps", "seconds", "preset", "changes", "trial")
 
 
 def sort_key_problem(key: str, records: list[RunRecord]) -> str:
@@ -335,6 +350,7 @@ def matches(record: RunRecord, text: str) -> bool:
     """Whether every word of `text` is in the run's id, name, state, preset, parent, problem, or one of its
     `field=value` pairs (so `train.lr=0.01` and `moons running` both work); case-insensitive."""
     haystack = " ".join([record.run_id, record.name, record.state, record.preset, record.parent, record.problem,
+                         record.sweep,
                          "live" if record.live else ""]
                         + [f"{k}={_shown(v)}" for k, v in flatten(record.config).items()]).lower()
     return all(word in haystack for word in text.lower().split())
@@ -349,14 +365,15 @@ def columns(records: list[RunRecord], fields: list[str]) -> tuple[list[tuple[str
     metrics = [m for m in SHOWN_METRICS if any(m in r.best for r in records)]
     tested = [m for m in SHOWN_METRICS if any(m in r.test for r in records)]
     # Lineage where there is some: the run each was branched from, the preset when they came from several.
-    lineage = [k for k in ("parent", "preset") if (any(r.parent for r in records) if k == "parent"
-                                                  else len({r.preset for r in records}) > 1)]
+    lineage = [k for k in ("trial", "parent", "preset") if (
+        any(r.trial is not None for r in records) if k == "trial" else any(r.parent for r in records)
+        if k == "parent" else len({r.preset for r in records}) > 1)]
     header = ([("run", "run_id"), ("state", "state"), ("epochs", "epochs"), ("steps", "steps"), ("time", "seconds")]
               + [(k, k) for k in lineage]
               + [(f"{m} best/final", m) for m in metrics] + [(f"test {m}", f"test.{m}") for m in tested]
               + [(k, k) for k in fields])
     rows = [[r.run_id, r.state + (" (live)" if r.live else ""), fmt(r.epochs), str(r.steps), duration(r.seconds)]
-            + [getattr(r, k) or "–" for k in lineage]
+            + [fmt(getattr(r, k)) if getattr(r, k) not in ("", None) else "–" for k in lineage]
             + [f"{fmt(r.best.get(m))}/{fmt(r.final.get(m))}" for m in metrics]
             + [fmt(r.test.get(m)) for m in tested] + [shown(r.differs.get(k)) for k in fields]
             for r in records]

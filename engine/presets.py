@@ -149,6 +149,14 @@ def _too_many_values(data) -> bool:
 
 def _line_of(node, dotted: str) -> int | None:
     """The 1-based line where the value (or key) at `dotted` sits in the composed YAML, else None."""
+    if dotted.startswith("sweep.params.") and isinstance(node, yaml.MappingNode):
+        # Sweep params are keyed by dotted field names themselves (`train.lr:`).
+        params = _line_of_node(node, ["sweep", "params"])
+        field = dotted[len("sweep.params."):]
+        if isinstance(params, yaml.MappingNode):
+            for k, _ in params.value:
+                if getattr(k, "value", None) == field:
+                    return k.start_mark.line + 1
     line = None
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
         if isinstance(node, yaml.MappingNode):
@@ -165,6 +173,14 @@ def _line_of(node, dotted: str) -> int | None:
         else:
             return line
     return line
+
+
+def _line_of_node(node, keys: list[str]):
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+    return node
 
 
 # Fields that name files; a relative one in a preset file means relative to that file.
@@ -207,10 +223,24 @@ def load_located(ref: str, overrides: list[str] | None) -> tuple[Path, dict, Cal
 
 
 def load(ref: str, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Find, read and validate a preset, applying `--set` overrides; errors name the file, line and field."""
+    """Find, read and validate a preset, applying `--set` overrides; errors name the file, line and field.
+
+    A sweep preset (one with a `sweep:` section) is refused: `torchtui sweep` runs it."""
+    config, sweep, path, line_of = load_with_sweep(ref, overrides)
+    if sweep is not None:
+        raise ConfigError([f"{path}:{line_of('sweep') or ''}: sweep: this preset is a sweep; run it with "
+                           f"`torchtui sweep {ref}`, or remove the section to train its setup once"
+                           .replace("::", ":")])
+    return config
+
+
+def load_with_sweep(ref: str, overrides: list[str] | None = None) -> tuple[ExperimentConfig, dict | None, Path,
+                                                                          Callable[[str], int | None]]:
+    """(the validated setup, the raw `sweep:` section or None, the file, its line finder)."""
     path, data, line_of = load_located(ref, overrides)
+    sweep = data.pop("sweep", None) if isinstance(data, dict) else None
     try:
-        return from_dict(data)
+        return from_dict(data), sweep, path, line_of
     except ConfigError as err:
         raise located(err, path, line_of) from None
 

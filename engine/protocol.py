@@ -25,7 +25,8 @@ class Start:
     config: dict = field(default_factory=dict)
     resume: str | None = None
     runs_dir: str | None = None
-    # Where the setup came from, recorded in the new run's origin.json: {"preset": its name or file}.
+    # Where the setup came from, recorded in the new run's origin.json: {"preset": its name or file}, and
+    # {"sweep": name, "trial": number} for a sweep's trial.
     # The parent run (when model.pretrained is a run's checkpoint) is found from the config itself.
     origin: dict = field(default_factory=dict)
 

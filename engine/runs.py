@@ -41,7 +41,7 @@ def dumps(value, **kwargs) -> str:
     return json.dumps(strict_json(value), allow_nan=False, **kwargs)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     # Short enough for any file system's name limit, whatever the preset's name.
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64].strip("-.") or "run"
 
@@ -66,7 +66,7 @@ class RunFolder:
         """Make a new, uniquely named folder (a -2, -3 … suffix when two runs start in the same second)."""
         root = Path(runs_dir) if runs_dir else default_runs_dir()
         root.mkdir(parents=True, exist_ok=True)
-        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(name)}"
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(name)}"
         for n in range(1, 1000):
             path = root / (base if n == 1 else f"{base}-{n}")
             try:

@@ -109,6 +109,7 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
 def origin(cmd: Start, config) -> dict:
     """origin.json of a new run: when, from which preset, and the run whose checkpoint it starts from."""
     out = {"created": time.time(), "preset": str(cmd.origin.get("preset") or "")}
+    out.update({k: cmd.origin[k] for k in ("sweep", "trial") if k in cmd.origin})  # a sweep's trial
     pretrained = Path(config.model.pretrained).expanduser() if config.model.pretrained else None
     if pretrained is not None and pretrained.parent.name == "checkpoints":
         run_dir = pretrained.resolve().parent.parent
