@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from torchtui.cli.common import EXIT_OK, UsageError, add_run_options, add_runs_dir, load_config
+from torchtui.cli.common import EXIT_OK, UsageError, add_run_options, add_runs_dir, overrides_of
 
 HELP = "Open the app on a preset (default: moons)"
 
@@ -20,7 +20,9 @@ def run(args) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
                          "(see torchtui -h)")
-    config = load_config(args)
+    from torchtui.engine import presets
+
+    config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args))
     from torchtui.engine.host import ServerHost
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge
@@ -30,6 +32,7 @@ def run(args) -> int:
     bridge = EngineBridge(lambda: ServerHost.start(args.runs_dir))
     app = TorchTUI(config, bridge, runs_dir=args.runs_dir)
     app.preset_ref = args.preset  # recorded in each run's origin.json
+    app.sweep_section = sweep_section  # a sweep preset: S runs its sweep
     return open_app(app, bridge)
 
 

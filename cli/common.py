@@ -35,11 +35,16 @@ def add_runs_dir(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
 
 
-def load_config(args) -> ExperimentConfig:
-    """The validated config from a preset plus --set, --device and --epochs; errors name file:line and field."""
+def overrides_of(args) -> list[str]:
+    """--set, --device and --epochs as --set texts."""
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-    return presets.load(args.preset, overrides)
+    return overrides
+
+
+def load_config(args) -> ExperimentConfig:
+    """The validated config from a preset plus --set, --device and --epochs; errors name file:line and field."""
+    return presets.load(args.preset, overrides_of(args))

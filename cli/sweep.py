@@ -9,7 +9,15 @@ import threading
 import time
 from pathlib import Path
 
-from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, add_json, add_run_options, add_runs_dir
+from torchtui.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    add_json,
+    add_run_options,
+    add_runs_dir,
+    overrides_of,
+)
 from torchtui.engine import presets
 from torchtui.engine.runs import default_runs_dir, dumps
 from torchtui.engine.schema import ConfigError
@@ -37,12 +45,7 @@ def prepare(args):
     """(Sweep spec, base config dict, sweep folder, name) from the preset and the options; errors exit 2."""
     from torchtui.engine import sweep
 
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"device.device={args.device}")
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    config, raw, path, line_of = presets.load_with_sweep(args.preset, overrides)
+    config, raw, path, line_of = presets.load_with_sweep(args.preset, overrides_of(args))
     if raw is None:
         raise ConfigError([f"{path}: has no sweep: section; add one, e.g. `sweep: {{method: grid, metric: accuracy, "
                            "params: {train.lr: [0.1, 0.01, 0.001]}}}` (README: Sweeps)"])

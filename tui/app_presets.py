@@ -12,6 +12,7 @@ class PresetActions:
     """Mixed into TorchTUI: uses its config, problems, deck, log pane and notify."""
 
     preset_ref = ""  # the preset the setup came from (name or file), recorded in each run's origin.json
+    sweep_section = None  # the preset's sweep: section, when it has one (S runs it)
 
     def action_save_preset(self) -> None:
         from torchtui.tui.screens.save_preset import SavePresetScreen
@@ -50,7 +51,7 @@ class PresetActions:
         """Load a preset file into the panes; a bad one is reported (the same line the CLI prints) and the
         current setup stays as it was."""
         try:
-            config = presets.load(path)
+            config, self.sweep_section, _, _ = presets.load_with_sweep(path)
         except ConfigError as err:
             self.log_pane.add("error", str(err))
             self.notify(err.first_line, severity="error")
@@ -58,5 +59,7 @@ class PresetActions:
         self.show_setup(config)
         self.preset_ref = path
         self.log_pane.add("info", f"opened preset {config.name} ({path})")
+        if self.sweep_section is not None:
+            self.log_pane.add("info", "it holds a sweep: S runs it in the background and shows its leaderboard")
         self.refresh_status()
         return True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
-from torchtui.engine.runs import default_runs_dir
+from torchtui.engine.runs import default_runs_dir, slug
 from torchtui.engine.schema import ConfigError
 
 
@@ -18,6 +18,37 @@ class RunsActions:
         from torchtui.tui.screens.runs import RunsScreen
 
         self.push_screen(RunsScreen(self.runs_dir or default_runs_dir()), self.take_run)
+
+    def action_sweep(self) -> None:
+        """S: run the opened preset's sweep (with the setup as the panes have it) in the background, in a
+        session of its own (it outlives the app and the SSH connection), and show its leaderboard."""
+        from torchtui.engine import sweep
+        from torchtui.tui.screens.runs import RunsScreen
+
+        if self.sweep_section is None:
+            self.notify("no sweep here: open a preset with a sweep: section (ctrl+o); see the README's Sweeps",
+                        severity="warning")
+            return
+        if self.problem:
+            self.notify(f"fix this first: {self.problem}", severity="error")
+            return
+        base = self.config.to_dict()
+        try:
+            spec = sweep.parse(self.sweep_section, base)
+        except ConfigError as err:
+            self.log_pane.add("error", str(err))
+            self.notify(err.first_line, severity="error")
+            return
+        folder = Path(self.runs_dir or default_runs_dir()) / f"sweep-{slug(self.config.name)}"
+        try:
+            pid = start_sweep(folder, {**base, "sweep": self.sweep_section}, self.runs_dir or str(default_runs_dir()))
+        except OSError as err:
+            self.notify(f"could not start the sweep: {err}", severity="error")
+            return
+        self.log_pane.add("info", f"sweep {self.config.name}: {spec.method}, {spec.trials} trials of val {spec.metric}, "
+                                  f"running in the background (pid {pid}; log {folder / 'sweep.log'})")
+        self.push_screen(RunsScreen(folder, sort=spec.metric, title=f"sweep {self.config.name} (pid {pid})"),
+                         self.take_run)
 
     def take_run(self, result) -> None:
         """("use", record): its setup into the panes. ("continue", record, "best" | "last"): that setup with
@@ -45,3 +76,21 @@ class RunsActions:
         else:
             self.log_pane.add("info", f"loaded the setup of run {record.run_id}")
         self.refresh_status()
+
+
+def start_sweep(folder: Path, preset: dict, runs_dir: str) -> int:
+    """`torchtui sweep` on `preset` (written into the sweep folder) in a session of its own; returns its pid."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from torchtui.engine.files import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "preset.yaml"
+    atomic_write_text(path, yaml.safe_dump(preset, sort_keys=False, allow_unicode=True))
+    with open(folder / "sweep.log", "ab") as log:
+        child = subprocess.Popen([sys.executable, "-m", "torchtui.cli", "sweep", str(path), "--runs-dir", runs_dir],
+                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    return child.pid

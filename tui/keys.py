@@ -23,6 +23,7 @@ BINDINGS = [
     Binding("c", "checkpoint", "Checkpoint", id="run.checkpoint"),
     Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
     Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
+    Binding("S", "sweep", "Run the sweep", show=False, id="app.sweep"),
     Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
     Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),
     Binding("2", "focus_pane('model')", "Model", show=False, id="pane.model"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 
 import pytest
 
@@ -212,3 +213,37 @@ def test_runs_screen_80x24(snap_compare, runs_root, monkeypatch):
 def test_runs_screen_160x48(snap_compare, runs_root, monkeypatch):
     app = snapshot_app(runs_root, monkeypatch)
     assert snap_compare(app, terminal_size=(160, 48), run_before=open_and_select(app))
+
+
+async def test_S_runs_the_opened_sweep_in_the_background_and_shows_its_leaderboard(tmp_path):
+    import yaml
+
+    preset = tmp_path / "mini-sweep.yaml"
+    setup = presets.load("moons", ["data.n_samples=200", "train.epochs=2", "device.device=cpu"]).to_dict()
+    setup["name"] = "mini"
+    preset.write_text(yaml.safe_dump({**setup, "sweep": {"method": "grid", "metric": "accuracy",
+                                                         "params": {"train.lr": [0.01, 0.001]}}}))
+    host = FakeHost()
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host), runs_dir=str(tmp_path / "runs")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        assert app.open_preset(str(preset)) and app.sweep_section is not None
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="the sweep's leaderboard")
+        screen = app.screen
+        assert screen.sort_key == "accuracy" and "sweep mini" in screen.title_text
+        await until(pilot, lambda: len(screen.records) == 2 and all(r.state == "finished" for r in screen.records),
+                    timeout=120, what="both trials listed as finished")
+        assert sorted(r.trial for r in screen.records) == [0, 1]
+        accuracies = [r.best["accuracy"] for r in screen.records]
+        assert accuracies == sorted(accuracies, reverse=True)  # the leaderboard: best first
+        await pilot.press("u")  # use the best setup
+        await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="back to the app")
+        best_lr = screen.records[0].config["train"]["lr"]
+        assert app.config.train.lr == best_lr
+    best = tmp_path / "runs" / "sweep-mini" / "best.yaml"
+    deadline = time.monotonic() + 60
+    while not best.exists():  # the sweep process writes its answer as it ends; then it exits
+        assert time.monotonic() < deadline, "the background sweep did not finish"
+        time.sleep(0.2)
+    assert presets.load(str(best)).train.lr == best_lr

@@ -50,13 +50,14 @@ class RunsScreen(Screen):
         Binding("escape", "back", "Back", id="runs.back"),
     ]
 
-    def __init__(self, runs_dir: str | Path):
+    def __init__(self, runs_dir: str | Path, sort: str = "created", title: str = ""):
         super().__init__()
+        self.title_text = title  # e.g. the sweep this shows the trials of
         self.catalog = catalog.Catalog(runs_dir)
         self.overlay = Overlay()
         self.records: list[catalog.RunRecord] = []  # listed (filtered, sorted)
         self.selected: list[str] = []  # run paths in the order they were selected (their colours)
-        self.sort_key, self.reverse = "created", False
+        self.sort_key, self.reverse = sort, False
         self.axis = "step"
         self.metric = ""  # the val metric on the right-hand chart ("" until runs are selected)
         self.filter_text = ""
@@ -132,7 +133,8 @@ class RunsScreen(Screen):
 
     def _status(self) -> None:
         live = sum(r.live for r in self.records)
-        text = (f"{len(self.records)} run{'s' * (len(self.records) != 1)} in {self.catalog.root}"
+        text = ((f"{self.title_text} · " if self.title_text else "")
+                + f"{len(self.records)} run{'s' * (len(self.records) != 1)} in {self.catalog.root}"
                 + (f" ({live} live)" if live else "") + f" · {len(self.selected)} selected"
                 + f" · sorted by {self.sort_key}{' (reversed)' if self.reverse else ''}"
                 + (f" · filter '{self.filter_text}'" if self.filter_text else ""))
