@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -91,10 +92,14 @@ class Sweep:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Heartbeats are marked experimental (since 2.8, unchanged since); say nothing about it each run.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         engine_kwargs = {"connect_args": {"timeout": 60}} if self.storage_url.startswith("sqlite") else None
-        storage = optuna.storages.RDBStorage(
-            self.storage_url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        stale = ({"heartbeat_stale_trial_callback": retry(max_retry=3)} if retry is not None  # optuna >= 4.9
+                 else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)})
+        storage = optuna.storages.RDBStorage(self.storage_url, engine_kwargs=engine_kwargs,
+                                             heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **stale)
         spec = self.spec
         if spec.method == "grid":
             sampler = optuna.samplers.GridSampler({p.path: p.grid() for p in spec.params}, seed=spec.seed)
