@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from torchtui.cli.common import EXIT_OK, UsageError, add_run_options, add_runs_dir, overrides_of
+from torchtui.cli.common import EXIT_OK, OPTION_FIELDS, UsageError, add_run_options, add_runs_dir, overrides_of
 
 HELP = "Open the app on a preset (default: moons)"
 
@@ -22,7 +22,7 @@ def run(args) -> int:
                          "(see torchtui -h)")
     from torchtui.engine import presets
 
-    config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args))
+    config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args), OPTION_FIELDS)
     from torchtui.engine.host import ServerHost
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge

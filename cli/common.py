@@ -45,6 +45,10 @@ def overrides_of(args) -> list[str]:
     return overrides
 
 
+# The fields options set, so a bad value is blamed on the option (`--epochs: ...`), not on the preset file.
+OPTION_FIELDS = {"train.epochs": "--epochs", "device.device": "--device"}
+
+
 def load_config(args) -> ExperimentConfig:
     """The validated config from a preset plus --set, --device and --epochs; errors name file:line and field."""
-    return presets.load(args.preset, overrides_of(args))
+    return presets.load(args.preset, overrides_of(args), OPTION_FIELDS)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from torchtui.cli.common import EXIT_USAGE, Parser, UsageError
+from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
 from torchtui.engine.schema import ConfigError
 
 COMMANDS = ("train", "resume", "runs", "sweep", "ps", "attach", "stop", "presets", "summary")
@@ -40,18 +40,46 @@ def build_app_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    json_mode = "--json" in argv
     try:
         if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
             return command("app").run(build_app_parser().parse_args(argv))
         args = build_parser().parse_args(argv)
         return command(args.command).run(args)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, FileExistsError) as err:
         message = err.first_line if isinstance(err, ConfigError) else str(err)
         print(f"torchtui: error: {message}", file=sys.stderr)
+        if json_mode:  # a script reading the last stdout line learns why nothing ran
+            from torchtui.engine.runs import dumps
+
+            print(dumps({"state": "rejected", "error": message}))
         return EXIT_USAGE
-    except FileExistsError as err:
-        print(f"torchtui: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, the traceback in a log
+        return internal_error(err)
+
+
+def internal_error(err: BaseException) -> int:
+    """An exception nothing else caught: one line on stderr, the traceback appended to errors.log."""
+    import os
+    import time
+    import traceback
+    from pathlib import Path
+
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    log = Path(base) / "torchtui" / "errors.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} torchtui {' '.join(sys.argv[1:])[:500]}\n")
+            fh.write("".join(traceback.format_exception(err)))
+        where = f"details in {log}"
+    except OSError:
+        where = "no log could be written"
+    message = str(err).splitlines()[0][:200] if str(err) else ""
+    print(f"torchtui: internal error: {type(err).__name__}: {message} ({where})", file=sys.stderr)
+    return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

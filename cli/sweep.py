@@ -13,6 +13,7 @@ from torchtui.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
+    OPTION_FIELDS,
     add_json,
     add_run_options,
     add_runs_dir,
@@ -45,7 +46,7 @@ def prepare(args):
     """(Sweep spec, base config dict, sweep folder, name) from the preset and the options; errors exit 2."""
     from torchtui.engine import sweep
 
-    config, raw, path, line_of = presets.load_with_sweep(args.preset, overrides_of(args))
+    config, raw, path, line_of = presets.load_with_sweep(args.preset, overrides_of(args), OPTION_FIELDS)
     if raw is None:
         raise ConfigError([f"{path}: has no sweep: section; add one, e.g. `sweep: {{method: grid, metric: accuracy, "
                            "params: {train.lr: [0.1, 0.01, 0.001]}}}` (README: Sweeps)"])

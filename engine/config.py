@@ -10,7 +10,7 @@ import yaml
 from torchtui.engine import models
 from torchtui.engine.data import sources as data_sources
 from torchtui.engine.run import optim
-from torchtui.engine.schema import ConfigError, parse_dataclass, suggest, to_plain
+from torchtui.engine.schema import ConfigError, excerpt, parse_dataclass, suggest, to_plain
 
 SCHEMA_VERSION = 1
 
@@ -377,7 +377,7 @@ class DeviceConfig:
         if not ok:
             hint = "did you mean 'cuda'?" if dev.lower() in ("gpu", "nvidia", "cuda0") else suggest(
                 dev, ('auto', 'cpu', 'cuda', 'cuda:0', 'mps'))
-            yield "device", f"unknown '{dev}' ({hint})"
+            yield "device", f"unknown {excerpt(dev)} ({hint})"
 
 
 @dataclass

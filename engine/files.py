@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -45,3 +46,22 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def not_a_file(path: Path, shown: str) -> str:
+    """Why `path` is no file to read: missing, a folder, a device or pipe, a symlink loop, unreadable."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"no such file {shown}" if not path.is_symlink() else f"{shown} is a broken symlink"
+    except RuntimeError:
+        return f"{shown} is a symlink loop"
+    except OSError as err:
+        if err.errno == 40:  # ELOOP
+            return f"{shown} is a symlink loop"
+        return f"cannot read {shown} ({err.strerror})"
+    if stat.S_ISDIR(info.st_mode):
+        return f"{shown} is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{shown} is not a regular file (a device, pipe or socket)"
+    return f"cannot read {shown}"

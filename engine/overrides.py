@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
-
 from torchtui.engine.config import ExperimentConfig
-from torchtui.engine.schema import ConfigError
+from torchtui.engine.schema import ConfigError, excerpt, load_yaml_text
 
 _KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
 # A list item given as a bare number is shorthand for one key (see LayerConfig/ConvConfig.from_shorthand).
@@ -24,15 +22,11 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     for part in key.split(".") if sep and key else [""]:
         match = _KEY_PART.match(part)
         if not match:
-            raise ConfigError([f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.lr=0.01 "
+            raise ConfigError([f"--set {excerpt(text)}: expected KEY=VALUE with a dotted key, e.g. train.lr=0.01 "
                                "or model.layers[0].units=32"])
         path.append(match.group(1))
         path += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        reason = str(err).splitlines()[0]
-        raise ConfigError([f"--set {key}: value {raw!r} is not valid YAML ({reason})"]) from None
+    value = load_yaml_text(raw, f"--set {key}") if raw.strip() else ""
     return path, value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Callable
 import yaml
 
 from torchtui.engine.config import ExperimentConfig, from_dict
-from torchtui.engine.files import atomic_write_text
+from torchtui.engine.files import atomic_write_text, not_a_file
 from torchtui.engine.overrides import apply_overrides
-from torchtui.engine.schema import ConfigError, suggest
+from torchtui.engine.schema import MAX_VALUES, ConfigError, excerpt, suggest, too_many_values
 
 MAX_PRESET_BYTES = 1_000_000  # a preset is a few hundred bytes; refuse to parse megabytes of junk
 
@@ -38,10 +39,20 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("torchtui.presets")))
 
 
+_WARNED: set = set()
+
+
 def _named(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return {}
+        return {f.stem: f for f in sorted(folder.glob("*.yaml"))}
+    except OSError as err:  # an unreadable user folder: the built-ins still work; say so once
+        if str(folder) not in _WARNED:
+            _WARNED.add(str(folder))
+            print(f"torchtui: warning: cannot read the presets in {folder} ({err.strerror or err}); "
+                  "showing the built-in ones", file=sys.stderr)
         return {}
-    return {f.stem: f for f in sorted(folder.glob("*.yaml"))}
 
 
 def find(ref: str) -> tuple[Path, bool]:
@@ -50,7 +61,7 @@ def find(ref: str) -> tuple[Path, bool]:
     if path.suffix in (".yaml", ".yml") or os.sep in ref or path.is_file():
         if path.is_file():
             return path, False
-        raise ConfigError([f"preset: no such file '{ref}'"])
+        raise ConfigError([f"preset: {not_a_file(path, excerpt(ref))}"])
     user, builtin = _named(user_dir()), _named(builtin_dir())
     if ref in user:
         return user[ref], False
@@ -89,6 +100,8 @@ def read_yaml_lines(path: Path) -> tuple[dict, Callable[[str], int | None]]:
         raise ConfigError([f"{path}:{where} invalid YAML ({what})"]) from None
     except RecursionError:
         raise ConfigError([f"{path}: invalid YAML (nested too deep)"]) from None
+    except ValueError as err:  # int('9' * 5000): Python's limit on digits
+        raise ConfigError([f"{path}: a number with too many digits ({str(err)[:60]}…)"]) from None
     finally:
         loader.dispose()
     if data is None:
@@ -97,7 +110,7 @@ def read_yaml_lines(path: Path) -> tuple[dict, Callable[[str], int | None]]:
         line = f"{node.start_mark.line + 1}:" if node is not None else ""
         raise ConfigError([f"{path}:{line} a preset must be a mapping of sections (data, model, train, device), "
                            f"got {type(data).__name__}"])
-    if _too_many_values(data):
+    if too_many_values(data):
         raise ConfigError([f"{path}: more than {MAX_VALUES:,} values once YAML aliases are expanded; "
                            "a preset needs a few dozen"])
     twice = _duplicate_key(node)
@@ -129,22 +142,6 @@ def _duplicate_key(root) -> tuple[str, int, int] | None:
     return None
 
 
-MAX_VALUES = 100_000
-
-
-def _too_many_values(data) -> bool:
-    """Whether the data, with aliases expanded, holds more than MAX_VALUES values (stops counting there)."""
-    stack, count = [data], 0
-    while stack:
-        item = stack.pop()
-        count += 1
-        if count > MAX_VALUES:
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _line_of(node, dotted: str) -> int | None:
@@ -211,33 +208,36 @@ def _is_code_field(section: str, key: str, part: dict) -> bool:
     return (section, key) == ("model", "module") or (section == "data" and part.get("source") == "code")
 
 
-def load_located(ref: str, overrides: list[str] | None) -> tuple[Path, dict, Callable[[str], int | None]]:
+def load_located(ref: str, overrides: list[str] | None, labels: dict[str, str] | None = None
+                 ) -> tuple[Path, dict, Callable[[str], int | str | None]]:
     """Find and read a preset, resolve its relative paths and apply `--set` overrides (not yet validated);
-    with a function giving the file line of a dotted path (None for values given with --set)."""
+    with a function giving where a dotted path's value came from: its file line, or for a value given on
+    the command line the option that gave it ("--set", or `labels`' name for it, e.g. "--epochs")."""
     path, _ = find(ref)
     data, line_of = read_yaml_lines(path)
     data = apply_overrides(resolve_paths(data, path.parent.resolve()), overrides or [])
-    # A value set with --set is the user's own: no line of the file to point at.
     given = {o.partition("=")[0].strip() for o in overrides or []}
-    return path, data, lambda dotted: None if dotted in given else line_of(dotted)
+    labels = labels or {}
+    return path, data, lambda dotted: (labels.get(dotted, "--set") if dotted in given else line_of(dotted))
 
 
-def load(ref: str, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Find, read and validate a preset, applying `--set` overrides; errors name the file, line and field.
+def load(ref: str, overrides: list[str] | None = None, labels: dict[str, str] | None = None) -> ExperimentConfig:
+    """Find, read and validate a preset, applying `--set` overrides; errors name the file, line and field
+    (or the option that gave the value).
 
     A sweep preset (one with a `sweep:` section) is refused: `torchtui sweep` runs it."""
-    config, sweep, path, line_of = load_with_sweep(ref, overrides)
+    config, sweep, path, line_of = load_with_sweep(ref, overrides, labels)
     if sweep is not None:
-        raise ConfigError([f"{path}:{line_of('sweep') or ''}: sweep: this preset is a sweep; run it with "
+        raise ConfigError([f"{path}:{line_of('sweep') if isinstance(line_of('sweep'), int) else ''}: sweep: this preset is a sweep; run it with "
                            f"`torchtui sweep {ref}`, or remove the section to train its setup once"
                            .replace("::", ":")])
     return config
 
 
-def load_with_sweep(ref: str, overrides: list[str] | None = None) -> tuple[ExperimentConfig, dict | None, Path,
-                                                                          Callable[[str], int | None]]:
+def load_with_sweep(ref: str, overrides: list[str] | None = None, labels: dict[str, str] | None = None
+                    ) -> tuple[ExperimentConfig, dict | None, Path, Callable[[str], int | str | None]]:
     """(the validated setup, the raw `sweep:` section or None, the file, its line finder)."""
-    path, data, line_of = load_located(ref, overrides)
+    path, data, line_of = load_located(ref, overrides, labels)
     sweep = data.pop("sweep", None) if isinstance(data, dict) else None
     try:
         return from_dict(data), sweep, path, line_of
@@ -250,7 +250,12 @@ def located(err: ConfigError, path: Path, line_of: Callable[[str], int | None]) 
     out = []
     for problem in err.problems:
         line = line_of(problem.split(": ", 1)[0].split(" ")[0])
-        out.append(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
+        if line == "--set":  # the user's own value: no line of the file to point at
+            out.append(f"--set {problem}")
+        elif isinstance(line, str):  # an option such as --epochs
+            out.append(f"{line}: {problem.split(': ', 1)[-1]}")
+        else:
+            out.append(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
     return ConfigError(out, err.details)
 
 

@@ -29,6 +29,7 @@ class Start:
     # {"sweep": name, "trial": number} for a sweep's trial.
     # The parent run (when model.pretrained is a run's checkpoint) is found from the config itself.
     origin: dict = field(default_factory=dict)
+    checkpoint: str = "last"  # which checkpoint a resume continues from: last or best
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import difflib
 import functools
 import inspect
 import math
+import reprlib
 import types
 import typing
 from typing import Any
@@ -34,7 +35,8 @@ class ConfigError(ValueError):
 def suggest(word: str, choices) -> str:
     """A `(did you mean 'x'?)` hint, or a list of the choices when nothing is close."""
     choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    word = str(word)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) if len(word) <= 100 else []
     if close:
         return f"did you mean '{close[0]}'?"
     return "choose one of: " + ", ".join(choices)
@@ -61,8 +63,63 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+# An excerpt of any value for a message: a few items, a few levels, a few dozen characters. A value from
+# YAML aliases can be exponentially large, and repr() of it whole took gigabytes.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel, _EXCERPT.maxlist, _EXCERPT.maxtuple, _EXCERPT.maxdict = 3, 4, 4, 4
+_EXCERPT.maxstring, _EXCERPT.maxother, _EXCERPT.maxlong = 60, 60, 40
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def excerpt(value: Any) -> str:
+    """A short repr of `value` (at most ~80 characters, however large or deep the value)."""
+    text = _EXCERPT.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _describe(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else f"'{value}'"
+    return excerpt(value)
+
+
+def load_yaml_text(text: str, where: str, max_chars: int = 100_000) -> Any:
+    """A YAML value from text the user typed (--set, a pane's field), under the limits preset files have:
+    size, nesting, values after alias expansion, digits. Problems are a ConfigError starting with `where`."""
+    import yaml
+
+    if len(text) > max_chars:
+        raise ConfigError([f"{where}: {len(text):,} characters is far too long for a value (limit {max_chars:,})"])
+    if "\x00" in text:
+        raise ConfigError([f"{where}: the value holds a NUL byte"])
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError([f"{where}: {excerpt(text)} is not valid YAML ({reason[:100]})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: the value is nested too deep"]) from None
+    except ValueError as err:  # int('9' * 5000): Python's limit on digits
+        raise ConfigError([f"{where}: a number with too many digits ({str(err)[:60]}…)"]) from None
+    if too_many_values(value):
+        raise ConfigError([f"{where}: more than {MAX_VALUES:,} values once YAML aliases are expanded"])
+    return value
+
+
+MAX_VALUES = 100_000
+
+
+def too_many_values(data) -> bool:
+    """Whether the data, with aliases expanded, holds more than MAX_VALUES values (stops counting there)."""
+    stack, count = [data], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _is_number(value: Any) -> bool:
@@ -111,8 +168,11 @@ def coerce(value: Any, hint: Any, path: str, problems: list[str], sign: str = ""
                 value = float(value.strip())
             except ValueError:
                 pass
-        if _is_number(value) and math.isfinite(value):
+        if _is_number(value) and math.isfinite(value) and abs(value) <= FLOAT32_MAX:
             return float(value)
+        if _is_number(value) and math.isfinite(value):  # it would overflow the run's tensors
+            problems.append(f"{path}: {excerpt(value)} does not fit in float32 (at most 3.4e38 in size)")
+            return None
         problems.append(f"{path}: must be a {sign or 'finite '}number, got {_describe(value)}")
         return None
     if hint is str:
@@ -202,7 +262,7 @@ def _sign_problems(obj: Any, path: str) -> list[str]:
     for name, choices in getattr(obj, "CHOICES", {}).items():
         value = getattr(obj, name)
         if value not in choices:
-            out.append(f"{prefix}{name}: unknown '{value}' ({suggest(value, choices)})")
+            out.append(f"{prefix}{name}: unknown {excerpt(value)} ({suggest(value, choices)})")
     for name in getattr(obj, "POSITIVE", ()):
         value = getattr(obj, name)
         if value <= 0:

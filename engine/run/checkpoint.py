@@ -34,6 +34,18 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def load_problem(err: BaseException) -> str:
+    """What is wrong with a checkpoint torch.load refused, in a few words. Never torch's advice to retry
+    with weights_only=False: that would run whatever code a tampered file holds."""
+    text = str(err)
+    if "weights_only" in text or "Unsupported global" in text or "UnpicklingError" in type(err).__name__:
+        return "it holds objects a weights-only load refuses: not a plain torchtui checkpoint"
+    if "central directory" in text or "zip archive" in text or isinstance(err, EOFError):
+        return "the file is cut short or is not a checkpoint"
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return f"{type(err).__name__}: {first[:120]}"
+
+
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     """Load a checkpoint without executing pickled code; refuses other schema versions."""
     data = torch.load(path, map_location=map_location, weights_only=True)

@@ -117,6 +117,8 @@ class Engine:
         controls.checkpoints, controls.stats = checkpoints, stats
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
+        if run.resume_edits:  # config.yaml's edited lr (…) applies from the resumed step, recorded as a live change
+            controls.handle(run, p.SetHparams(**run.resume_edits))
         try:
             end_state = loop.fit(run)
         except torch.cuda.OutOfMemoryError as err:

@@ -54,6 +54,7 @@ class Run:
     end_reason: str = ""
     last_val: dict = field(default_factory=dict)
     last_test: dict = field(default_factory=dict)
+    resume_edits: dict = field(default_factory=dict)  # live fields config.yaml changed before a resume
     last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
 
     @property

@@ -47,14 +47,12 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
 
 
 def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolder]) -> tuple[Run, dict | None]:
-    folder, state = (locked or [None])[0], None
+    folder, state, edits = (locked or [None])[0], None, {}
     if folder is not None:
         folder.remove_stale_temp_files()  # from a write the process was killed in
-        last = folder.checkpoint_path("last")
-        if not last.exists():
-            raise ConfigError([f"resume: {folder.path} has no checkpoints/last.pt to continue from"])
-        state = ckpt.load_checkpoint(last)
+        state = _resume_state(folder, cmd.checkpoint)
         raw = cmd.config or state["config"]
+        edits = resume_edits(state["config"], raw, folder.checkpoint_path(cmd.checkpoint).name)
     else:
         raw = cmd.config
     config = from_dict(raw)
@@ -101,9 +99,55 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         warnings += _compile(run)
     if state is not None:
         restore(run, state)
+        run.resume_edits = edits
     for message in warnings:
         emit(Log(run.run_id, "warning", message))
     return run, state
+
+
+def _resume_state(folder: RunFolder, kind: str) -> dict:
+    """The checkpoint to continue from; a missing or damaged one names the file and offers best.pt."""
+    path = folder.checkpoint_path(kind)
+    other = "best" if kind == "last" else "last"
+    offer = (f"; resume from {other}.pt instead: torchtui resume {folder.path} --from {other}"
+             if folder.checkpoint_path(other).is_file() else "")
+    if not path.is_file():
+        raise ConfigError([f"resume: {folder.path} has no checkpoints/{kind}.pt to continue from{offer}"])
+    try:
+        return ckpt.load_checkpoint(path)
+    except Exception as err:  # noqa: BLE001 - truncated zips, other formats, refused pickles
+        raise ConfigError([f"resume: {path} is damaged ({ckpt.load_problem(err)}){offer}"]) from None
+
+
+# What may differ between config.yaml and the checkpoint's config when a run resumes.
+RESUME_FREE = ("name", "description", "train.epochs")
+
+
+def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:
+    """The live fields (lr, weight decay, clip) config.yaml changed since the checkpoint, to apply as live
+    changes; any other change is refused (the checkpoint could not have been trained by that config)."""
+    from torchtui.engine.catalog import flatten
+    from torchtui.engine.config import TrainConfig
+
+    live = {f"train.{k}": k for k in TrainConfig.LIVE}
+    old, new = flatten(_normal(saved)), flatten(_normal(wanted))
+    changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in RESUME_FREE]
+    fixed = [k for k in changed if k not in live]
+    if fixed:
+        shown = ", ".join(f"{k} ({old.get(k, '–')} → {new.get(k, '–')})" for k in fixed[:4])
+        more = f" and {len(fixed) - 4} more" if len(fixed) > 4 else ""
+        raise ConfigError([f"resume: config.yaml no longer matches {checkpoint}: {shown}{more}; only train.epochs "
+                           f"and the live fields ({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
+                           "edit, or train the edited setup as a new run (torchtui train RUN_DIR/config.yaml)"])
+    return {live[k]: new[k] for k in changed}
+
+
+def _normal(config: dict) -> dict:
+    """A config with every field (defaults filled in), so a field added since a checkpoint is no change."""
+    try:
+        return from_dict(config).to_dict()
+    except ConfigError:
+        return config
 
 
 def origin(cmd: Start, config) -> dict:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from torchtui.engine.config import MAXIMISED, METRICS, from_dict
 from torchtui.engine.overrides import apply_overrides
-from torchtui.engine.schema import ConfigError, suggest
+from torchtui.engine.schema import ConfigError, excerpt, suggest
 
 METHODS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "halving")
@@ -162,7 +162,7 @@ def _params(raw, base: dict, problems: list[str]) -> list[Param]:
             try:
                 from_dict(apply(base, {param.path: value}))
             except ConfigError as err:
-                problems.append(f"{where}: {value!r} does not make a valid setup ({err.first_line})")
+                problems.append(f"{where}: {excerpt(value)} does not make a valid setup ({err.first_line})")
                 break
         else:
             out.append(_typed(param, base))

@@ -175,8 +175,6 @@ class Sweep:
             self.on_change(view)
 
     def _train(self, trial, view: TrialView, slot: int) -> float:
-        import optuna
-
         from torchtui.engine.host import WorkerHost
 
         config = from_dict(apply(self.base, view.params))

@@ -49,7 +49,8 @@ def real_app(tmp_path):
     from torchtui.engine.host import InProcessHost
 
     host = InProcessHost(str(tmp_path / "runs"))
-    cfg = presets.load("moons", ["train.epochs=500", "data.n_samples=400"])
+    # Long enough that no pause or key press can race the run ending on its own (500 epochs did, under load).
+    cfg = presets.load("moons", ["train.epochs=100000", "data.n_samples=400"])
     app = settles(TorchTUI(cfg, EngineBridge(host), runs_dir=str(tmp_path / "runs")))
     yield app
     host.close()

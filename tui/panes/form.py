@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from torchtui.engine.schema import field_docs, to_plain
+from torchtui.engine.schema import ConfigError, field_docs, load_yaml_text, to_plain
 
 CONTROL_CHANGES = (Input.Changed, Select.Changed, Switch.Changed)
 CHOICE_LABELS = {"": "(off)"}  # the empty choice (e.g. early_stop_metric) needs a visible label
@@ -87,8 +87,8 @@ def parse_raw(kind: str, raw: Any) -> Any:
     if not text:
         return {} if kind == "mapping" else ""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = load_yaml_text(text, "value")  # the limits --set and preset files have
+    except ConfigError:
         return text
     if kind == "number" and isinstance(value, str):
         try:  # YAML 1.1 reads "1e-3" as text; the engine's float parser accepts it, so do the same here.

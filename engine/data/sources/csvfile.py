@@ -12,6 +12,7 @@ import torch
 from torchtui.engine.config import DataConfig
 from torchtui.engine.data.arrays import Arrays
 from torchtui.engine.errors import DataError
+from torchtui.engine.files import not_a_file
 
 # Integer targets with at most this many distinct values (and fewer than half the rows) are class labels.
 MAX_CSV_CLASSES = 20
@@ -41,7 +42,7 @@ def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and each non-blank data row with its 1-based file line."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise DataError(f"data.path: no such file '{path}'")
+        raise DataError(f"data.path: {not_a_file(file, repr(path))}")
     try:
         # utf-8-sig: spreadsheets often prepend a byte-order mark that would otherwise stick to column 1.
         with open(file, newline="", encoding="utf-8-sig") as handle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from torchtui.engine.data.arrays import Arrays, label_targets
 from torchtui.engine.errors import DataError
+from torchtui.engine.files import not_a_file
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): code → big-endian numpy dtype.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -22,26 +24,40 @@ Y_KEYS = ("y", "targets", "labels", "target", "label")
 # --- IDX --------------------------------------------------------------------------------------------
 
 
+MAX_IDX_BYTES = 8 * 2 ** 30  # a declared size past this is refused before anything is inflated
+
+
 def read_idx_file(path: Path) -> np.ndarray:
-    """One IDX file (optionally .gz) as an array; a malformed file is a DataError naming it."""
+    """One IDX file (optionally .gz) as an array; a malformed file is a DataError naming it.
+
+    The header is read first and the data after it only up to the size the header declares (plus one
+    byte, to see whether more follows): a small .gz that inflates to gigabytes is refused without
+    inflating it."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as err:
+            magic = fh.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+                raise DataError(f"data.path: '{path}' is not an IDX file (bad magic number)")
+            ndim, dtype = magic[3], np.dtype(_IDX_TYPES[magic[2]])
+            dims = fh.read(4 * ndim)
+            if ndim == 0 or len(dims) < 4 * ndim:
+                raise DataError(f"data.path: '{path}' has a truncated IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"data.path: '{path}' declares {expected:,} bytes of data (shape {shape}), more "
+                                f"than the {MAX_IDX_BYTES:,} this reads; a corrupt or hostile header?")
+            raw = fh.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"data.path: cannot read '{path}' ({err})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"data.path: '{path}' is not an IDX file (bad magic number)")
-    ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"data.path: '{path}' has a truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = math.prod(shape) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(f"data.path: '{path}' holds {len(raw) - header:,} data bytes, its header promises "
+    if len(raw) > expected:
+        raise DataError(f"data.path: '{path}' holds more data than its header declares ({expected:,} bytes for "
+                        f"shape {shape}); a corrupt file?")
+    if len(raw) != expected:
+        raise DataError(f"data.path: '{path}' holds {len(raw):,} data bytes, its header promises "
                         f"{expected:,} for shape {shape} (truncated or corrupt download?)")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def _find(folder: Path, part: str, kind: str) -> Path | None:
@@ -104,7 +120,7 @@ def read_tensor_file(path_text: str, limit: int = 0) -> Arrays:
     """X and y (and optional x_val/y_val, x_test/y_test) from a .pt (weights-only) or .npz file."""
     path = Path(path_text).expanduser()
     if not path.is_file():
-        raise DataError(f"data.path: no such file '{path_text}'")
+        raise DataError(f"data.path: {not_a_file(path, repr(path_text))}")
     mapping = _load_mapping(path, path_text)
     lower = {str(k).lower(): k for k in mapping}
 
