@@ -126,8 +126,9 @@ class Catalog:
         config, summary, origin, problems = self._read_static(folder)
         rec.config = config
         rec.name = str(config.get("name") or "") if config else ""
-        rec.preset, rec.parent = str(origin.get("preset") or ""), str((origin.get("parent") or {}).get("run_id") or "")
-        rec.created = float(origin.get("created") or rec.created)
+        parent = origin.get("parent") if isinstance(origin.get("parent"), dict) else {}
+        rec.preset, rec.parent = str(origin.get("preset") or ""), str(parent.get("run_id") or "")
+        rec.created = number(origin.get("created")) or rec.created
         progress = self._read_metrics(folder / "metrics.jsonl", problems, quiet=writing)
         rec.best, rec.final, rec.test = dict(progress.best), dict(progress.final), dict(progress.test)
         rec.changes, rec.steps, rec.epochs = progress.changes, progress.steps, progress.epochs
@@ -137,10 +138,12 @@ class Catalog:
             rec.seconds = number(summary.get("seconds"))
             rec.steps = int(number(summary.get("steps")) or rec.steps)
             rec.epochs = number(summary.get("epochs")) or rec.epochs
-            rec.test = {k: v for k, v in (summary.get("test") or {}).items() if number(v) is not None} or rec.test
+            test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+            rec.test = {k: v for k, v in test.items() if number(v) is not None} or rec.test
         trial = origin.get("trial") if isinstance(origin.get("trial"), dict) else {}
         rec.sweep = str(origin.get("sweep") or trial.get("sweep") or "")
-        rec.trial = trial.get("number", origin.get("trial") if isinstance(origin.get("trial"), int) else None)
+        number_of = trial.get("number", origin.get("trial"))
+        rec.trial = number_of if isinstance(number_of, int) and not isinstance(number_of, bool) else None
         if trial.get("state") == "pruned":
             rec.state = "pruned"  # stopped by the sweep's pruner, not by a person
         if live_state is not None:

@@ -39,7 +39,15 @@ class RunsActions:
             self.log_pane.add("error", str(err))
             self.notify(err.first_line, severity="error")
             return
+        from torchtui.engine.sweep.study import Sweep
+
         folder = Path(self.runs_dir or default_runs_dir()) / f"sweep-{slug(self.config.name)}"
+        try:  # a different sweep already in that folder is said here, not only in the background's log
+            Sweep(spec, base, folder, slug(self.config.name)).claim_folder()
+        except (ConfigError, OSError) as err:
+            self.log_pane.add("error", str(err))
+            self.notify(str(err).splitlines()[0], severity="error", timeout=8)
+            return
         try:
             pid = start_sweep(folder, {**base, "sweep": self.sweep_section}, self.runs_dir or str(default_runs_dir()))
         except OSError as err:

@@ -95,6 +95,8 @@ def test_damaged_folders_are_listed_with_their_problem(tmp_path, three_runs):
     with open(b / "metrics.jsonl", "a") as fh:
         fh.write('{"type": "step", "step": 999, "ep')  # a kill mid-write
     (c / "config.yaml").write_text("train: [unclosed\n")
+    (c / "origin.json").write_text('{"created": "yesterday", "parent": [1], "trial": "x"}')  # wrong types
+    (a / "trial.json").write_text("[]")
     (root / "empty-folder").mkdir()  # no run files: not listed
     (root / "no-config").mkdir()
     (root / "no-config" / "metrics.jsonl").write_bytes(b"\x00\xff garbage\n")

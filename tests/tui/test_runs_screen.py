@@ -247,3 +247,21 @@ async def test_S_runs_the_opened_sweep_in_the_background_and_shows_its_leaderboa
         assert time.monotonic() < deadline, "the background sweep did not finish"
         time.sleep(0.2)
     assert presets.load(str(best)).train.lr == best_lr
+
+
+async def test_S_says_when_the_sweep_folder_holds_another_sweep(tmp_path):
+    import yaml
+
+    folder = tmp_path / "runs" / "sweep-moons"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": "moons", "sweep": {"method": "grid"}, "config": {}}))
+    host = FakeHost()
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host), runs_dir=str(tmp_path / "runs")))
+    app.sweep_section = {"method": "grid", "params": {"train.lr": [0.1, 0.01]}}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await pilot.press("S")
+        await until(pilot, lambda: "holds a different sweep" in "\n".join(app.log_pane.lines_written),
+                    what="the refusal in the log")
+        assert not isinstance(app.screen, RunsScreen)
+        assert not (folder / "preset.yaml").exists()  # nothing started
