@@ -341,3 +341,28 @@ async def test_quit_confirmed_after_the_run_ended_by_itself_still_exits(fake_app
         await until(pilot, lambda: fake_app.history.state == p.FINISHED, what="finished")
         await pilot.press("y")
         await until(pilot, lambda: not fake_app.is_running, what="exit")
+
+
+async def test_a_field_whose_value_was_replaced_types_like_a_fresh_one(fake_app):
+    """Issue 14 item 1: moons → open spiral → tab into layer 1 units (128), type 9: it read 1298, because the
+    cursor stayed where the old value ("64") ended. A replaced value puts the cursor at its end, as a
+    freshly mounted field has it."""
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        await pilot.press("2")  # the Model pane: its layer fields mount
+        await until(pilot, lambda: fake_app.query("#model-layers-0-units"), what="layer fields")
+        units = fake_app.query_one("#model-layers-0-units")
+        units.focus()
+        await pilot.pause()
+        assert units.cursor_position == len("64")
+        fake_app.set_focus(None)
+        assert fake_app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        await until(pilot, lambda: units.value == "128", what="spiral's layer shown")
+        units.focus()
+        await pilot.press("9")
+        assert units.value == "1289"  # appended, as in a fresh field; never 1298
+        form = fake_app.query_one("#train-lr")
+        fake_app.set_focus(None)
+        assert fake_app.open_preset(str(presets.builtin_dir() / "moons.yaml"))
+        await until(pilot, lambda: form.value == "0.003", what="moons' lr shown")
+        assert form.cursor_position == len("0.003")

@@ -79,6 +79,14 @@ def to_raw(kind: str, value: Any) -> Any:
     return "" if value is None else str(value)
 
 
+def replace_text(control: Input, text: str) -> None:
+    """Show a new value in a text field as if it were freshly mounted: the cursor at its end. Setting
+    `value` alone left the cursor where the old value ended, so typing went into the middle (64 → 128,
+    then 9 gave 1298)."""
+    control.value = text
+    control.cursor_position = len(text)
+
+
 def parse_raw(kind: str, raw: Any) -> Any:
     """A control's raw value as config data; text that does not parse stays text for the engine to reject."""
     if kind in ("bool", "choice", "text"):
@@ -263,7 +271,7 @@ class ConfigForm(Widget):
             # A live change echoed back while the user is in the field must not rewrite what they typed.
             kind = self.specs[name].kind
             if not (control.has_focus and parse_raw(kind, control.value) == parse_raw(kind, raw)):
-                control.value = raw
+                replace_text(control, raw)
 
     def _show_select(self, name: str) -> None:
         control = self._controls[name]

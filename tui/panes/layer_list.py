@@ -22,6 +22,7 @@ from torchtui.tui.panes.form import (
     field_specs,
     parse_raw,
     problems_for,
+    replace_text,
     to_raw,
 )
 
@@ -83,7 +84,9 @@ class LayerRow(Vertical):
             for column in self.owner.columns:
                 control, value = self.control(column.name), raw[column.name]
                 spec = self.owner.specs[column.name]
-                if control.value != value and (not isinstance(control, Select) or value in spec.choices):
+                if isinstance(control, Input) and control.value != value:
+                    replace_text(control, value)
+                elif control.value != value and (not isinstance(control, Select) or value in spec.choices):
                     control.value = value
                 control.display = self.owner.shown(column.name, raw)
                 for label in self.query(f"#{self.owner.prefix}-{self.index}-{column.name}-label"):
