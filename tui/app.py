@@ -166,6 +166,7 @@ class TorchTUI(PresetActions, RunsActions, Lifecycle, App):
         self.log_pane.add("info", f"engine ready (torch {event.torch_version}, pid {event.pid})")
         self.bridge.request(p.ListDevices)
         self._request_previews()
+        self.start_if_queued()
 
     def _request_previews(self) -> None:
         if self.bridge.ready:
@@ -292,7 +293,7 @@ class TorchTUI(PresetActions, RunsActions, Lifecycle, App):
         elif self.problem:
             self.notify(f"can't start: {self.problem}", severity="error")
         elif not self.bridge.ready:
-            self.notify("the engine is still loading torch…")
+            self.queue_start()
         else:
             self.notice = ""
             self.starting = True

@@ -14,6 +14,21 @@ from torchtui.engine import protocol as p
 class Lifecycle:
     """Mixed into TorchTUI: uses its history, bridge, log pane and pane deck."""
 
+    start_when_ready = False  # space pressed while torch loads: the run starts once the engine is ready
+
+    def queue_start(self) -> None:
+        """space before the engine is ready: start then (a second press takes it back)."""
+        self.start_when_ready = not self.start_when_ready
+        self.notice = ("the run starts as soon as the engine is ready (loading torch…; space again to cancel)"
+                       if self.start_when_ready else "")
+        self.notify(self.notice or "start cancelled")
+
+    def start_if_queued(self) -> None:
+        if self.start_when_ready:
+            self.start_when_ready = False
+            self.notice = ""
+            self.action_toggle_run()
+
     def exit(self, *args, **kwargs) -> None:
         """Exit, but not in the middle of mounting a pane (a quit within the first second): Textual's
         teardown of a half-mounted Select raises. Mounting ends within a second; a timer makes sure."""

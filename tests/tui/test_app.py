@@ -13,7 +13,7 @@ from torchtui.tui.app import TorchTUI
 from torchtui.tui.bridge import EngineBridge
 
 from .conftest import settles, until
-from .fakes import DetachableFakeHost, scripted_run
+from .fakes import DetachableFakeHost, FakeHost, scripted_run
 
 
 async def test_fixed_event_stream_reaches_charts_and_status(fake_app):
@@ -366,3 +366,27 @@ async def test_a_field_whose_value_was_replaced_types_like_a_fresh_one(fake_app)
         assert fake_app.open_preset(str(presets.builtin_dir() / "moons.yaml"))
         await until(pilot, lambda: form.value == "0.003", what="moons' lr shown")
         assert form.cursor_position == len("0.003")
+
+
+async def test_space_before_the_engine_is_ready_starts_the_run_when_it_is():
+    """Issue 14 item 4: the README's first step is "press space"; pressed while torch loads, it was dropped."""
+    host = FakeHost(ready=False)
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(host)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await pilot.press("space")
+        await pilot.pause()
+        assert not any(isinstance(c, p.Start) for c in host.sent)
+        assert "as soon as the engine is ready" in app.notice
+        host.emit(p.EngineReady("2.13.0+cpu", 4242))
+        await until(pilot, lambda: any(isinstance(c, p.Start) for c in host.sent), what="the queued start")
+        host.sent.clear()
+    host2 = FakeHost(ready=False)
+    app2 = settles(TorchTUI(presets.load("moons"), EngineBridge(host2)))
+    async with app2.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app2.panes_ready, what="panes mounted")
+        await pilot.press("space", "space")  # the second press takes the queued start back
+        host2.emit(p.EngineReady("2.13.0+cpu", 4242))
+        await until(pilot, lambda: app2.bridge.ready, what="engine ready")
+        await pilot.pause()
+        assert not any(isinstance(c, p.Start) for c in host2.sent)
