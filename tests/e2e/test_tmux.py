@@ -15,7 +15,17 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux
 TORCHTUI = str(Path(sys.executable).with_name("torchtui"))
 
 
-SOCKET = f"torchtui-test-{os.getpid()}"  # a private tmux server: never touches the user's sessions
+# A private tmux server per test: never touches the user's sessions, and a server the previous test killed
+# (kill-server returns before it is gone) cannot take the next test's new session down with it.
+SOCKET = f"torchtui-test-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def own_tmux_server(request):
+    global SOCKET
+    SOCKET = f"torchtui-test-{os.getpid()}-{request.node.name[:40]}"
+    yield
+    tmux("kill-server")
 
 
 # Something under pytest exports COLUMNS=80 LINES=24; shutil.get_terminal_size (and so Textual) would

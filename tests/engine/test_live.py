@@ -90,8 +90,15 @@ def test_a_detached_run_goes_on_two_clients_see_each_other_and_stop_ends_it(runt
     host.detach()  # the app's d, or a dropped connection: the run goes on
     lines = metrics_lines(started.run_dir)
     wait_until(lambda: metrics_lines(started.run_dir) > lines + 50, 60, "the run to keep training")
-    assert cli.main(["ps", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out.splitlines()[-1])["runs"]
+    listed: list = []
+
+    def ps_lists_it() -> bool:  # the server rewrites its status file at least once a second
+        assert cli.main(["ps", "--json"]) == 0
+        listed[:] = json.loads(capsys.readouterr().out.splitlines()[-1])["runs"]
+        return len(listed) == 1 and listed[0]["clients"] == 0
+
+    wait_until(ps_lists_it, 10, "ps to list the detached run")
+    (row,) = listed
     assert row["run_id"] == started.run_id and row["state"] == p.RUNNING and row["clients"] == 0
 
     a, b = ServerHost.attach(started.run_id[:12]), ServerHost.attach()
