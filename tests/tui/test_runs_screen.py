@@ -237,9 +237,10 @@ async def test_S_runs_the_opened_sweep_in_the_background_and_shows_its_leaderboa
         assert sorted(r.trial for r in screen.records) == [0, 1]
         accuracies = [r.best["accuracy"] for r in screen.records]
         assert accuracies == sorted(accuracies, reverse=True)  # the leaderboard: best first
+        best_lr = screen.records[0].config["train"]["lr"]
+        assert screen.current is screen.records[0]  # the cursor stayed on the top row as trials came in
         await pilot.press("u")  # use the best setup
         await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="back to the app")
-        best_lr = screen.records[0].config["train"]["lr"]
         assert app.config.train.lr == best_lr
     best = tmp_path / "runs" / "sweep-mini" / "best.yaml"
     deadline = time.monotonic() + 60

@@ -103,7 +103,9 @@ class RunsScreen(Screen):
         self._status()
 
     def _fill_table(self, records, fields, sort_key: str) -> None:
-        cursor = self.current
+        # The cursor stays on its run when the rows move, except on the top row: there it stays on top,
+        # so a leaderboard watched from its first row keeps showing (and `u` taking) the best run.
+        cursor = self.current if self.table.cursor_row > 0 else None
         header, rows = catalog.columns(records, fields)
         self.table.clear(columns=True)
         self.sort_columns = [""] + [k for _, k in header]
