@@ -98,7 +98,7 @@ def test_a_hopeless_trial_is_pruned_early(tmp_path):
 
 def test_a_killed_sweep_continues_without_redoing_finished_trials(tmp_path):
     path = sweep_file(tmp_path, {"method": "grid", "metric": "accuracy",
-                                 "params": {"train.lr": [0.04, 0.02, 0.01, 0.005, 0.0025]}}, epochs=25)
+                                 "params": {"train.lr": [0.04, 0.02, 0.01, 0.005, 0.0025]}}, epochs=80)
     runs = tmp_path / "runs"
     child = subprocess.Popen([*CLI, "sweep", path, "--runs-dir", str(runs)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env=dict(os.environ), start_new_session=True)
