@@ -28,7 +28,7 @@ INTERRUPTED = "interrupted"  # no summary and no live server: killed, or its mac
 
 EVENT_ROW = re.compile(rb'\{"type": "(?:eval|hparams)"[^\n]*')
 # Step rows as RunFolder writes them: {"type": "step", "step": N, "epoch": E, "loss": L, ...}
-_STEP_ROW = re.compile(rb'\{"type": "step", "step": (\d+), "epoch": ([^,}]+), "loss": ([^,}]+)')
+STEP_ROW = re.compile(rb'\{"type": "step", "step": (\d+), "epoch": ([^,}]+), "loss": ([^,}]+)')
 
 
 @dataclass
@@ -208,9 +208,15 @@ class Catalog:
         return progress
 
 
+def last_step_row(data: bytes):
+    """The match of the last step row in `data` (searched from the end), or None."""
+    start = data.rfind(b'{"type": "step", "step": ')
+    return STEP_ROW.match(data, start) if start >= 0 else None
+
+
 def _consume(progress: _Progress, data: bytes) -> None:
     """Fold complete lines into the progress: steps from the last step row, metrics from eval rows."""
-    last = _STEP_ROW.match(data, max(0, data.rfind(b'{"type": "step", "step": ')))
+    last = last_step_row(data)
     if last is not None:
         progress.steps = int(last.group(1))
         progress.epochs = number(_jsonnumber(last.group(2))) or progress.epochs

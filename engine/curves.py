@@ -4,13 +4,10 @@ metrics.jsonl when it is missing or disagrees), val metrics and live changes fro
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchtui.engine.catalog import EVENT_ROW, METRICS, number, shown
-
-_STEP_LOSS = re.compile(rb'\{"type": "step", "step": (\d+), "epoch": ([^,}]+), "loss": ([^,}]+)')
+from torchtui.engine.catalog import EVENT_ROW, METRICS, STEP_ROW, last_step_row, number, shown
 
 
 @dataclass
@@ -38,7 +35,7 @@ def read_curves(path: str | Path) -> Curves:
     data = data[:data.rfind(b"\n") + 1]
     table = _curve_file(Path(path) / "curve.f64", data)
     if table is None:  # a run from before curve.f64, or one killed between the two writes
-        found = _STEP_LOSS.findall(data)
+        found = STEP_ROW.findall(data)
         flat = b" ".join(b" ".join(row) for row in found).replace(b"null", b"nan")
         table = np.array(flat.split(), dtype=float).reshape(-1, 3)
     evals: dict[str, list] = {}
@@ -72,11 +69,10 @@ def _curve_file(path: Path, metrics: bytes):
     except (OSError, ValueError):
         return None
     table = table[:len(table) // 3 * 3].reshape(-1, 3)
-    last = metrics.rfind(b'{"type": "step", "step": ')
-    if last < 0 or len(table) != metrics.count(b'{"type": "step", "step": '):
+    last = last_step_row(metrics)
+    if last is None or len(table) != metrics.count(b'{"type": "step", "step": '):
         return None
-    step = re.match(rb"\d+", metrics[last + 25:last + 45])
-    return table if step is not None and int(step.group(0)) == table[-1, 0] else None
+    return table if int(last.group(1)) == table[-1, 0] else None
 
 
 def _epoch_at(table, step: int, default: float) -> float:
