@@ -9,6 +9,7 @@ import yaml
 
 from torchtui.engine import models
 from torchtui.engine.data import sources as data_sources
+from torchtui.engine.data import tabular
 from torchtui.engine.run import optim
 from torchtui.engine.schema import ConfigError, excerpt, parse_dataclass, suggest, to_plain
 
@@ -39,7 +40,8 @@ def _fraction(name: str, value, upper: float = 1.0) -> Iterator[tuple[str, str]]
 
 @dataclass
 class DataConfig:
-    CHOICES: ClassVar = {"source": SOURCES, "dataset": TORCHVISION_DATASETS}
+    CHOICES: ClassVar = {"source": SOURCES, "dataset": TORCHVISION_DATASETS, "missing": tabular.MISSING_CHOICES,
+                         "categorical": tabular.CATEGORICAL_CHOICES, "standardize_target": tabular.TARGET_SCALING}
     POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step")
     NON_NEGATIVE: ClassVar = ("noise", "limit", "image_size", "crop", "workers")
     MAXIMUM: ClassVar = {"n_samples": 10_000_000, "features": 100_000, "classes": 100_000, "seq_len": 100_000,
@@ -104,6 +106,14 @@ class DataConfig:
     """Shuffle samples before splitting (off keeps order: the first samples train, the last test)."""
     standardize: bool = False
     """Scale to zero mean and unit variance (per feature, or per channel for images), fitted on train only."""
+    standardize_target: str = "auto"
+    """Regression: scale targets to zero mean and unit variance, fitted on train (metrics stay in the data's
+    units): auto (when their scale is far from 1), always or never."""
+    missing: str = "error"
+    """csv: cells without a value: error (all listed), drop the rows, or fill with the train split's mean,
+    median or most_frequent value."""
+    categorical: str = "auto"
+    """csv: text feature columns: auto (one-hot, categories from the train split) or error."""
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.classes < 2:
@@ -119,14 +129,8 @@ class DataConfig:
         yield from data_sources.size_problems(self)
         # An empty path is reported when the data is loaded, so a preset that leaves it to
         # `--set data.path=…` (mnist-mlp) still opens and round-trips.
-        if self.source == "code" and self.path.strip() and not _is_code_ref(self.path):
+        if self.source == "code" and self.path.strip() and not data_sources.is_code_ref(self.path):
             yield "path", f"expected path/to/file.py:function, got '{self.path}'"
-
-
-def _is_code_ref(ref: str) -> bool:
-    """`path/to/file.py:name` with a Python identifier after the last colon."""
-    file, sep, name = ref.rpartition(":")
-    return bool(sep and file.strip() and name.isidentifier())
 
 
 @dataclass
@@ -252,7 +256,7 @@ class ModelConfig:
             yield "init_b", f"must be greater than init_a ({self.init_a!r}), got {self.init_b!r}"
         if self.kind == "cnn" and not self.conv:
             yield "conv", "a cnn needs at least one conv block (e.g. conv: [32, 64]), or use kind mlp"
-        if self.kind == "custom" and not _is_code_ref(self.module):
+        if self.kind == "custom" and not data_sources.is_code_ref(self.module):
             yield "module", f"expected path/to/model.py:ClassName, got '{self.module}'"
         if self.kind == "torchvision" and not self.arch.strip():
             yield "arch", "name a torchvision model, e.g. resnet18"

@@ -282,6 +282,7 @@ class DataPreviewed:
     images: list = field(default_factory=list)
     image_labels: list = field(default_factory=list)
     class_counts: list = field(default_factory=list)
+    columns: list = field(default_factory=list)  # CSV: one "name: type, missing, distinct" line per column
 
 
 # Each request and the event that answers it (carrying the request's id).

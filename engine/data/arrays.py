@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -19,6 +20,8 @@ class Arrays:
     class_names: list[str]
     test: tuple[torch.Tensor, torch.Tensor] | None = None
     val: tuple[torch.Tensor, torch.Tensor] | None = None
+    table: Any = None          # a CSV's cells (csvfile.CsvTable): x holds row numbers, encoded once split
+    notes: list[str] = field(default_factory=list)  # things the user should hear about (rows dropped, …)
 
 
 def label_targets(ys: dict[str, torch.Tensor], where: str) -> tuple[str, list[str], dict[str, torch.Tensor]]:

@@ -40,6 +40,9 @@ class Splits:
     flip: bool = False                  # augment training images
     crop: int = 0
     notes: list[str] = field(default_factory=list)  # things the user should hear about (logged as warnings)
+    y_mean: torch.Tensor | None = None  # regression targets standardised with these (fitted on train)
+    y_std: torch.Tensor | None = None
+    encoder: dict | None = None         # a CSV's fitted tabular.Encoder, as a plain dict
 
     # In-memory splits expose their tensors (the prediction view and tests read them).
     x_train = property(lambda self: self.train.x)
@@ -58,6 +61,18 @@ class Splits:
     def streamed(self) -> bool:
         return self.train.streamed
 
+    def unscale_y(self, y: torch.Tensor) -> torch.Tensor:
+        """Targets or predictions back in the data's units (a no-op unless targets were standardised)."""
+        return y if self.y_std is None else y * self.y_std.to(y.device) + self.y_mean.to(y.device)
+
+    def preprocessing(self) -> dict:
+        """What `predict` needs to treat new inputs as these were treated: plain values, weights-only loadable."""
+        cpu = {k: None if getattr(self, k) is None else getattr(self, k).cpu()
+               for k in ("mean", "std", "y_mean", "y_std")}
+        return {"task": self.task, "input_shape": list(self.input_shape), "class_names": list(self.class_names),
+                "feature_names": list(self.feature_names), "n_targets": self.n_targets, "encoder": self.encoder,
+                **cpu}
+
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
@@ -66,7 +81,7 @@ class Splits:
         device = torch.device(device)
         moved = {name: getattr(self, name).to(device) for name in ("train", "val", "test")}
         stats = {name: None if getattr(self, name) is None else getattr(self, name).to(device)
-                 for name in ("mean", "std")}
+                 for name in ("mean", "std", "y_mean", "y_std")}
         return dataclasses.replace(self, **moved, **stats)
 
     def train_batches(self, order: torch.Tensor, batch_size: int, start_batch: int = 0) -> Iterator[Batch]:
@@ -96,17 +111,51 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
     train, val, test = split(a.x, a.y, val_fraction, test_fraction, cfg.shuffle, cfg.seed)
     val = a.val if a.val is not None else val
     test = a.test if a.test is not None else test
+    encoder = None
+    if a.table is not None:  # rows of a table: fill values and categories come from the train rows only
+        fitted = a.table.fit(train[0][:, 0].tolist())
+        train, val, test = ((torch.from_numpy(fitted.transform(a.table.cells, x[:, 0].tolist())), y)
+                            for x, y in (train, val, test))
+        features, encoder = fitted.feature_names, fitted.to_dict()
     mean = std = None
     if cfg.standardize:
         mean, std = fit_standardiser(train[0])
         train, val, test = ((((x - mean) / std), y) for x, y in (train, val, test))
+    y_mean = y_std = None
+    if a.task == "regression":
+        y_mean, y_std, note = target_scaling(train[1], cfg.standardize_target)
+        notes += note
+        if y_std is not None:
+            train, val, test = ((x, (y - y_mean) / y_std) for x, y in (train, val, test))
     classification = a.task != "regression"
     return Splits(
         task=a.task, train=TensorPart(*train), val=TensorPart(*val), test=TensorPart(*test),
-        input_shape=tuple(a.x.shape[1:]), n_classes=len(a.class_names) if classification else 0,
+        input_shape=tuple(train[0].shape[1:]), n_classes=len(a.class_names) if classification else 0,
         n_targets=1 if classification else a.y.shape[1], class_names=a.class_names if classification else [],
-        feature_names=features, mean=mean, std=std, flip=cfg.flip, crop=cfg.crop, notes=notes,
+        feature_names=features, mean=mean, std=std, flip=cfg.flip, crop=cfg.crop, notes=a.notes + notes,
+        y_mean=y_mean, y_std=y_std, encoder=encoder,
     )
+
+
+def target_scaling(y_train: torch.Tensor, mode: str) -> tuple[torch.Tensor | None, torch.Tensor | None, list[str]]:
+    """Mean and std to standardise regression targets with (None, None when left alone), and any warning.
+
+    auto scales targets whose size (root mean square) is outside [0.01, 10]: a loss on values in the
+    thousands starts in the millions, and its gradients swamp any sensible lr.
+    """
+    if mode == "never" or not len(y_train):
+        scale = float(y_train.pow(2).mean().sqrt()) if len(y_train) else 1.0
+        if not 0.01 <= scale <= 10:
+            return None, None, [f"data.standardize_target is never, but the targets' scale is ~{scale:.3g}: the loss "
+                                "is ill-conditioned (use auto or always, or a smaller lr)"]
+        return None, None, []
+    mean = y_train.mean(0, keepdim=True)
+    std = y_train.std(0, unbiased=False, keepdim=True)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    scale = float(y_train.pow(2).mean().sqrt())
+    if mode == "auto" and 0.01 <= scale <= 10:
+        return None, None, []
+    return mean[0], std[0], []
 
 
 def split(x: torch.Tensor, y: torch.Tensor, val_fraction: float, test_fraction: float, shuffle: bool,

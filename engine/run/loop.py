@@ -186,8 +186,8 @@ def evaluate(run: Run, split: str) -> dict:
 
 
 def _metrics(run: Run, out: torch.Tensor, y: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
-    if run.predict is None:
-        target = y.float().reshape(out.shape)
+    if run.predict is None:  # metrics in the data's units, also when the targets were standardised
+        out, target = run.data.unscale_y(out), run.data.unscale_y(y.float().reshape(out.shape))
         return {
             "mse": tmf.mean_squared_error(out, target),
             "mae": tmf.mean_absolute_error(out, target),

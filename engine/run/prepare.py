@@ -218,6 +218,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "best": run.best,
         "grad_clip": run.grad_clip,
         "rng": ckpt.rng_state(),
+        "data": run.data.preprocessing(),  # what `torchtui predict` applies to new inputs
         "saved_at": time.time(),
         **(extra or {}),
     }

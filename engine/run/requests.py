@@ -9,6 +9,7 @@ import torch
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
+from torchtui.engine.data.sources import csvfile
 from torchtui.engine.data.splits import load_data
 from torchtui.engine.errors import DataError
 from torchtui.engine.models.summary import format_summary, summarize
@@ -59,12 +60,14 @@ MAX_IMAGE_SIDE = 32  # images are shrunk to this for the preview (a terminal cel
 
 def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
     """Split sizes, per-class counts and a sample of the train split: points for rows, a few pictures for images."""
+    columns = []
     try:
         config = from_dict(cmd.config)
+        columns = csvfile.column_summary(config.data) if config.data.source == "csv" else []
         splits = cached_data(config)
         x, y = splits.train.sample(cmd.max_points)
     except (ConfigError, DataError, ValueError) as err:
-        return p.DataPreviewed(cmd.request_id, error=str(err))
+        return p.DataPreviewed(cmd.request_id, error=str(err), columns=columns)
     counts = _class_counts(splits) if splits.task != "regression" else []
     images, labels = [], []
     if len(splits.input_shape) == 3:
@@ -73,7 +76,7 @@ def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
     return p.DataPreviewed(
         cmd.request_id, task=splits.task, sizes=splits.sizes(), x=x.flatten(1).tolist(), y=y.tolist(),
         class_names=list(splits.class_names), input_shape=list(splits.input_shape), images=images,
-        image_labels=labels, class_counts=counts,
+        image_labels=labels, class_counts=counts, columns=columns,
     )
 
 

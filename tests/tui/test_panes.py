@@ -173,6 +173,24 @@ async def test_dataset_preview_fills_sizes_and_plot():
         assert "file not found" in text_of(app, "#data-sizes")
 
 
+async def test_dataset_pane_lists_a_csvs_columns_even_when_loading_failed():
+    app = PaneApp(DatasetPane())
+    async with app.run_test(size=(80, 40)) as pilot:
+        assert not app.query_one("#data-columns").display
+        columns = ["species: text, 3 distinct", "bill_length_mm: number, 10 missing, 190 distinct",
+                   "body_mass_g (target): number, 300 distinct"]
+        app.pane.show_preview(p.DataPreviewed(1, error="data.path: 10 bad cell(s)", columns=columns))
+        await pilot.pause()
+        shown = text_of(app, "#data-columns")
+        assert app.query_one("#data-columns").display and "bill_length_mm: number, 10 missing" in shown
+        app.pane.set_values({"source": "csv"})
+        await pilot.pause()
+        assert app.query_one("#data-missing-field").display and app.query_one("#data-categorical-field").display
+        app.pane.show_preview(p.DataPreviewed(2, task="binary", sizes={"train": 4}))
+        await pilot.pause()
+        assert not app.query_one("#data-columns").display
+
+
 async def test_model_pane_add_remove_move_layers():
     app = PaneApp(ModelPane())
     async with app.run_test(size=(80, 40)) as pilot:

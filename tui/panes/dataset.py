@@ -29,7 +29,7 @@ SOURCE_FIELDS = {
     "factor": ("circles",),
     "weight": ("line",), "bias": ("line",), "start": ("line",), "end": ("line",), "step": ("line",),
     "seq_len": ("sine",),
-    "path": FILES, "target": ("csv",), "columns": ("csv",),
+    "path": FILES, "target": ("csv",), "columns": ("csv",), "missing": ("csv",), "categorical": ("csv",),
     "dataset": ("torchvision",), "kwargs": ("code",),
     "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer"),
     "image_size": ("torchvision",),
@@ -37,11 +37,11 @@ SOURCE_FIELDS = {
     "stream": ("code", "torchvision"), "workers": ("code", "torchvision"),
 }
 GROUPS = [
-    ("Source", ["source", "dataset", "path", "target", "columns", "kwargs", "n_samples", "noise", "classes",
+    ("Source", ["source", "dataset", "path", "target", "columns", "missing", "categorical", "kwargs", "n_samples", "noise", "classes",
                 "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
     ("Loading", ["limit", "image_size", "stream", "workers"]),
     ("Augmentation (images)", ["flip", "crop"]),
-    ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize"]),
+    ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize", "standardize_target"]),
 ]
 # plotext colour names, one per class (cycled when there are more classes).
 CLASS_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
@@ -56,6 +56,7 @@ class DatasetPane(FormPane):
     DatasetPane { padding: 0 1; }
     DatasetPane #data-sizes { margin-top: 1; color: $text-muted; }
     DatasetPane #data-sizes.-error { color: $text-error; }
+    DatasetPane #data-columns { color: $text-muted; }
     DatasetPane #data-preview { height: 16; min-width: 20; }
     """
 
@@ -64,6 +65,8 @@ class DatasetPane(FormPane):
         # Built here, not in compose, so set_values and show_preview work before the pane is mounted.
         self.form = ConfigForm(DataConfig, SECTION, groups=GROUPS, id="data-form")
         self.sizes = Static("preview: waiting for the engine…", id="data-sizes")
+        self.columns = Static("", id="data-columns")  # a CSV's columns: type, missing, distinct values
+        self.columns.display = False
         self.images = ImageStrip(id="data-images")
         self.preview = PlotextPlot(id="data-preview")
         self._show_relevant()
@@ -71,6 +74,7 @@ class DatasetPane(FormPane):
     def compose(self) -> ComposeResult:
         yield self.form
         yield self.sizes
+        yield self.columns
         yield self.images
         yield self.preview
 
@@ -94,6 +98,8 @@ class DatasetPane(FormPane):
         plt = plot.plt
         plt.clear_figure()
         sizes.set_class(bool(reply.error), "-error")
+        self.columns.update(Text("\n".join(reply.columns)))
+        self.columns.display = bool(reply.columns)
         if reply.error:
             self.images.show_images([], [], [])
             sizes.update(Text(f"preview: {reply.error}"))

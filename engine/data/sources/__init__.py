@@ -46,6 +46,12 @@ def in_module(module: str) -> tuple[str, ...]:
     return tuple(name for name, source in SOURCES.items() if source.module == module)
 
 
+def is_code_ref(ref: str) -> bool:
+    """`path/to/file.py:name` with a Python identifier after the last colon."""
+    file, sep, name = ref.rpartition(":")
+    return bool(sep and file.strip() and name.isidentifier())
+
+
 def read(cfg):
     """(Arrays, feature names), or ((train, val, test) Datasets, []) for sources that bring Datasets."""
     module = importlib.import_module(f"{__name__}.{SOURCES[cfg.source].module}")

@@ -1,44 +1,119 @@
-"""CSV data: a header row, numeric feature columns and a target column whose task is detected."""
+"""CSV data: a header row, feature columns (numbers, or text one-hot encoded) and a target column whose task
+is detected. Missing cells are reported all at once, dropped or filled (see engine/data/tabular.py)."""
 
 from __future__ import annotations
 
 import csv
 import difflib
-import math
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from torchtui.engine.config import DataConfig
+from torchtui.engine.data import tabular
 from torchtui.engine.data.arrays import Arrays
+from torchtui.engine.data.tabular import Column, Problems, as_number, is_missing
 from torchtui.engine.errors import DataError
 from torchtui.engine.files import not_a_file
 
 # Integer targets with at most this many distinct values (and fewer than half the rows) are class labels.
 MAX_CSV_CLASSES = 20
-MISSING = ("", "na", "n/a", "nan", "null", "none", "?")
+
+
+@dataclass
+class CsvTable:
+    """The feature columns' cells; x of the Arrays holds row numbers until the split's encoder is fitted."""
+
+    columns: list[Column]
+    missing: str
+
+    @property
+    def cells(self) -> dict[str, list[str]]:
+        return {col.name: col.cells for col in self.columns}
+
+    def fit(self, train_rows: list[int]) -> tabular.Encoder:
+        return tabular.fit_encoder(self.columns, train_rows, self.missing)
+
+
+def read(cfg: DataConfig) -> tuple[Arrays, list[str]]:
+    table, y, task, names, notes = read_table(cfg)
+    rows = torch.arange(len(y)).unsqueeze(1)[: cfg.limit or None]
+    return Arrays(rows, y[: cfg.limit or None], task, names, table=table, notes=notes), []
 
 
 def read_csv(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str, list[str], list[str]]:
-    """X, y, the detected task, class names and feature names from the CSV at `cfg.path`."""
-    header, rows = _read_rows(cfg.path)
+    """X, y, the task, class names and feature names of the whole file, encoded with statistics of every
+    row (for a look at the data; training fits them on the train split only)."""
+    table, y, task, names, _ = read_table(cfg)
+    encoder = table.fit(list(range(len(y))))
+    return torch.from_numpy(encoder.transform(table.cells)), y, task, names, encoder.feature_names
+
+
+def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str], list[str]]:
+    """The feature table, y, task, class names and notes; every bad cell is reported in one error."""
+    header, rows = read_rows(cfg.path)
     target = cfg.target or header[-1]
-    _check_columns("data.target", [target], header, cfg.path)
-    features = list(cfg.columns) or [name for name in header if name != target]
-    _check_columns("data.columns", features, header, cfg.path)
-    if target in features:
-        raise DataError(f"data.columns: '{target}' is the target column (data.target); "
-                        "it cannot also be a feature")
-    if not features:
-        raise DataError(f"data.columns: '{cfg.path}' has no columns besides the target '{target}'")
+    check = _checker(header, cfg.path)
+    check("data.target", [target])
+    features = tabular.pick_columns(header, target, list(cfg.columns), check)
     index = {name: i for i, name in enumerate(header)}
-    x = torch.tensor([[_number(k, row, index[name], name) for name in features]
-                      for k, row in enumerate(rows, 1)], dtype=torch.float32)
-    y, task, class_names = _target(rows, index[target], target)
-    return x, y, task, class_names, features
+    notes = []
+    if cfg.missing != "error":
+        keep = [r for r in rows if not is_missing(r[1][index[target]])]
+        if len(keep) < len(rows):
+            notes.append(f"data.missing: dropped {len(rows) - len(keep)} row(s) without a target value")
+        if cfg.missing == "drop":
+            full = [r for r in keep if not any(is_missing(r[1][index[name]]) for name in features)]
+            if len(full) < len(keep):
+                notes.append(f"data.missing: dropped {len(keep) - len(full)} row(s) with missing values (drop)")
+            keep = full
+        if not keep:
+            raise DataError(f"data.missing: every row of '{cfg.path}' has a missing value; nothing is left to train on")
+        rows = keep
+    lines = [line for line, _ in rows]
+    columns = [Column.of(name, [cells[index[name]].strip() for _, cells in rows]) for name in features]
+    target_cells = [cells[index[target]].strip() for _, cells in rows]
+    _check_all(columns, target, target_cells, lines, cfg)
+    y, task, class_names = _target(target_cells, lines, target)
+    return CsvTable(columns, cfg.missing), y, task, class_names, notes
 
 
-def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _check_all(columns, target: str, target_cells: list[str], lines: list[int], cfg: DataConfig) -> None:
+    """Missing targets and the feature columns' bad cells, in one report."""
+    problems = Problems(cfg.path)
+    gaps = [i for i, text in enumerate(target_cells) if is_missing(text)]
+    for i in gaps:
+        problems.add(target, i, lines[i], "missing target value")
+    fixes = tabular.check_cells(columns, lines, cfg.missing, cfg.categorical, problems)
+    if gaps:
+        fixes.append("fill or drop the rows without a target value (any data.missing but error drops them)")
+    problems.raise_if_any("; ".join(fixes))
+
+
+def column_summary(cfg: DataConfig) -> list[str]:
+    """One line per column of the file (type, missing cells, distinct values), the target marked; [] when
+    the file cannot be read (loading it names the problem). Cached per file version: panes ask on each edit."""
+    try:
+        stat = Path(cfg.path).expanduser().stat()
+    except OSError:
+        return []
+    return list(_column_summary(cfg.path, cfg.target, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _column_summary(path: str, target: str, _mtime: int, _size: int) -> list[str]:
+    try:
+        header, rows = read_rows(path)
+    except DataError:
+        return []
+    target = target or header[-1]
+    return [f"{name}{' (target)' if name == target else ''}: " + Column.of(name, [r[i].strip() for _, r in rows]).summary()
+            for i, name in enumerate(header)]
+
+
+def read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and each non-blank data row with its 1-based file line."""
     file = Path(path).expanduser()
     if not file.is_file():
@@ -66,50 +141,28 @@ def _read_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _check_columns(field: str, names: list[str], header: list[str], path: str) -> None:
-    for name in names:
-        if name not in header:
-            close = difflib.get_close_matches(name, header, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise DataError(f"{field}: no column '{name}' in '{path}' ({hint}columns: {', '.join(header)})")
+def _checker(header: list[str], path: str):
+    def check(field: str, names: list[str]) -> None:
+        for name in names:
+            if name not in header:
+                close = difflib.get_close_matches(name, header, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise DataError(f"{field}: no column '{name}' in '{path}' ({hint}columns: {', '.join(header)})")
+    return check
 
 
-def _where(number: int, line: int, column: str) -> str:
-    # Both numbers: "row" matches a spreadsheet's data rows, "line" an editor's (header and blanks count).
-    return f"data.path: row {number} (line {line}), column '{column}'"
-
-
-def _number(number: int, row: tuple[int, list[str]], i: int, column: str) -> float:
-    line, cells = row
-    text = cells[i].strip()
-    if text.lower() in MISSING:
-        raise DataError(f"{_where(number, line, column)}: missing value (fill or drop the row)")
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{_where(number, line, column)}: '{text}' is not a number "
-                        "(feature columns must be numeric)") from None
-    if not math.isfinite(value):
-        raise DataError(f"{_where(number, line, column)}: '{text}' is not a finite number")
-    return value
-
-
-def _target(rows: list[tuple[int, list[str]]], i: int, column: str) -> tuple[torch.Tensor, str, list[str]]:
+def _target(texts: list[str], lines: list[int], column: str) -> tuple[torch.Tensor, str, list[str]]:
     """y, the task and class names, detected from the target column's values."""
-    texts = [cells[i].strip() for _, cells in rows]
-    for k, ((line, _), text) in enumerate(zip(rows, texts), 1):
-        if text.lower() in MISSING:
-            raise DataError(f"{_where(k, line, column)}: missing target value (fill or drop the row)")
-    numbers = [_try_float(text) for text in texts]
-    bad = [k for k, v in enumerate(numbers) if v is None or not math.isfinite(v)]
-    if bad and len(bad) < len(rows) / 2:
+    numbers = [as_number(text) for text in texts]
+    bad = [k for k, v in enumerate(numbers) if v is None]
+    if bad and len(bad) < len(texts) / 2:
         # Mostly numbers with a few stray words is far likelier a typo than a set of class labels.
         k = bad[0]
-        raise DataError(f"{_where(k + 1, rows[k][0], column)}: '{texts[k]}' is not a number, "
-                        "but most target values are")
+        raise DataError(f"data.path: row {k + 1} (line {lines[k]}), column '{column}': '{texts[k]}' is not a "
+                        "number, but most target values are")
     if not bad:
         distinct = sorted(set(numbers))
-        few = len(distinct) <= MAX_CSV_CLASSES and len(distinct) < len(rows) / 2
+        few = len(distinct) <= MAX_CSV_CLASSES and len(distinct) < len(texts) / 2
         if not (few and len(distinct) >= 2 and all(v.is_integer() for v in distinct)):
             return torch.tensor(numbers, dtype=torch.float32).unsqueeze(1), "regression", []
         names = [str(int(v)) for v in distinct]
@@ -118,20 +171,7 @@ def _target(rows: list[tuple[int, list[str]]], i: int, column: str) -> tuple[tor
         return y, "binary" if len(names) == 2 else "multiclass", names
     names = sorted(set(texts))
     if len(names) < 2:
-        raise DataError(f"data.target: column '{column}' holds one label only ('{names[0]}'); "
-                        "nothing to learn")
+        raise DataError(f"data.target: column '{column}' holds one label only ('{names[0]}'); nothing to learn")
     labels = {name: k for k, name in enumerate(names)}
     y = torch.tensor([labels[text] for text in texts], dtype=torch.long)
     return y, "binary" if len(names) == 2 else "multiclass", names
-
-
-def _try_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def read(cfg: DataConfig) -> tuple[Arrays, list[str]]:
-    x, y, task, names, features = read_csv(cfg)
-    return Arrays(x[: cfg.limit or None], y[: cfg.limit or None], task, names), features

@@ -96,10 +96,10 @@ def _curve(run, d) -> Predictions:
     every = torch.cat([d.x_train, d.x_val, d.x_test])[:, 0]
     lo, hi = every.min().item(), every.max().item()
     xs = torch.linspace(lo, hi, CURVE_POINTS, device=run.device).unsqueeze(1)
-    ys = run.model(xs).float()[:, 0]
-    train_x, train_y = _sample(d.x_train[:, 0], d.y_train[:, 0], SAMPLE_POINTS)
+    ys = d.unscale_y(run.model(xs).float())[:, 0]
+    train_x, train_y = _sample(d.x_train[:, 0], d.unscale_y(d.y_train)[:, 0], SAMPLE_POINTS)
     held, (hx, hy) = _held_out(d)
-    val_x, val_y = _sample(hx[:, 0], hy[:, 0], SAMPLE_POINTS)
+    val_x, val_y = _sample(hx[:, 0], d.unscale_y(hy)[:, 0], SAMPLE_POINTS)
     return Predictions(run.run_id, run.step, run.epoch, "curve", lo, hi, curve_x=xs[:, 0].tolist(),
                        curve_y=ys.tolist(), train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
                        held_out=held)

@@ -1,0 +1,155 @@
+"""CSVs as people have them: missing cells, text columns, a target in the thousands (issue 18)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.config import DataConfig
+from torchtui.engine.data.splits import load_data
+from torchtui.engine.errors import DataError
+from torchtui.engine.host import InProcessHost
+
+from .helpers import run_to_end
+
+SPECIES = {"Adelie": (190, 39, 0), "Gentoo": (217, 47, 500), "Chinstrap": (196, 49, 0)}
+
+
+def penguins(path, n=340, gaps=True) -> str:
+    """A palmerpenguins-shaped table: two text columns, gaps in a number and a text column, mass in grams."""
+    rnd = random.Random(0)
+    rows = ["species,island,bill_length_mm,flipper_length_mm,sex,body_mass_g"]
+    for i in range(n):
+        species = rnd.choice(sorted(SPECIES))
+        flipper, bill, extra = SPECIES[species]
+        island = {"Gentoo": "Biscoe", "Chinstrap": "Dream"}.get(species) or rnd.choice(["Torgersen", "Biscoe"])
+        sex = rnd.choice(["MALE", "FEMALE"])
+        fl = rnd.gauss(flipper, 6)
+        mass = 50 * (fl - 200) + 4200 + (400 if sex == "MALE" else -300) + extra + rnd.gauss(0, 150)
+        cells = [species, island, f"{rnd.gauss(bill, 3):.1f}", f"{fl:.0f}", sex, f"{mass:.0f}"]
+        if gaps and i % 37 == 5:
+            cells[2] = "NA"
+        if gaps and i % 53 == 7:
+            cells[4] = ""
+        rows.append(",".join(cells))
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def cfg(path, **kw) -> DataConfig:
+    return DataConfig(source="csv", path=path, target=kw.pop("target", "body_mass_g"), **kw)
+
+
+def test_every_missing_cell_is_reported_at_once_with_counts_per_column(tmp_path):
+    path = penguins(tmp_path / "p.csv")
+    with pytest.raises(DataError) as err:
+        load_data(cfg(path))
+    message = str(err.value)
+    assert "17 bad cell(s)" in message and "'bill_length_mm' 10" in message and "'sex' 7" in message
+    assert message.count(": missing value") == 17 and "data.missing" in message
+    many = tmp_path / "many.csv"
+    many.write_text("a,b,y\n" + "".join(f"{'' if i % 2 else i},x{i % 3},{i}\n" for i in range(60)))
+    message = str(pytest.raises(DataError, load_data, cfg(str(many), target="y")).value)
+    assert message.count(": missing value") == 20 and "… and 10 more" in message and "'a' 30" in message
+
+
+def test_text_in_a_number_column_is_listed_not_mistaken_for_categories(tmp_path):
+    path = tmp_path / "typos.csv"
+    path.write_text("a,y\n" + "".join(f"{'oops' if i in (3, 8) else i},{i % 2}\n" for i in range(20)))
+    message = str(pytest.raises(DataError, load_data, cfg(str(path), target="y")).value)
+    assert "2 bad cell(s)" in message and "row 4 (line 5), column 'a': 'oops' is not a number" in message
+
+
+@pytest.mark.parametrize("missing", ["mean", "median", "most_frequent"])
+def test_fill_values_come_from_the_train_split_only(tmp_path, missing):
+    # Train rows hold 1, 2 or 3; val/test rows hold 1000: any leak moves the fill far from the train values.
+    n = 100
+    rows = [f"{'' if i % 10 == 0 else (1000 if i >= 60 else 1 + i % 3)},{i % 2}" for i in range(n)]
+    path = tmp_path / "leak.csv"
+    path.write_text("a,y\n" + "\n".join(rows) + "\n")
+    splits = load_data(cfg(str(path), target="y", missing=missing, shuffle=False, val_fraction=0.2,
+                           test_fraction=0.2))
+    fill = splits.encoder["columns"][0]["fill"]
+    assert 1 <= fill <= 3, fill
+    assert splits.x_val[0, 0].item() == fill  # row 60 was blank
+    assert torch.isfinite(splits.x_train).all() and torch.isfinite(splits.x_test).all()
+
+
+def test_drop_removes_the_rows_with_gaps_and_says_so(tmp_path):
+    path = penguins(tmp_path / "p.csv")
+    splits = load_data(cfg(path, missing="drop"))
+    assert sum(splits.sizes().values()) == 340 - 17
+    assert any("dropped 17 row(s)" in note for note in splits.notes)
+
+
+def test_text_columns_are_one_hot_with_categories_from_train(tmp_path):
+    path = tmp_path / "cats.csv"
+    # 'purple' appears only in the last rows (val, unshuffled): it must encode as all zeros, not a new column.
+    colours = ["red", "green", "blue"] * 26 + ["purple"] * 22
+    path.write_text("colour,size,y\n" + "".join(f"{c},{i},{i % 2}\n" for i, c in enumerate(colours)))
+    splits = load_data(cfg(str(path), target="y", shuffle=False, val_fraction=0.22))
+    assert splits.feature_names == ["colour=blue", "colour=green", "colour=red", "size"]
+    assert splits.x_train[:3, :3].tolist() == [[0, 0, 1], [0, 1, 0], [1, 0, 0]]
+    assert splits.x_val[:, :3].abs().sum() == 0 and splits.input_shape == (4,)
+    message = str(pytest.raises(DataError, load_data, cfg(str(path), target="y", categorical="error")).value)
+    assert "data.categorical" in message and "'colour'" in message and "'-colour'" in message
+
+
+def test_an_id_column_is_refused_past_the_category_cap(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("id,a,y\n" + "".join(f"user{i},{i},{i % 2}\n" for i in range(400)))
+    message = str(pytest.raises(DataError, load_data, cfg(str(path), target="y")).value)
+    assert "'id'" in message and "distinct" in message and "data.columns: ['-id']" in message
+    splits = load_data(cfg(str(path), target="y", columns=["-id"]))
+    assert splits.feature_names == ["a"]
+    both = str(pytest.raises(DataError, load_data, cfg(str(path), target="y", columns=["a", "-id"])).value)
+    assert "not both" in both
+
+
+def test_a_large_target_is_standardised_on_train_and_reported_in_grams(tmp_path):
+    path = penguins(tmp_path / "p.csv")
+    splits = load_data(cfg(path, missing="mean", shuffle=False))
+    assert splits.y_std is not None and 500 < float(splits.y_std) < 1500 and 3000 < float(splits.y_mean) < 6000
+    assert abs(float(splits.y_train.mean())) < 1e-4  # standardised with the train split's own statistics
+    grams = splits.unscale_y(splits.y_val)
+    raw = load_data(cfg(path, missing="mean", shuffle=False, standardize_target="never"))
+    assert torch.allclose(grams, raw.y_val, atol=1e-2)
+    assert any("ill-conditioned" in note for note in raw.notes)
+    small = load_data(DataConfig(source="line"))
+    assert small.y_std is None  # auto leaves a target near unit scale alone (the line tutorial's weights)
+
+
+def test_penguins_train_to_a_good_r2_with_metrics_in_the_data_units(tmp_path):
+    path = penguins(tmp_path / "p.csv")
+    config = {"name": "penguins", "data": {"source": "csv", "path": path, "target": "body_mass_g",
+                                           "missing": "median", "standardize": True},
+              "model": {"layers": [32]}, "train": {"epochs": 40, "batch_size": 16, "lr": 0.01},
+              "device": {"device": "cpu"}}
+    host = InProcessHost(str(tmp_path / "runs"))
+    try:
+        events, done = run_to_end(host, config)
+        assert done is not None and done.state == p.FINISHED, events[-3:]
+        val = done.summary["val"]
+        assert val["r2"] > 0.7 and 50 < val["mae"] < 500, val  # grams, not standard deviations
+        never = dict(config, data={**config["data"], "standardize_target": "never"})
+        _, worse = run_to_end(host, never)
+        assert worse.summary["val"]["r2"] < val["r2"]
+    finally:
+        host.close()
+
+
+def test_the_preview_summarises_each_column_also_when_the_data_cannot_load(tmp_path):
+    from torchtui.engine.run.requests import preview_data
+
+    path = penguins(tmp_path / "p.csv")
+    config = {"data": {"source": "csv", "path": path, "target": "body_mass_g"}}
+    reply = preview_data(p.PreviewData(config, request_id=1))
+    assert "17 bad cell(s)" in reply.error
+    assert "bill_length_mm: number, 10 missing" in "\n".join(reply.columns)
+    assert any(line.startswith("species: text") and "3 distinct" in line for line in reply.columns)
+    assert any(line.startswith("body_mass_g (target): number") for line in reply.columns)
+    fixed = preview_data(p.PreviewData({"data": {**config["data"], "missing": "mean"}}, request_id=2))
+    assert not fixed.error and fixed.task == "regression" and len(fixed.columns) == 6
