@@ -39,24 +39,24 @@ def run(args) -> int:
     return follow(start, None, args.json)
 
 
-def folder_of(text: str) -> Path:
+def folder_of(text: str, command: str = "resume") -> Path:
     """The run folder named by `text`, or a one-line UsageError saying why it is not one."""
     from torchtui.engine.schema import excerpt
 
     if not text.strip():
-        raise UsageError("resume: give a run folder, e.g. runs/20261202-140501-moons (`torchtui runs` lists them)")
+        raise UsageError(f"{command}: give a run folder, e.g. runs/20261202-140501-moons (`torchtui runs` lists them)")
     run_dir = Path(text)
     try:
         is_dir = run_dir.is_dir()
         has_config = is_dir and (run_dir / "config.yaml").is_file()
     except (OSError, ValueError) as err:
-        raise UsageError(f"resume: {excerpt(text)} is not a run folder ({getattr(err, 'strerror', None) or err})") \
+        raise UsageError(f"{command}: {excerpt(text)} is not a run folder ({getattr(err, 'strerror', None) or err})") \
             from None
     if not is_dir:
         what = "no such folder" if not os.path.lexists(run_dir) else "not a folder"
-        raise UsageError(f"resume: {excerpt(text)} is not a run folder ({what})")
+        raise UsageError(f"{command}: {excerpt(text)} is not a run folder ({what})")
     if not has_config:
-        raise UsageError(f"resume: {excerpt(text)} is not a run folder (no config.yaml)")
+        raise UsageError(f"{command}: {excerpt(text)} is not a run folder (no config.yaml)")
     return run_dir
 
 

@@ -146,8 +146,8 @@ def target_scaling(y_train: torch.Tensor, mode: str) -> tuple[torch.Tensor | Non
     if mode == "never" or not len(y_train):
         scale = float(y_train.pow(2).mean().sqrt()) if len(y_train) else 1.0
         if not 0.01 <= scale <= 10:
-            return None, None, [f"data.standardize_target is never, but the targets' scale is ~{scale:.3g}: the loss "
-                                "is ill-conditioned (use auto or always, or a smaller lr)"]
+            return None, None, [(f"data.standardize_target is never, but the targets' scale is ~{scale:.3g}: the "
+                                 "loss is ill-conditioned (use auto or always, or a smaller lr)")]
         return None, None, []
     mean = y_train.mean(0, keepdim=True)
     std = y_train.std(0, unbiased=False, keepdim=True)

@@ -135,6 +135,7 @@ class Encoder:
     """Fill values and categories fitted on train rows; turns cells into a float32 feature matrix."""
 
     columns: list[dict]     # {"name", "kind", "fill": float | str | None, "categories": [text, …]}
+    target: str = ""        # the target column's name (predict keeps it beside the answers)
 
     @property
     def feature_names(self) -> list[str]:
@@ -170,21 +171,23 @@ class Encoder:
         return out
 
     def to_dict(self) -> dict:
-        return {"columns": self.columns}
+        return {"columns": self.columns, "target": self.target}
 
     @classmethod
     def from_dict(cls, data: dict) -> Encoder:
-        return cls([dict(c) for c in data["columns"]])
+        return cls([dict(c) for c in data["columns"]], data.get("target", ""))
 
 
-def fit_encoder(columns: list[Column], rows: list[int], missing: str) -> Encoder:
-    """Fill values (mean, median or most frequent) and categories from the train rows only."""
+def fit_encoder(columns: list[Column], rows: list[int], missing: str, target: str = "") -> Encoder:
+    """Fill values (mean, median or most frequent) and categories from the train rows only; no fill value
+    when data.missing is error or drop (a gap in new inputs is then an error, as it was in training)."""
+    fills = missing not in ("error", "drop")
     fitted = []
     for col in columns:
         present = [col.cells[i] for i in rows if not is_missing(col.cells[i])]
         if col.kind == "number":
             values = [col.numbers[i] for i in rows if col.numbers[i] is not None]
-            fill = _fill(values, missing) if values else 0.0
+            fill = (_fill(values, missing) if values else 0.0) if fills else None
             fitted.append({"name": col.name, "kind": "number", "fill": fill, "categories": []})
             continue
         counts = Counter(present)
@@ -192,9 +195,9 @@ def fit_encoder(columns: list[Column], rows: list[int], missing: str) -> Encoder
             raise DataError(f"data.categorical: column '{col.name}' has {len(counts):,} distinct texts in the train "
                             f"split (at most {MAX_CATEGORIES} categories): it looks like an id or free text; drop "
                             f"it with data.columns: ['-{col.name}']")
-        fill = counts.most_common(1)[0][0] if counts else None
+        fill = counts.most_common(1)[0][0] if counts and fills else None
         fitted.append({"name": col.name, "kind": "category", "fill": fill, "categories": sorted(counts)})
-    return Encoder(fitted)
+    return Encoder(fitted, target)
 
 
 def _fill(values: list[float], missing: str) -> float:
@@ -202,4 +205,4 @@ def _fill(values: list[float], missing: str) -> float:
         return float(statistics.median(values))
     if missing == "most_frequent":
         return float(Counter(values).most_common(1)[0][0])
-    return float(statistics.fmean(values))  # mean; also what error/drop use if a gap ever reaches transform
+    return float(statistics.fmean(values))

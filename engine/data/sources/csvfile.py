@@ -28,13 +28,14 @@ class CsvTable:
 
     columns: list[Column]
     missing: str
+    target: str
 
     @property
     def cells(self) -> dict[str, list[str]]:
         return {col.name: col.cells for col in self.columns}
 
     def fit(self, train_rows: list[int]) -> tabular.Encoder:
-        return tabular.fit_encoder(self.columns, train_rows, self.missing)
+        return tabular.fit_encoder(self.columns, train_rows, self.missing, self.target)
 
 
 def read(cfg: DataConfig) -> tuple[Arrays, list[str]]:
@@ -77,7 +78,7 @@ def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str],
     target_cells = [cells[index[target]].strip() for _, cells in rows]
     _check_all(columns, target, target_cells, lines, cfg)
     y, task, class_names = _target(target_cells, lines, target)
-    return CsvTable(columns, cfg.missing), y, task, class_names, notes
+    return CsvTable(columns, cfg.missing, target), y, task, class_names, notes
 
 
 def _check_all(columns, target: str, target_cells: list[str], lines: list[int], cfg: DataConfig) -> None:
