@@ -271,8 +271,8 @@ class TrainConfig:
                          "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS)}
     POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "epochs", "step_size", "accumulate",
                           "stats_every", "plateau_patience", "early_stop_patience")
-    NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip",
-                              "eval_every", "min_lr", "early_stop_min_delta", "checkpoint_every")
+    NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip", "eval_every",
+                              "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
@@ -325,6 +325,8 @@ class TrainConfig:
     """norm (rescale the global norm) or value (clamp each element)."""
     accumulate: int = 1
     """Batches whose gradients add up before one optimizer step."""
+    overfit_batches: int = 0
+    """Train and evaluate on the same first N batches every epoch, unshuffled and unaugmented (0 = off)."""
     eval_every: int = 0
     """Also evaluate every N steps (0 = once per epoch only)."""
     early_stop_metric: str = ""

@@ -1,4 +1,5 @@
-"""The app's runs actions: `b` opens the Runs screen; a run picked there becomes the setup, or a new branch."""
+"""The app's runs actions: `b` opens the Runs screen (a run picked there becomes the setup, or a new branch);
+`o` checks the setup on one batch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
 from torchtui.engine.runs import default_runs_dir, slug
 from torchtui.engine.schema import ConfigError
+
+SANITY_STEPS = 300    # epochs of one batch each: enough for a learnable setup to memorise it
+SANITY_LOSS = 0.05
 
 
 class RunsActions:
@@ -57,6 +61,47 @@ class RunsActions:
                                   f"running in the background (pid {pid}; log {folder / 'sweep.log'})")
         self.push_screen(RunsScreen(folder, sort=spec.metric, title=f"sweep {self.config.name} (pid {pid})"),
                          self.take_run)
+
+    sanity_pending = False  # `o` started a sanity check; its RunFinished says how it went
+
+    def action_sanity_check(self) -> None:
+        """o: train the setup on one batch only (train.overfit_batches: 1). A model, loss and lr that can
+        learn drive that batch's loss near 0; the log says whether it did (the workflow's first debug step)."""
+        if self.history.state in p.ACTIVE_STATES:
+            self.notify("a run is active: stop it (x) first, then o checks the setup on one batch", severity="warning")
+            return
+        if self.problem:
+            self.notify(f"fix this first: {self.problem}", severity="error")
+            return
+        if not self.bridge.ready:
+            self.notify("still loading torch: press o again in a moment")
+            return
+        plain = self.config.to_dict()
+        plain["name"] = f"{self.config.name}-overfit"
+        plain["train"] = {**plain["train"], "overfit_batches": 1, "epochs": SANITY_STEPS,
+                          "early_stop_metric": ""}
+        self.sanity_pending = True
+        self.starting = True
+        self.bridge.send(p.Start(config=plain, runs_dir=self.runs_dir, origin={"preset": self.preset_ref}))
+        self.log_pane.add("info", f"sanity check: training on one batch for {SANITY_STEPS} steps; a setup that can "
+                                  f"learn takes its loss below {SANITY_LOSS}")
+        self.screen.add_class("show-charts")
+        self.refresh_status()
+
+    def on_engine_RunFinished(self, event: p.RunFinished) -> None:
+        if not (self.sanity_pending and event.run_id.endswith("-overfit")):
+            return
+        self.sanity_pending = False
+        loss = (event.summary.get("val") or {}).get("loss")  # evaluated on that same batch
+        if event.state != p.FINISHED or loss is None:
+            self.log_pane.add("warning", f"sanity check ended {event.state} before it could say anything")
+        elif loss < SANITY_LOSS:
+            self.log_pane.add("info", f"sanity check passed: loss {loss:.3g} on one batch after {event.summary.get('steps')} "
+                                      "steps: the model, loss and optimizer can learn. Now train on all the data (space)")
+        else:
+            self.log_pane.add("warning", f"sanity check failed: the loss of one batch only went down to {loss:.3g} in "
+                                         f"{event.summary.get('steps')} steps. Check the lr (f finds one), the loss for "
+                                         "this task, and regularisation (dropout, weight decay) or a model too small")
 
     def take_run(self, result) -> None:
         """("use", record): its setup into the panes. ("continue", record, "best" | "last"): that setup with

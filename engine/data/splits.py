@@ -84,6 +84,15 @@ class Splits:
                  for name in ("mean", "std", "y_mean", "y_std")}
         return dataclasses.replace(self, **moved, **stats)
 
+    def overfit(self, n_samples: int) -> Splits:
+        """The first `n_samples` train samples as train and val, no test, no augmentation: a model that can
+        learn anything drives their loss to ~0 (the workflow's first debugging step)."""
+        if self.streamed:
+            raise DataError("train.overfit_batches: needs data held in memory (set data.stream: false)")
+        part = TensorPart(self.train.x[:n_samples], self.train.y[:n_samples])
+        empty = TensorPart(self.train.x[:0], self.train.y[:0])
+        return dataclasses.replace(self, train=part, val=part, test=empty, flip=False, crop=0)
+
     def train_batches(self, order: torch.Tensor, batch_size: int, start_batch: int = 0) -> Iterator[Batch]:
         """Training batches in `order`, augmented when the config asks for it."""
         for xb, yb in self.train.batches(order, batch_size, start_batch):

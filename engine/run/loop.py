@@ -78,7 +78,8 @@ def fit(run: Run) -> str:
     cb.on_fit_start(run)
     while run.epoch < cfg.epochs and not run.should_stop:
         run.model.train()
-        perm = epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device)
+        perm = (torch.arange(len(run.data.train), device=run.device) if cfg.overfit_batches  # the same batches
+                else epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device))
         batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:

@@ -68,6 +68,11 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
 
     splits, model, loss_name, n_out, notes = build_data_and_model(config)
     warnings += notes
+    if config.train.overfit_batches:
+        try:
+            splits = splits.overfit(config.train.overfit_batches * (config.train.batch_size or len(splits.train)))
+        except DataError as err:
+            raise ConfigError([str(err)]) from None
     model = model.to(device)
     splits = splits.to(device)
 

@@ -390,3 +390,24 @@ async def test_space_before_the_engine_is_ready_starts_the_run_when_it_is():
         await until(pilot, lambda: app2.bridge.ready, what="engine ready")
         await pilot.pause()
         assert not any(isinstance(c, p.Start) for c in host2.sent)
+
+
+async def test_o_checks_the_setup_on_one_batch_and_says_how_it_went(fake_app):
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes")
+        fake_app.set_focus(None)
+        await pilot.press("o")
+        await until(pilot, lambda: any(isinstance(c, p.Start) for c in fake_app.fake_host.sent), what="start sent")
+        start = [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)][-1]
+        config = from_dict(start.config)
+        assert config.train.overfit_batches == 1 and config.name == "moons-overfit" and config.train.epochs == 300
+        assert fake_app.config.train.overfit_batches == 0  # the setup in the panes is left as it was
+        run_id = "20261202-120000-moons-overfit"
+        fake_app.fake_host.emit(p.RunFinished(run_id, p.FINISHED, {"val": {"loss": 0.002}, "steps": 300}))
+        await until(pilot, lambda: "sanity check passed" in "\n".join(fake_app.log_pane.lines_written), what="verdict")
+        await pilot.press("o")
+        await until(pilot, lambda: len([c for c in fake_app.fake_host.sent if isinstance(c, p.Start)]) == 2,
+                    what="second start")
+        fake_app.fake_host.emit(p.RunFinished(run_id, p.FINISHED, {"val": {"loss": 0.4}, "steps": 300}))
+        await until(pilot, lambda: "sanity check failed" in "\n".join(fake_app.log_pane.lines_written),
+                    what="failed verdict")

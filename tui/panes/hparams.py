@@ -14,7 +14,7 @@ LIVE_FIELDS = TrainConfig.LIVE  # marked "live": a running run takes them from i
 GROUPS = [
     ("Loss", ["loss", "label_smoothing", "huber_delta"]),
     ("Optimizer", ["optimizer", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps"]),
-    ("Batches", ["batch_size", "epochs", "accumulate", "eval_every"]),
+    ("Batches", ["batch_size", "epochs", "accumulate", "eval_every", "overfit_batches"]),
     ("Schedule", ["scheduler", "step_size", "milestones", "gamma", "min_lr", "plateau_patience", "warmup_steps"]),
     ("Clipping", ["grad_clip", "clip_mode"]),
     ("Early stopping and checkpoints", ["early_stop_metric", "early_stop_mode", "early_stop_patience", "early_stop_min_delta",
