@@ -1,0 +1,293 @@
+"""The GPU check: one command, a few minutes, on any CUDA machine.
+
+    python bench/gpu_check.py [--quick] [--device cuda:0]
+    python bench/gpu_check.py --device cpu --quick     # the same code paths on the CPU (a smoke test)
+
+Prints, in one run:
+  1. host syncs per training step of the engine (torch.cuda.set_sync_debug_mode counts every .item(),
+     .tolist(), .cpu() …), split into those inside the batched flush / evaluation / checkpoints and those
+     anywhere else (target: 0 per step outside the flush);
+  2. samples/s of the engine (in-process, every statistic on) vs a bare index-sliced loop on the same GPU,
+     for the 784-512-512-10 MLP and the digits CNN, in fp32, bf16, fp16 (with the grad scaler) and fp32
+     with torch.compile, with the ratio engine/bare;
+  3. the peak device memory of each (torch.cuda.max_memory_allocated), and the Device pane's figures
+     (engine.run.devices.list_devices: memory used, utilisation) beside NVML's (nvidia-smi);
+  4. a CUDA out-of-memory (an absurd batch) ending the run as `failed` with the hint, the engine alive
+     (a small run after it still finishes).
+Without CUDA it says so and exits 0. Not a test: it always exits 0 and ends with a PASS/MISS table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+import torch
+
+from torchtui.engine import presets
+from torchtui.engine import protocol as p
+from torchtui.engine.config import from_dict
+from torchtui.engine.data.splits import load_data
+from torchtui.engine.host import InProcessHost
+from torchtui.engine.models.build import build_model, output_size
+from torchtui.engine.run.devices import list_devices
+
+# Syncs under these functions are the batched ones (flush every few steps, evaluation, checkpoints, setup).
+BATCHED = ("on_flush", "flush", "evaluate", "validate", "predictions", "on_validation_end", "save_checkpoint",
+           "checkpoint_payload", "on_fit_start", "on_fit_end", "prepare_run", "_prepare", "restore",
+           "on_train_epoch_end", "_finish", "describe", "summarize")
+PRECISIONS = (("fp32", False), ("bf16", False), ("fp16", False), ("fp32", True))
+
+
+def workloads(quick: bool) -> dict:
+    n = 4000 if quick else 64000
+    mlp = {"name": "gpu-mlp", "data": {"source": "blobs", "features": 784, "classes": 10, "n_samples": n,
+                                       "val_fraction": 0.05},
+           "model": {"layers": [512, 512]},
+           "train": {"optimizer": "adam", "lr": 1e-3, "batch_size": 256, "epochs": 2 if quick else 8}}
+    cnn = presets.load("digits-cnn").to_dict()
+    cnn["train"].update(epochs=5 if quick else 40)
+    return {"mlp 784-512-512-10": mlp, "digits CNN": cnn}
+
+
+def with_device(cfg: dict, device: str, precision: str = "fp32", compile_: bool = False, **train) -> dict:
+    out = {**cfg, "device": {**cfg.get("device", {}), "device": device, "precision": precision, "compile": compile_}}
+    out["train"] = {**cfg["train"], **train}
+    return out
+
+
+# ---------------------------------------------------------------- the engine and a bare loop
+
+
+def engine_run(host, cfg: dict) -> tuple[float, int, p.RunFinished]:
+    """Steady samples/s (from the first StepStats, so set-up and compilation are left out, to RunFinished:
+    evaluations and checkpoints count), the steps, and the end event."""
+    host.send(p.Start(config=cfg))
+    started = host.wait_for(lambda e: isinstance(e, p.RunStarted) or _failed(e), timeout=600)
+    if not isinstance(started, p.RunStarted):
+        raise RuntimeError(f"the run did not start: {started}")
+    first: list = []  # (time, steps done) at the first StepStats
+
+    def seen(event) -> bool:
+        if isinstance(event, p.StepStats) and not first:
+            first.append((time.perf_counter(), event.step[-1]))
+        return isinstance(event, p.RunFinished)
+
+    done = host.wait_for(seen, timeout=900)
+    end = time.perf_counter()
+    if not first:
+        raise RuntimeError(f"the run ended {done.state} before its first step: {done.summary.get('reason', '')}")
+    began, step = first[0]
+    per_step = started.splits["train"] / max(1, started.total_steps // max(1, cfg["train"]["epochs"]))
+    return per_step * (started.total_steps - step) / (end - began), started.total_steps, done
+
+
+def _failed(event) -> bool:
+    return isinstance(event, p.StateChanged) and event.state == p.FAILED
+
+
+def bare_run(cfg: dict, device: str) -> float:
+    """The same model, data, optimizer and precision in a plain loop: randperm, index slicing, no stats."""
+    config = from_dict(cfg)
+    splits = load_data(config.data).to(device)
+    x, y = splits.x_train, splits.y_train
+    n_out = output_size(splits.task, splits.n_classes, splits.n_targets, "cross_entropy")
+    model = build_model(config.model, splits.input_shape, n_out).to(device)
+    if config.device.compile:
+        model = torch.compile(model)
+    opt = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.device.precision)
+    scaler = torch.amp.GradScaler("cuda") if config.device.precision == "fp16" else None
+    batch, kind = config.train.batch_size, torch.device(device).type
+
+    def epoch() -> None:
+        perm = torch.randperm(len(x), device=device)
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
+                loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    epoch()  # warm-up (and compilation)
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(config.train.epochs):
+        epoch()
+    _synchronize(device)
+    return len(x) * config.train.epochs / (time.perf_counter() - start)
+
+
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------- 1. host syncs per step
+
+
+def count_syncs(host, cfg: dict, device: str) -> dict:
+    """Syncs during one engine run, by where they happen (batched or per step), per training step."""
+    counts = {"batched": 0, "per_step": 0}
+    where: dict[str, int] = {}
+    previous = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" not in str(message):
+            return previous(message, category, filename, lineno, file, line)
+        names = [frame.name for frame in traceback.extract_stack()]
+        kind = "batched" if any(n in BATCHED for n in names) else "per_step"
+        counts[kind] += 1
+        if kind == "per_step":
+            site = next((f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(traceback.extract_stack())
+                         if "torchtui" in f.filename and "gpu_check" not in f.filename), "?")
+            where[site] = where.get(site, 0) + 1
+        return None
+
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            _, steps, done = engine_run(host, cfg)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return {"steps": steps, **counts, "per_step_sites": where, "state": done.state}
+
+
+# ---------------------------------------------------------------- 3. memory and the Device pane
+
+
+def nvidia_smi(index: int) -> dict:
+    try:
+        out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=memory.used,memory.total,utilization.gpu",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20).stdout
+        used, total, util = (float(v) for v in out.strip().split(","))
+        return {"memory_used": used * 2**20, "memory_total": total * 2**20, "utilization": util}
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+
+
+def pane_vs_nvml(device: str) -> list[str]:
+    index = torch.device(device).index or 0
+    pane = next((d for d in list_devices() if d["name"] == f"cuda:{index}"), {})
+    smi = nvidia_smi(index)
+    lines = [f"  Device pane: used {pane.get('memory_used', 0) / 2**30:.2f} GiB of {pane.get('memory_total', 0) / 2**30:.1f},"
+             f" utilisation {pane.get('utilization', 'n/a (pip install nvidia-ml-py)')}"]
+    if smi:
+        lines.append(f"  nvidia-smi : used {smi['memory_used'] / 2**30:.2f} GiB of {smi['memory_total'] / 2**30:.1f}, "
+                     f"utilisation {smi['utilization']:.0f}")
+        gap = abs(pane.get("memory_used", 0) - smi["memory_used"]) / 2**20
+        lines.append(f"  memory used differs by {gap:.0f} MiB ({'PASS' if gap <= 256 else 'MISS'} <= 256 MiB)")
+    lines.append(f"  torch: reserved {torch.cuda.memory_reserved(index) / 2**30:.2f} GiB, max allocated "
+                 f"{torch.cuda.max_memory_allocated(index) / 2**30:.2f} GiB (both within the used figure)")
+    return lines
+
+
+# ---------------------------------------------------------------- 4. out of memory
+
+
+def out_of_memory(host, device: str) -> list[str]:
+    """An absurd batch: the whole train split of a million wide rows through a 65,536-unit layer at once."""
+    cfg = {"name": "gpu-oom", "data": {"source": "blobs", "features": 784, "classes": 10, "n_samples": 1_000_000,
+                                       "val_fraction": 0.01},
+           "model": {"layers": [65536]}, "train": {"batch_size": 0, "epochs": 1}, "device": {"device": device}}
+    host.send(p.Start(config=cfg))
+    seen: list = []
+    end = host.wait_for(lambda e: isinstance(e, p.RunFinished) or _failed(e), timeout=600, seen=seen)
+    state = end.state
+    hint = next((e.message for e in seen if isinstance(e, (p.Error, p.Log)) and "out of memory" in str(
+        getattr(e, "message", "")).lower()), "")
+    small = with_device(workloads(True)["mlp 784-512-512-10"], device, epochs=1)
+    _, _, after = engine_run(host, small)
+    return [f"  absurd batch: run ended {state!r}; message: {hint[:160] or '(none)'}",
+            f"  a run after it: {after.state} ({'PASS' if state == p.FAILED and hint and after.state == p.FINISHED else 'MISS'})"]
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda:0", help="cuda:N (default cuda:0), or cpu for a smoke test")
+    parser.add_argument("--quick", action="store_true", help="less data and fewer epochs (≈ 1 minute)")
+    args = parser.parse_args()
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print(f"gpu_check: skipped: no CUDA here (torch {torch.__version__}, torch.cuda.is_available() is False); "
+              "run it on a machine with an NVIDIA GPU and a CUDA build of torch")
+        return
+    if not cuda:
+        torch.set_num_threads(1)  # a shared 2-core machine: two OpenMP threads collapse under load
+    name = torch.cuda.get_device_name(args.device) if cuda else "cpu"
+    print(f"torch {torch.__version__} on {args.device} ({name})", flush=True)
+    runs = tempfile.mkdtemp(prefix="torchtui-gpu-check-")
+    host = InProcessHost(runs)
+    verdicts: list[tuple[str, bool]] = []
+    try:
+        host.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=300)
+        loads = workloads(args.quick)
+        if cuda:
+            print("\n1. host syncs per training step (engine, mlp, every statistic on)", flush=True)
+            syncs = count_syncs(host, with_device(loads["mlp 784-512-512-10"], args.device), args.device)
+            per_step = syncs["per_step"] / max(1, syncs["steps"])
+            print(f"  {syncs['steps']} steps: {syncs['batched']} syncs in the batched flush/evaluation/checkpoints "
+                  f"({syncs['batched'] / max(1, syncs['steps']):.2f} per step), {syncs['per_step']} elsewhere "
+                  f"({per_step:.3f} per step)")
+            for site, n in sorted(syncs["per_step_sites"].items(), key=lambda kv: -kv[1])[:8]:
+                print(f"    {n:>6}  {site}")
+            verdicts.append(("0 syncs per step outside the flush", syncs["per_step"] == 0))
+        print("\n2./3. samples/s, engine vs bare loop, and peak memory", flush=True)
+        print(f"  {'workload':<20}{'precision':<14}{'engine':>11}{'bare':>11}{'ratio':>7}{'peak MiB':>10}")
+        for label, cfg in loads.items():
+            for precision, compile_ in PRECISIONS:
+                if not cuda and precision != "fp32":
+                    continue
+                mode = precision + (" compile" if compile_ else "")
+                run_cfg = with_device(cfg, args.device, precision, compile_)
+                try:
+                    if cuda:
+                        torch.cuda.reset_peak_memory_stats(args.device)
+                    engine_sps, _, done = engine_run(host, run_cfg)
+                    peak = torch.cuda.max_memory_allocated(args.device) / 2**20 if cuda else float("nan")
+                    bare_sps = bare_run(run_cfg, args.device)
+                except Exception as err:  # noqa: BLE001 - one mode failing (no bf16, no compiler) must not end the check
+                    print(f"  {label:<20}{mode:<14} failed: {type(err).__name__}: {str(err)[:120]}")
+                    continue
+                ratio = engine_sps / bare_sps
+                print(f"  {label:<20}{mode:<14}{engine_sps:>11,.0f}{bare_sps:>11,.0f}{ratio:>7.2f}{peak:>10,.0f}"
+                      + ("" if done.state == p.FINISHED else f"  ({done.state})"), flush=True)
+                if mode == "fp32":
+                    verdicts.append((f"{label} fp32 engine/bare >= 0.95", ratio >= 0.95))
+        if cuda:
+            print("\n3. the Device pane's figures vs NVML", flush=True)
+            for line in pane_vs_nvml(args.device):
+                print(line)
+            print("\n4. CUDA out of memory", flush=True)
+            lines = out_of_memory(host, args.device)
+            for line in lines:
+                print(line)
+            verdicts.append(("OOM ends the run failed, engine alive", lines[-1].endswith("(PASS)")))
+    finally:
+        host.close()
+        shutil.rmtree(runs, ignore_errors=True)
+    print("\nverdicts")
+    for what, ok in verdicts:
+        print(f"  {'PASS' if ok else 'MISS'}  {what}")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
