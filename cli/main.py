@@ -13,11 +13,11 @@ import sys
 from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
 from torchtui.engine.schema import ConfigError
 
-COMMANDS = ("train", "resume", "runs", "sweep", "predict", "ps", "attach", "stop", "presets", "summary")
+COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "predict", "ps", "attach", "stop", "presets", "summary")
 
 
 def command(name: str):
-    return importlib.import_module(f"torchtui.cli.{name}")
+    return importlib.import_module(f"torchtui.cli.{name.replace('-', '_')}")  # lr-find is lr_find.py
 
 
 def build_parser() -> argparse.ArgumentParser:

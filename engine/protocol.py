@@ -101,6 +101,16 @@ class PreviewData:
     request_id: int = 0
 
 
+@dataclass(frozen=True)
+class FindLr:
+    """LR range test on a copy of the active run's model and optimizer (idle: `config`'s); answered by LrFound."""
+    config: dict = field(default_factory=dict)
+    start: float = 1e-7
+    end: float = 10.0
+    steps: int = 100
+    request_id: int = 0
+
+
 # ---------------------------------------------------------------- events (engine → client)
 
 @dataclass(frozen=True)
@@ -285,13 +295,36 @@ class DataPreviewed:
     columns: list = field(default_factory=list)  # CSV: one "name: type, missing, distinct" line per column
 
 
+@dataclass(frozen=True)
+class LrFound:
+    """Reply to FindLr: [lr, smoothed loss] points and the suggested lr, or an error.
+
+    `suggested_lr` is `steepest_lr` (steepest descent of the smoothed loss), else `minimum_lr` (the lr of the
+    lowest smoothed loss ÷ 10). `run_id` and `step` say which run's weights it started from (None: a fresh
+    model of the config); `stopped` says why it ended before its last step ("" if it did not).
+    """
+    request_id: int
+    points: list = field(default_factory=list)
+    suggested_lr: float | None = None
+    steepest_lr: float | None = None
+    minimum_lr: float | None = None
+    stopped: str = ""
+    run_id: str | None = None
+    step: int = 0
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)  # warnings for the user (e.g. a device fallback)
+    error: str = ""
+    traceback: str = ""
+
+
 # Each request and the event that answers it (carrying the request's id).
-REPLIES = {DescribeModel: ModelDescribed, ListDevices: DevicesListed, PreviewData: DataPreviewed}
+REPLIES = {DescribeModel: ModelDescribed, ListDevices: DevicesListed, PreviewData: DataPreviewed,
+           FindLr: LrFound}
 
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
-            DescribeModel, ListDevices, PreviewData)
+            DescribeModel, ListDevices, PreviewData, FindLr)
 EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predictions, CheckpointSaved, HparamsChanged,
-          Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed)
+          Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed, LrFound)
 
 
 def is_plain(value: Any) -> bool:

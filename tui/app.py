@@ -17,6 +17,7 @@ from torchtui.engine import protocol as p
 from torchtui.engine.config import ExperimentConfig, from_dict
 from torchtui.engine.schema import ConfigError
 from torchtui.tui.app_lifecycle import Lifecycle
+from torchtui.tui.app_lr_find import LrFindActions
 from torchtui.tui.app_presets import PresetActions
 from torchtui.tui.app_runs import RunsActions
 from torchtui.tui.bridge import EngineBridge
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-class TorchTUI(PresetActions, RunsActions, Lifecycle, App):
+class TorchTUI(PresetActions, RunsActions, LrFindActions, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
     CSS_PATH = "app.tcss"

@@ -24,6 +24,7 @@ BINDINGS = [
     Binding("l", "log_scale", "Log scale", id="charts.log_scale"),
     Binding("g", "grad_mode", "Grad view", show=False, id="charts.grad_mode"),
     Binding("S", "sweep", "Run the sweep", show=False, id="app.sweep"),
+    Binding("f", "lr_find", "Find lr (LR range test)", show=False, id="run.lr_find"),
     Binding("o", "sanity_check", "Overfit one batch (sanity check)", show=False, id="run.sanity_check"),
     Binding("t", "traceback", "Traceback", show=False, id="log.traceback"),
     Binding("1", "focus_pane('dataset')", "Dataset", show=False, id="pane.dataset"),

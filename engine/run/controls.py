@@ -1,4 +1,5 @@
-"""The controls callback: commands applied between steps (pause, step, stop, live changes, evaluate, checkpoint)."""
+"""The controls callback: commands applied between steps (pause, step, stop, live changes, evaluate, checkpoint,
+lr range test)."""
 
 from __future__ import annotations
 
@@ -75,10 +76,21 @@ class Controls(Callback):
                         cb.on_validation_end(run, "val", metrics)
         elif isinstance(command, p.CheckpointNow) and self.checkpoints is not None:
             self.checkpoints.save(run, "manual")
+        elif isinstance(command, p.FindLr):
+            self._find_lr(run, command)
         elif isinstance(command, p.Start):
             emit(p.Error(run.run_id, "a run is already active: stop it before starting another"))
         elif not self.engine._answer(command):
             pass  # Pause while paused, Resume while running: nothing to do
+
+    def _find_lr(self, run, command: p.FindLr) -> None:
+        """The LR range test on copies of the run's model and optimizer; the run itself is left as it was."""
+        from torchtui.engine.run.lr_find import answer
+
+        run.callbacks.on_flush(run)
+        self.engine.emit(answer(command, run))
+        if self.stats is not None:
+            self.stats.restart_clock()  # samples/s counts training, not the sweep
 
     def _set_hparams(self, run, command: p.SetHparams) -> None:
         from torchtui.engine.run.optim import scale_lr

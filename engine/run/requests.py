@@ -1,4 +1,4 @@
-"""Answers to requests that need torch but no run: model summary, device list, data preview."""
+"""Answers to requests that need torch but no run: model summary, device list, data preview, lr range test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torchtui.engine.data.sources import csvfile
 from torchtui.engine.data.splits import load_data
 from torchtui.engine.errors import DataError
 from torchtui.engine.models.summary import format_summary, summarize
-from torchtui.engine.run import devices
+from torchtui.engine.run import devices, lr_find
 from torchtui.engine.run.prepare import build_data_and_model
 from torchtui.engine.schema import ConfigError, to_plain
 
@@ -99,4 +99,5 @@ def _pictures(x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
         y[index].tolist()
 
 
-HANDLERS = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data}
+HANDLERS = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data,
+            p.FindLr: lambda cmd: lr_find.answer(cmd, load=cached_data)}  # with a run active, Controls answers

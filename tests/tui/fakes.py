@@ -68,3 +68,15 @@ class DetachableFakeHost(FakeHost):
 
     def detach(self) -> None:
         self.detached = True
+
+
+def lr_found(request_id: int, run_id: str | None = None, step: int = 0, suggested: float = 0.0148) -> p.LrFound:
+    """A scripted LrFound: a falling then exploding loss over 80 lrs from 1e-7, steepest at `suggested`."""
+    import math
+
+    lrs = [1e-7 * 10 ** (i * 8 / 99) for i in range(80)]
+    centre = math.log10(suggested)
+    losses = [0.75 - 0.3 / (1 + math.exp(-3 * (math.log10(lr) - centre))) + max(0.0, math.log10(lr)) for lr in lrs]
+    return p.LrFound(request_id, points=[[lr, loss] for lr, loss in zip(lrs, losses)], suggested_lr=suggested,
+                     steepest_lr=suggested, minimum_lr=0.089, stopped="the loss exploded (over 4× its best) at lr 1.6",
+                     run_id=run_id, step=step, seconds=1.0)
