@@ -294,13 +294,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     """L2 penalty (decoupled for adamw)."""
     momentum: float = 0.0
-    """sgd and rmsprop: momentum factor."""
+    """sgd, rmsprop, muon: momentum factor."""
     nesterov: bool = False
-    """sgd: Nesterov momentum (needs momentum > 0)."""
+    """sgd, muon: Nesterov momentum (needs momentum > 0)."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    """adam, adamw: decay rates of the gradient moment estimates."""
+    """adam, adamw, adamax, nadam, radam, sparse_adam: decay rates of the gradient moment estimates."""
     eps: float = 1e-8
-    """adam, adamw, rmsprop, adagrad: term added to the denominator for stability."""
+    """adam-style optimizers, rmsprop, adagrad: term added to the denominator for stability."""
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    """The optimizer's own settings, e.g. {rho: 0.95} for adadelta (README lists each optimizer's)."""
     batch_size: int = 64
     """Samples per step; 0 = the whole train split in one batch."""
     epochs: int = 20
@@ -350,12 +352,7 @@ class TrainConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _fraction("label_smoothing", self.label_smoothing)
-        if len(self.betas) != 2 or any(not 0 <= b < 1 for b in self.betas):
-            yield "betas", f"must be two numbers in [0, 1), got {self.betas!r}"
-        if sorted(self.milestones) != self.milestones or any(m <= 0 for m in self.milestones):
-            yield "milestones", f"must be positive epochs in increasing order, got {self.milestones!r}"
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
-            yield "nesterov", "needs optimizer 'sgd' with momentum > 0 (set train.momentum, e.g. 0.9)"
+        yield from optim.train_problems(self)  # betas, milestones, and what the chosen optimizer cannot take
 
 
 @dataclass
@@ -404,6 +401,7 @@ class ExperimentConfig:
     """Device pane."""
 
     def check(self) -> Iterator[tuple[str, str]]:
+        yield from optim.precision_problems(self.train.optimizer, self.device.precision)
         if self.schema != SCHEMA_VERSION:
             yield "schema", f"version {self.schema!r} is not supported (this torchtui reads {SCHEMA_VERSION})"
         task = SOURCE_TASKS.get(self.data.source)

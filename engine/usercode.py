@@ -32,8 +32,36 @@ def where(err: BaseException, path: Path | None = None) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
-def load_object(ref: str, field: str) -> tuple[Any, Path]:
-    """Import the file named by `ref` and return (the named object, the file's path).
+# Modules whose pip package has another name.
+PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml",
+             "skimage": "scikit-image"}
+
+
+def import_problem(err: ImportError, path: Path, ref: str, field: str, kind: str) -> str:
+    """A failed import in the user's file: which module, from which line, and the two ways out."""
+    file, name = split_ref(ref)
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == path]
+    line = f"line {frames[-1].lineno} ({(frames[-1].line or '').strip()})" if frames else where(err, path)
+    missing = err.name or ""
+    top = missing.split(".")[0]
+    if isinstance(err, ModuleNotFoundError) and top:
+        if importlib.util.find_spec(top) is None:
+            need = f"needs the module '{missing}', which is neither installed here nor a file beside {path.name}"
+            fix = f"install it (pip install {PIP_NAMES.get(top, top)})"
+        else:
+            need = f"needs the module '{missing}', which the installed '{top}' does not have"
+            fix = f"install a version of {top} that has it"
+    else:
+        need = f"raised {type(err).__name__}: {err}"
+        fix = "fix that import"
+    return (f"{field}: importing {file} failed at {line}: it {need}, so the whole file fails to import. Either "
+            f"{fix}, or, if {kind} {name} does not need it, copy {kind} {name} alone (with what it uses) into a "
+            f"file of its own and set {field} to that file")
+
+
+def load_object(ref: str, field: str, kind: str = "object") -> tuple[Any, Path]:
+    """Import the file named by `ref` and return (the named object, the file's path); `kind` (class,
+    function) words the advice when one of the file's imports fails.
 
     The module is imported afresh on every call, so edits to the file are picked up by the next run.
     """
@@ -53,6 +81,8 @@ def load_object(ref: str, field: str) -> tuple[Any, Path]:
         spec.loader.exec_module(module)
     except SyntaxError as err:
         raise UserCodeError(f"{field}: {where(err)}: invalid syntax ({err.msg})") from None
+    except ImportError as err:
+        raise UserCodeError(import_problem(err, path, ref, field, kind)) from err
     except Exception as err:  # noqa: BLE001 - anything the user's module does at import time
         raise UserCodeError(f"{field}: importing {file} failed at {where(err, path)}: "
                             f"{type(err).__name__}: {err}") from err

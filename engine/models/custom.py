@@ -25,7 +25,7 @@ def size_arguments(shape: tuple[int, ...], n_out: int) -> dict:
 def build_custom(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> nn.Module:
     """Instantiate `path/to/model.py:ClassName` with the preset's kwargs plus the sizes its signature names."""
     try:
-        cls, path = load_object(cfg.module, "model.module")
+        cls, path = load_object(cfg.module, "model.module", "class")
     except UserCodeError as err:
         raise ModelError(str(err)) from err.__cause__
     name = getattr(cls, "__name__", cfg.module)

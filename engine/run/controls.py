@@ -93,7 +93,7 @@ class Controls(Callback):
             self.stats.restart_clock()  # samples/s counts training, not the sweep
 
     def _set_hparams(self, run, command: p.SetHparams) -> None:
-        from torchtui.engine.run.optim import scale_lr
+        from torchtui.engine.run.optim import live_problem, scale_lr
 
         changes = {}
         try:
@@ -106,6 +106,8 @@ class Controls(Callback):
             if command.weight_decay is not None:
                 if command.weight_decay < 0:
                     raise ValueError(f"train.weight_decay: must be zero or more, got {command.weight_decay!r}")
+                if problem := live_problem(run.config.train.optimizer, "weight_decay", command.weight_decay):
+                    raise ValueError(f"train.weight_decay: {problem}")
                 old = run.optimizer.param_groups[0].get("weight_decay", 0.0)
                 for group in run.optimizer.param_groups:
                     group["weight_decay"] = command.weight_decay
@@ -113,6 +115,8 @@ class Controls(Callback):
             if command.grad_clip is not None:
                 if command.grad_clip < 0:
                     raise ValueError(f"train.grad_clip: must be zero or more, got {command.grad_clip!r}")
+                if problem := live_problem(run.config.train.optimizer, "grad_clip", command.grad_clip):
+                    raise ValueError(f"train.grad_clip: {problem}")
                 changes["grad_clip"] = [run.grad_clip, command.grad_clip]
                 run.grad_clip = command.grad_clip
         except (ValueError, ZeroDivisionError) as err:

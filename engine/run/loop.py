@@ -14,6 +14,7 @@ from torchtui.engine.data.batches import epoch_permutation
 from torchtui.engine.data.splits import Splits
 from torchtui.engine.models.build import activation_modules
 from torchtui.engine.protocol import DIVERGED, FINISHED, STOPPED
+from torchtui.engine.run import optim
 from torchtui.engine.run.devices import autocast_context
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound activation memory
@@ -119,6 +120,9 @@ def backward(run: Run, loss: torch.Tensor) -> None:
 
 def optimizer_step(run: Run) -> None:
     """Unscale, let callbacks read the gradients, clip, step, schedule and zero the gradients."""
+    spec = optim.OPTIMIZERS[run.config.train.optimizer]
+    if spec.sparse:
+        optim.require_sparse_gradients(run.model, run.params)
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     run.callbacks.on_before_optimizer_step(run)
@@ -130,11 +134,23 @@ def optimizer_step(run: Run) -> None:
     if run.scaler is not None:
         run.scaler.step(run.optimizer)
         run.scaler.update()
+    elif spec.closure:
+        run.optimizer.step(lambda: reevaluate(run))
     else:
         run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     if run.scheduler is not None:
         run.scheduler.step()
+
+
+def reevaluate(run: Run) -> torch.Tensor:
+    """The closure L-BFGS calls, several times a step: the loss and its gradients on the step's batch again."""
+    xb, yb = run.last_batch
+    run.optimizer.zero_grad(set_to_none=True)
+    with autocast_context(run.device, run.amp_dtype):
+        loss = run.loss_fn(run.model(xb), yb)
+    loss.backward()
+    return loss
 
 
 def validate(run: Run) -> None:

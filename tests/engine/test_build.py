@@ -27,10 +27,19 @@ def test_every_loss_gives_a_finite_differentiable_value(name):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_every_optimizer_steps(name):
-    w = torch.nn.Parameter(torch.ones(3))
+    spec = build.OPTIMIZERS[name]
+    w = torch.nn.Parameter(torch.ones(3, 3))  # a matrix, as muon needs
     opt = build.make_optimizer([w], TrainConfig(optimizer=name, lr=0.1, momentum=0.5 if name == "sgd" else 0.0))
-    (w ** 2).sum().backward()
-    opt.step()
+
+    def closure():  # lbfgs re-evaluates; sparse_adam needs the sparse gradient of an embedding lookup
+        opt.zero_grad()
+        rows = torch.nn.functional.embedding(torch.arange(3), w, sparse=True) if spec.sparse else w
+        loss = (rows ** 2).sum()
+        loss.backward()
+        return loss
+
+    closure()
+    opt.step(closure) if spec.closure else opt.step()
     assert (w < 1).all()
 
 

@@ -43,7 +43,7 @@ class FieldSpec:
 def field_specs(cls: type, choices: dict[str, Iterable] | None = None) -> list[FieldSpec]:
     """One spec per editable field of `cls`, in order; lists of dataclasses are left to the pane."""
     hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
+    docs = getattr(cls, "FIELD_DOCS", None) or field_docs(cls)  # a class made at run time has no source to read
     overrides = choices or {}
     specs = []
     for f in dataclasses.fields(cls):
@@ -163,14 +163,16 @@ class ConfigForm(Widget):
 
     def __init__(self, cls: type, prefix: str, *, groups: list[tuple[str, list[str]]] | None = None,
                  choices: dict[str, list[tuple[str, Any]]] | None = None, badges: dict[str, str] | None = None,
-                 fields: list[str] | None = None, id: str | None = None, classes: str | None = None) -> None:
+                 fields: list[str] | None = None, id: str | None = None, classes: str | None = None,
+                 id_prefix: str = "") -> None:
         """`groups` lists (title, field names) in display order; `choices` gives Select options
         as (label, value) for fields without CHOICES (e.g. devices); `badges` adds a dim word to labels;
-        `fields` limits the form to some fields (another widget edits the rest)."""
+        `fields` limits the form to some fields (another widget edits the rest); `id_prefix` replaces the
+        prefix in widget ids where several forms share one prefix."""
         super().__init__(id=id, classes=classes)
         self.cls = cls
         self.prefix = prefix
-        self.id_prefix = prefix.replace(".", "-")
+        self.id_prefix = id_prefix or prefix.replace(".", "-")
         self._options = {name: list(opts) for name, opts in (choices or {}).items()}
         specs = field_specs(cls, {n: [v for _, v in o] for n, o in self._options.items()})
         self.specs = {s.name: s for s in specs if fields is None or s.name in fields}

@@ -12,7 +12,7 @@ from torchtui.engine.usercode import UserCodeError, call, load_object
 def read_code(cfg: DataConfig) -> tuple[Any, Any, Any]:
     """Call path/to/file.py:function(**kwargs); it returns (train, val[, test]) datasets or (X, y) pairs."""
     try:
-        fn, path = load_object(cfg.path, "data.path")
+        fn, path = load_object(cfg.path, "data.path", "function")
         result = call(fn, path, "data.path", f"{cfg.path}()", **cfg.kwargs)
     except UserCodeError as err:
         raise DataError(str(err)) from err.__cause__

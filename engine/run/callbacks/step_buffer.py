@@ -68,7 +68,9 @@ class StepBuffer:
         """
         if step % self.every:
             return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        # A sparse gradient (sparse_adam's embeddings) has the norm of its coalesced values.
+        grads = [torch.zeros_like(p) if (g := p.grad) is None else g.coalesce().values() if g.is_sparse else g
+                 for p in params]
         self.norms.append(torch.stack(torch._foreach_norm(grads)))
         self._before = [p.detach().clone() for p in params]
 
