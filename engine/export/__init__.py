@@ -1,0 +1,210 @@
+"""Export a run or a preset as one plain PyTorch script: the same data, model, loss, optimizer, schedule and
+loop, with the run's live changes replayed as a schedule. The script imports torch (and numpy or
+scikit-learn where the data needs them), never torchtui.
+
+`export(ref)` takes a run folder or a preset reference; the sections come from data.py, model.py and
+training.py, each a small template per concern. Whatever the script could not replicate faithfully is
+refused with a ConfigError naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchtui.engine.export.data import check_source, data_part, load_facts
+from torchtui.engine.export.model import check_model, model_part
+from torchtui.engine.export.parts import HELPERS, Part, fill, unsupported
+from torchtui.engine.export.training import check_train, live_part, loop_part, loss_part, optimizer_part, scheduler_part
+from torchtui.engine.schema import ConfigError
+
+RULE = "# " + "-" * 78
+
+
+@dataclass
+class Export:
+    """The script's text, a file name for it, and what the user should hear (the run stopped early, …)."""
+
+    script: str
+    name: str
+    notes: list[str] = field(default_factory=list)
+    changes: dict[int, dict] = field(default_factory=dict)
+
+
+def export(ref: str, overrides: list[str] | None = None) -> Export:
+    """The script for a run folder (its config.yaml and recorded live changes) or a preset (none)."""
+    from torchtui.engine import presets
+
+    folder = Path(ref).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.yaml").is_file():
+            raise ConfigError([f"export: {ref} is a folder without config.yaml (give a run folder or a preset)"])
+        config = presets.load(str(folder / "config.yaml"), overrides)
+        changes = live_changes(folder / "metrics.jsonl")
+        summary = _summary(folder / "summary.json")
+        origin = f"torchtui run {folder.resolve().name}"
+    else:
+        config, changes, summary, origin = presets.load(ref, overrides), {}, {}, f"torchtui preset {ref}"
+    notes = _notes(config, summary)
+    script = render(config, changes, origin, summary)
+    compile(script, f"{config.name}.py", "exec")  # a template bug is ours: fail here, not in the user's hands
+    return Export(script, f"{_slug(config.name)}.py", notes, changes)
+
+
+def live_changes(path: Path) -> dict[int, dict]:
+    """{step: {field: new value}} from the hparams rows of metrics.jsonl (rows at one step merged in order)."""
+    changes: dict[int, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return changes
+    for line in lines:
+        if '"type": "hparams"' not in line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of a live run
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            changes.setdefault(row["step"], {}).update({k: v for k, v in row.items() if k not in ("type", "step")})
+    return changes
+
+
+def _summary(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _notes(config, summary: dict) -> list[str]:
+    notes = []
+    if summary.get("state") and summary.get("state") != "finished":
+        notes.append(f"the run ended {summary['state']} after {summary.get('steps', '?')} steps; the script trains "
+                     f"all {config.train.epochs} epochs")
+    if config.device.compile:
+        notes.append("device.compile is left out (it changes speed, not results): add model = torch.compile(model)")
+    return notes
+
+
+def _slug(name: str) -> str:
+    text = "".join(c if c.isalnum() else "_" for c in name.strip().lower()).strip("_")
+    return (text if text and not text[0].isdigit() else f"train_{text}") or "train"
+
+
+def check_device(device) -> None:
+    if device.precision != "fp32":
+        raise unsupported("device.precision", device.precision, "export trains in fp32: set device.precision: fp32")
+
+
+def render(config, changes: dict[int, dict], origin: str, summary: dict | None = None) -> str:
+    """The whole script as text."""
+    from torchtui.engine.models.build import output_size
+    from torchtui.engine.run.optim import loss_problem, resolve_loss
+
+    check_device(config.device)
+    check_source(config.data)
+    check_model(config.model)
+    check_train(config.train)
+    facts = _facts(config)
+    problem = loss_problem(facts.task, config.train.loss)
+    if problem:
+        raise ConfigError([f"train.loss: {problem}"])
+    loss_name = resolve_loss(facts.task, config.train.loss)
+    n_out = output_size(facts.task, facts.n_classes, facts.n_targets, loss_name)
+    train = config.train
+    data = data_part(config.data, facts)
+    model = model_part(config.model, facts.input_shape, n_out)
+    sections = [data, model, loss_part(train, loss_name, facts.task, n_out), optimizer_part(train),
+                _batches(train), scheduler_part(train), live_part(train, changes), loop_part(train, changes, _has_val(config, facts))]
+    sections = [s for s in sections if s.code]
+    data.code += "\n" + _to_device(train)
+    helpers = sorted({h for s in sections for h in s.helpers})
+    imports = {"import torch"} | {i for s in sections for i in s.imports} | {"from pathlib import Path"}
+    imports |= {i for h in helpers for i in HELPERS[h][0]}
+    parts = [_docstring(config, origin, summary or {}, changes), _imports(imports),
+             f"{RULE}\n# settings (from the run's config.yaml)\n\n" + _settings(config, sections) + "\n" + _setup(config),
+             *(fill(HELPERS[h][1]) for h in helpers)]
+    for section in sections:
+        parts.append((f"{RULE}\n# {section.title}\n\n" if section.title else "") + section.code)
+    parts.append("torch.save(model.state_dict(), out_path)\nprint(f\"saved the weights to {out_path}\")\n")
+    return "\n\n".join(p.strip("\n") + "\n" for p in parts if p.strip())
+
+
+def _facts(config):
+    from torchtui.engine.errors import DataError
+
+    try:
+        return load_facts(config.data)
+    except DataError as err:
+        raise ConfigError([str(err)]) from None
+
+
+def _has_val(config, facts) -> bool:
+    return facts.sizes["val"] > 0
+
+
+def _batches(train) -> Part:
+    code = ""
+    if train.batch_size == 0:
+        code += "batch_size = len(x_train)  # train.batch_size 0: the whole train split in one batch\n"
+    return Part("", code, [])
+
+
+def _to_device(train) -> str:
+    return ("x_train, y_train = x_train.to(device), y_train.to(device)\n"
+            "x_val, y_val = x_val.to(device), y_val.to(device)\n"
+            "x_test, y_test = x_test.to(device), y_test.to(device)\n")
+
+
+def _docstring(config, origin: str, summary: dict, changes: dict) -> str:
+    what = f"\n\n{config.description}" if config.description else ""
+    val = summary.get("val") or {}
+    reached = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, (int, float)) and k != "loss")
+    result = f"\nThe run ended with val {reached} (val loss {val['loss']:.4f}).\n" if reached and "loss" in val else ""
+    replay = (f" The {len(changes)} live change(s) the run recorded are replayed at the steps they were made."
+              if changes else "")
+    return (f'"""{config.name}: plain PyTorch, exported from {origin}.{what}\n\n'
+            "The same data split, model, loss, optimizer, lr schedule and training loop as the run." + replay +
+            "\nIt prints the val metrics after each epoch and saves the state_dict beside this file.\n" + result
+            + "\n    python " + f"{_slug(config.name)}.py\n" + '"""\n')
+
+
+def _imports(lines: set[str]) -> str:
+    third = ("numpy", "sklearn", "torch")
+    def group(line): return 1 if line.split()[1].split(".")[0] in third else 0
+    def key(line): return (line.startswith("from"), line.split()[1])
+    std = sorted((line for line in lines if not group(line)), key=key)
+    other = sorted((line for line in lines if group(line)), key=key)
+    return "\n".join(std) + ("\n\n" if std else "") + "\n".join(other) + "\n"
+
+
+def _settings(config, sections: list[Part]) -> str:
+    seen, rows = set(), []
+    for section in sections:
+        for name, value, comment in section.settings:
+            if name not in seen:
+                seen.add(name)
+                rows.append((f"{name} = {value!r}", comment))
+    device = config.device.device
+    rows.append((f"device = {device!r}" if device != "auto" else
+                 'device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() '
+                 'else "cpu"', "" if device == "auto" else "device.device"))
+    rows.append(('out_path = Path(__file__).with_suffix(".pt")', "the weights, beside this script"))
+    width = max(len(code) for code, comment in rows if comment and len(code) < 40) if rows else 0
+    return "\n".join(f"{code.ljust(width)}  # {comment}" if comment and len(code) < 40 else
+                     (f"{code}  # {comment}" if comment else code) for code, comment in rows) + "\n"
+
+
+def _setup(config) -> str:
+    lines = ["torch.manual_seed(seed)  # dropout and anything else random in training"]
+    dev = config.device
+    if dev.threads:
+        lines.append(f"torch.set_num_threads({dev.threads})")
+    if dev.tf32:
+        lines += ["torch.backends.cuda.matmul.allow_tf32 = True", "torch.backends.cudnn.allow_tf32 = True"]
+    if config.train.deterministic:
+        lines.append("torch.use_deterministic_algorithms(True)")
+    return "\n".join(lines) + "\n"
