@@ -116,6 +116,11 @@ def range_test(model: torch.nn.Module, make_optimizer: Callable, loss_fn: Callab
             curve.stopped += f" at lr {lrs[first + k]:.3g}"
             break
     curve.steepest, curve.minimum = suggest(curve.lrs, curve.losses)
+    rise = flat_until(curve.lrs, curve.losses)
+    if rise is not None:  # a trained model: the "descent" would be batch noise
+        curve.steepest, curve.minimum = None, rise / 10
+        curve.notes.append(f"the loss is flat up to lr {rise:.2g}, where it starts to rise (the model has learned "
+                           "what smaller lrs teach it): the suggestion is a tenth of that")
     curve.seconds = time.perf_counter() - began
     return curve
 
@@ -193,6 +198,22 @@ def suggest(lrs: list[float], losses: list[float]) -> tuple[float | None, float 
     return steepest, minimum
 
 
+FLAT = 0.05  # a curve whose best is within 5 % of where it started has no descent to speak of
+
+
+def flat_until(lrs: list[float], losses: list[float]) -> float | None:
+    """The lr where a flat curve starts to rise (20 % over its lowest), or None when it falls or never rises."""
+    n = len(losses)
+    skip = min(max(1, min(10, n // 10)), n - 1) if n else 0
+    if n - skip < 5:
+        return None
+    begin = sorted(losses[skip:skip + 5])[2]
+    low = min(losses[skip:])
+    if begin - low > FLAT * abs(begin):
+        return None
+    return next((lr for lr, loss in zip(lrs[skip:], losses[skip:]) if loss > 1.2 * low), None)
+
+
 def consecutive_batches(data, batch_size: int, seed: int, epoch: int = 0, start_batch: int = 0,
                         device=None) -> Iterator:
     """The training batches in the order a run takes them from (epoch, start_batch), going on into the
@@ -215,9 +236,19 @@ def rng_kept():
         ckpt.set_rng_state(state)
 
 
+def refuse_optimizer(name: str) -> None:
+    """lbfgs searches its own step length and sparse_adam needs sparse gradients: no range test for them."""
+    spec = optim.OPTIMIZERS.get(name)
+    if spec is not None and (spec.closure or spec.sparse):
+        why = "searches its own step length each step" if spec.closure else "steps sparse gradients only"
+        raise ValueError(f"train.optimizer: the LR range test takes one plain step per batch, and {name} {why}; "
+                         "find the lr with adam or sgd, or tune it by a sweep")
+
+
 def for_run(run, start: float = START, end: float = END, steps: int = STEPS) -> LrCurve:
     """The range test from a run's current weights and optimizer state, on the batches it would take next."""
     cfg = run.config.train
+    refuse_optimizer(cfg.optimizer)
     model = getattr(run.model, "_orig_mod", run.model)  # eager: compiling a copy would take longer than the sweep
     with rng_kept():
         batches = consecutive_batches(run.data, cfg.batch_size, cfg.seed, run.epoch, run.batch_in_epoch, run.device)
@@ -236,6 +267,7 @@ def for_config(config, start: float = START, end: float = END, steps: int = STEP
     notes += devices.apply_backend_flags(config.device, device)
     amp_dtype, needs_scaler, more = devices.precision_settings(config.device, device)
     cfg = config.train
+    refuse_optimizer(cfg.optimizer)
     with rng_kept():
         torch.manual_seed(cfg.seed)  # the initial weights a run of this config starts from
         splits, model, loss_name, _, data_notes = build_data_and_model(config, load)
@@ -245,7 +277,7 @@ def for_config(config, start: float = START, end: float = END, steps: int = STEP
         curve = range_test(model, lambda params: optim.make_optimizer(params, cfg), loss_fn, batches,
                            device=device, amp_dtype=amp_dtype, fp16_scaler=needs_scaler, grad_clip=cfg.grad_clip,
                            clip_mode=cfg.clip_mode, accumulate=cfg.accumulate, start=start, end=end, steps=steps)
-    curve.notes = notes + more + data_notes
+    curve.notes = notes + more + data_notes + curve.notes
     return curve
 
 

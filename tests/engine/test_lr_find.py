@@ -183,3 +183,25 @@ def test_cli_json_last_line_and_a_bad_option():
     bad = cli("moons", "--start", "-1", "--json")
     assert bad.returncode == 2 and "--start: must be a positive number" in bad.stderr
     assert "Traceback" not in bad.stderr and json.loads(bad.stdout.splitlines()[-1])["state"] == "rejected"
+
+
+def test_a_flat_curve_suggests_a_tenth_of_where_the_loss_starts_to_rise():
+    from torchtui.engine.run.lr_find import flat_until, lr_schedule, suggest
+
+    lrs = lr_schedule(1e-7, 10, 100)
+    noise = [0.004 * ((i * 7919) % 13 - 6) / 6 for i in range(100)]  # ± 0.4 % of batch noise
+    losses = [0.1 + n if lr < 0.3 else 0.1 * (lr / 0.3) ** 2 for lr, n in zip(lrs, noise)]
+    rise = flat_until(lrs, losses)
+    assert rise is not None and 0.3 <= rise <= 0.5, rise
+    falling = [2.0 - 0.015 * i for i in range(60)] + [1.1 + 0.2 * i for i in range(40)]
+    assert flat_until(lrs, falling) is None and suggest(lrs, falling)[0] is not None
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "sparse_adam"])
+def test_optimizers_without_plain_steps_are_refused_by_name(optimizer):
+    from torchtui.engine.config import from_dict
+    from torchtui.engine.run.lr_find import for_config
+
+    with pytest.raises(ValueError) as err:
+        for_config(from_dict({**tiny(), "train": {**tiny()["train"], "optimizer": optimizer}}))
+    assert "train.optimizer" in str(err.value) and optimizer in str(err.value)
