@@ -52,7 +52,8 @@ class Progress:
             self.started = event
             sizes = ", ".join(f"{k} {v}" for k, v in event.splits.items())
             self._print(f"run {event.run_id} on {event.device}: {event.params:,} parameters, {sizes}; "
-                        f"{event.epochs} epochs of {event.steps_per_epoch} steps -> {event.run_dir}")
+                        + (f"{event.epochs} epochs" if event.epochs else "epochs until stopped (Ctrl-C)")
+                        + f" of {event.steps_per_epoch} steps -> {event.run_dir}")
         elif isinstance(event, p.StepStats):
             self.last = event
             if self.live and time.monotonic() - self._drawn >= REDRAW_SECONDS:
@@ -87,8 +88,9 @@ class Progress:
         if s is None or st is None or not s.step:
             return
         epoch = s.epoch
-        text = (f"epoch {epoch:.2f}/{st.epochs}  step {s.step[-1]}/{st.total_steps}  loss {s.loss[-1]:.4g}  "
-                f"{_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {fmt_duration(s.eta_s)}")
+        eta = fmt_duration(s.eta_s) if st.total_steps else "∞"  # train.epochs 0: until stopped
+        text = (f"epoch {epoch:.2f}/{st.epochs or '∞'}  step {s.step[-1]}/{st.total_steps or '∞'}  loss {s.loss[-1]:.4g}"
+                f"  {_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {eta}")
         self.out.write("\r\x1b[2K" + text)
         self.out.flush()
         self._drawn = time.monotonic()

@@ -38,7 +38,7 @@ def run(args) -> int:
     if not found:
         print("no live runs")
         return EXIT_OK
-    table = [COLUMNS] + [tuple(str(r[c]) if c != "step" else f"{r['step']}/{r['total_steps']}" for c in COLUMNS)
+    table = [COLUMNS] + [tuple(str(r[c]) if c != "step" else f"{r['step']}/{r['total_steps'] or '∞'}" for c in COLUMNS)
                          for r in found]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     for row in table:

@@ -269,10 +269,10 @@ class ModelConfig:
 class TrainConfig:
     CHOICES: ClassVar = {"loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "clip_mode": CLIP_MODES,
                          "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS)}
-    POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "epochs", "step_size", "accumulate",
+    POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "step_size", "accumulate",
                           "stats_every", "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip", "eval_every",
-                              "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches")
+                              "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches", "epochs")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
@@ -306,7 +306,7 @@ class TrainConfig:
     batch_size: int = 64
     """Samples per step; 0 = the whole train split in one batch."""
     epochs: int = 20
-    """Passes over the train split."""
+    """Passes over the train split (0 = until stopped: x, Ctrl-C or early stopping)."""
     scheduler: str = "none"
     """The lr schedule, stepped every optimizer step (none = a constant lr)."""
     step_size: int = 10

@@ -95,6 +95,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, Lifecycle, App):
         self._layout_for(self.size.width)
         attaching = getattr(self.bridge.host, "info", None) is not None  # given a live run server
         self.log_pane.add("info", "attaching to its server…" if attaching else "starting the engine (loading torch…)")
+        self.log_first_notes()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.stop_and_exit)
         if hasattr(signal, "SIGHUP"):
             # A plain handler, not the loop's: with the terminal gone the loop can be stuck in a write to

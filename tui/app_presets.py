@@ -5,13 +5,36 @@ from __future__ import annotations
 import dataclasses
 
 from torchtui.engine import presets
+from torchtui.engine.config import SYNTHETIC_SOURCES
+from torchtui.engine.run.optim import SPANS_THE_RUN
 from torchtui.engine.schema import ConfigError
+
+
+def steerable(config, ref: str, epochs_given: bool = False):
+    """A built-in toy preset (synthetic data) trains until stopped in the app: its epochs end in a second or
+    two, before pause, step or lr ×2 can be tried. Returns (config, the log line saying so, or "")."""
+    try:
+        builtin = presets.find(ref)[1] if ref else False
+    except ConfigError:
+        builtin = False
+    train = config.train
+    if epochs_given or not builtin or config.data.source not in SYNTHETIC_SOURCES or not train.epochs \
+            or train.scheduler in SPANS_THE_RUN:
+        return config, ""
+    note = (f"{config.name} trains until you stop it here (x; epochs 0 in Hparams): `torchtui train {ref}` runs its "
+            f"{train.epochs} epochs")
+    return dataclasses.replace(config, train=dataclasses.replace(train, epochs=0)), note
 
 
 class PresetActions:
     """Mixed into TorchTUI: uses its config, problems, deck, log pane and notify."""
 
     preset_ref = ""  # the preset the setup came from (name or file), recorded in each run's origin.json
+    first_notes: tuple = ()  # what the command line's setup should say once the log exists (see steerable)
+
+    def log_first_notes(self) -> None:
+        for note in self.first_notes:
+            self.log_pane.add("info", note)
     sweep_section = None  # the preset's sweep: section, when it has one (S runs it)
 
     def action_save_preset(self) -> None:
@@ -56,9 +79,12 @@ class PresetActions:
             self.log_pane.add("error", str(err))
             self.notify(err.first_line, severity="error")
             return False
+        config, note = steerable(config, path)
         self.show_setup(config)
         self.preset_ref = path
         self.log_pane.add("info", f"opened preset {config.name} ({path})")
+        if note:
+            self.log_pane.add("info", note)
         if self.sweep_section is not None:
             self.log_pane.add("info", "it holds a sweep: S runs it in the background and shows its leaderboard")
         self.refresh_status()

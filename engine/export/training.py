@@ -33,6 +33,8 @@ def check_train(train) -> None:
     if train.early_stop_metric and train.early_stop_metric not in EARLY_STOP_METRICS:
         raise unsupported("train.early_stop_metric", train.early_stop_metric,
                           f"export computes {', '.join(EARLY_STOP_METRICS)}: pick one of them, or turn early stopping off")
+    if not train.epochs:
+        raise unsupported("train.epochs", 0, "a script's loop needs an end: set train.epochs")
     spec = OPTIMIZERS[train.optimizer]
     if any(getattr(spec, flag, False) for flag in ("closure", "sparse", "matrices")):
         raise unsupported("train.optimizer", train.optimizer, "export steps plain dense optimizers: use adam, "

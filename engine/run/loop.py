@@ -60,6 +60,7 @@ class Run:
 
     @property
     def total_steps(self) -> int:
+        """Steps of the whole run; 0 when it trains until stopped (train.epochs 0)."""
         return self.config.train.epochs * self.steps_per_epoch
 
     @property
@@ -77,7 +78,7 @@ def fit(run: Run) -> str:
     cb, cfg = run.callbacks, run.config.train
     accumulate = cfg.accumulate
     cb.on_fit_start(run)
-    while run.epoch < cfg.epochs and not run.should_stop:
+    while (run.epoch < cfg.epochs or not cfg.epochs) and not run.should_stop:  # epochs 0: until stopped
         run.model.train()
         perm = (torch.arange(len(run.data.train), device=run.device) if cfg.overfit_batches  # the same batches
                 else epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device))

@@ -224,6 +224,10 @@ def train_problems(cfg) -> Iterator[tuple[str, str]]:
         yield "betas", f"must be two numbers in [0, 1), got {cfg.betas!r}"
     if sorted(cfg.milestones) != cfg.milestones or any(m <= 0 for m in cfg.milestones):
         yield "milestones", f"must be positive epochs in increasing order, got {cfg.milestones!r}"
+    if not cfg.epochs and cfg.scheduler in SPANS_THE_RUN:
+        yield "scheduler", (f"{cfg.scheduler} spans the run's length, but train.epochs 0 trains until stopped: set "
+                            "train.epochs, or use a schedule that needs no end (none, step, multistep, exponential, "
+                            "plateau)")
     spec = OPTIMIZERS.get(cfg.optimizer)
     if spec is None:
         return
@@ -356,14 +360,17 @@ SCHEDULERS = {
 }
 
 
+SPANS_THE_RUN = ("cosine", "onecycle")  # schedules shaped by the run's total steps
+
+
 def make_scheduler(opt, cfg, steps_per_epoch: int):
     """(per-step scheduler or None, ReduceLROnPlateau or None), warm-up composed in front where asked."""
     from torch.optim import lr_scheduler as S
 
     if cfg.scheduler not in SCHEDULERS:
         raise ValueError(f"train.scheduler: unknown '{cfg.scheduler}'")
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warm = min(cfg.warmup_steps, total - 1) if cfg.warmup_steps else 0
+    total = max(1, cfg.epochs * steps_per_epoch)  # epochs 0 (until stopped) only with SCHEDULERS that need no end
+    warm = (min(cfg.warmup_steps, total - 1) if cfg.epochs else cfg.warmup_steps) if cfg.warmup_steps else 0
     make = SCHEDULERS[cfg.scheduler]
     sched = make(S, opt, cfg, steps_per_epoch, warm, total) if make is not None else None
     if isinstance(sched, S.OneCycleLR):

@@ -116,6 +116,9 @@ def parse(raw, base: dict, trials: int | None = None) -> SweepSpec:
         problems.append(f"sweep.seed: must be a whole number ≥ 0, got {seed!r}")
         seed = 0
     params = _params(raw.get("params"), base, problems)
+    searched = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+    if (base.get("train") or {}).get("epochs") == 0 and "train.epochs" not in searched:
+        problems.append("train.epochs: a sweep's trials must end, and 0 trains until stopped: set train.epochs")
     given = trials if trials is not None else raw.get("trials")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool) or not 1 <= given <= MAX_TRIALS):
         where = "--trials" if trials is not None else "sweep.trials"

@@ -25,7 +25,7 @@ def test_empty_preset_is_valid_and_every_field_has_a_default():
 @pytest.mark.parametrize("data, message", [
     ({"train": {"lr": "abc"}}, "train.lr: must be a positive number, got 'abc'"),
     ({"train": {"lr": -0.1}}, "train.lr: must be a positive number, got -0.1"),
-    ({"train": {"epochs": 2.5}}, "train.epochs: must be a positive whole number, got 2.5"),
+    ({"train": {"epochs": 2.5}}, "train.epochs: must be a non-negative whole number, got 2.5"),
     ({"model": {"layers": [64, {"activation": "relux"}]}},
      "model.layers[1].activation: unknown 'relux' (did you mean 'relu'?)"),
     ({"trian": {}}, "trian: unknown key (did you mean 'train'?)"),
@@ -53,7 +53,7 @@ def test_loss_must_fit_the_task():
 
 
 def test_every_problem_is_reported_not_just_the_first():
-    err = pytest.raises(ConfigError, from_dict, {"train": {"lr": 0, "epochs": 0}, "model": {"init": "x"}}).value
+    err = pytest.raises(ConfigError, from_dict, {"train": {"lr": 0, "epochs": -1}, "model": {"init": "x"}}).value
     assert len(err.problems) == 3 and "(and 2 more)" in err.first_line
 
 

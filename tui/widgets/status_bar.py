@@ -36,8 +36,10 @@ class StatusBar(Static):
         if started is not None and self.size.width >= 100:  # narrow: the numbers matter more than the name
             text.append(f"  {started.run_id}", style="dim")
         if stats is not None and stats.step and started is not None:
-            text.append(f"  epoch {stats.epoch:.2f}/{started.epochs}  step {stats.step[-1]}/{started.total_steps}")
-            text.append(f"  {stats.samples_per_s:,.0f} samples/s  ETA {fmt_duration(stats.eta_s)}")
+            endless = not started.total_steps  # train.epochs 0: until stopped
+            text.append(f"  epoch {stats.epoch:.2f}/{started.epochs or '∞'}  "
+                        f"step {stats.step[-1]}/{started.total_steps or '∞'}")
+            text.append(f"  {stats.samples_per_s:,.0f} samples/s  ETA {'∞' if endless else fmt_duration(stats.eta_s)}")
             if stats.mem_allocated is not None:
                 text.append(f"  mem {fmt_bytes(stats.mem_allocated)}/{fmt_bytes(stats.mem_reserved)}")
         if problem:

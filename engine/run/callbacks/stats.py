@@ -65,8 +65,9 @@ class StatsCallback(Callback):
             acc_steps=[s for s, _ in acc], acc=[a for _, a in acc],
             layer_steps=out.layer_steps, grad_norm=out.grad_norm, layer_grad_norm=out.layer_grad_norm,
             update_ratio=out.update_ratio,
-            samples_per_s=rate, eta_s=steps_left * per_step if per_step > 0 else None,
-            progress=steps_done / max(1, run.total_steps), mem_allocated=alloc, mem_reserved=reserved,
+            samples_per_s=rate, eta_s=steps_left * per_step if per_step > 0 and run.total_steps else None,
+            progress=steps_done / run.total_steps if run.total_steps else 0.0, mem_allocated=alloc,
+            mem_reserved=reserved,
         )
         self.emit(event)
         per_epoch = run.steps_per_epoch
