@@ -29,9 +29,19 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Serialise `payload` (model, optimizer, scheduler, config, step, epoch, best, rng …) atomically."""
+    write_serialised(path, serialise(payload))
+
+
+def serialise(payload: dict[str, Any]) -> bytes:
+    """The checkpoint file's bytes (a copy: the live weights may change right after)."""
     buffer = io.BytesIO()
     torch.save({"schema": CHECKPOINT_SCHEMA, **payload}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_serialised(path: Path, data: bytes) -> None:
+    """Write checkpoint bytes atomically (temp file, fsync, rename): a reader sees the old file or the new."""
+    atomic_write_bytes(path, data)
 
 
 def load_problem(err: BaseException) -> str:

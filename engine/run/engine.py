@@ -16,11 +16,12 @@ from torchtui.engine.run import loop
 from torchtui.engine.run.callbacks import Callback, CallbackList
 from torchtui.engine.run.callbacks.checkpoints import Checkpoints
 from torchtui.engine.run.callbacks.early_stop import EarlyStopping
-from torchtui.engine.run.callbacks.events import EvalEvents
+from torchtui.engine.run.callbacks.events import EvalEvents, deliver
 from torchtui.engine.run.callbacks.predictions import PredictionsCallback
 from torchtui.engine.run.callbacks.stats import StatsCallback
 from torchtui.engine.run.controls import Controls
 from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prepare_run
+from torchtui.engine.run.writer import Writer
 from torchtui.engine.schema import ConfigError
 
 OOM_HINT = "CUDA ran out of memory: lower train.batch_size (or the model size) and start again"
@@ -104,6 +105,7 @@ class Engine:
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
             return
         self.run = run
+        run.writer = Writer()  # metrics rows and checkpoints are written off the training thread
         controls = Controls(self, run)
         checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
                                   run.config.train.checkpoint_every)
@@ -134,6 +136,9 @@ class Engine:
         self._finish(run, end_state, time.perf_counter() - started)
 
     def _finish(self, run: loop.Run, end_state: str, seconds: float) -> None:
+        if run.writer is not None:  # every row and checkpoint on disk (and reported) before the summary
+            deliver(run, wait=True)
+            run.writer.close()
         summary = {
             "state": end_state, "reason": run.end_reason, "run_id": run.run_id, "run_dir": str(run.folder.path),
             "epochs": run.epoch, "steps": run.step, "seconds": round(seconds, 3),

@@ -57,6 +57,7 @@ class Run:
     last_test: dict = field(default_factory=dict)
     resume_edits: dict = field(default_factory=dict)  # live fields config.yaml changed before a resume
     last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
+    writer: Any = None                 # run.writer.Writer: file writes off the training thread (None: inline)
 
     @property
     def total_steps(self) -> int:

@@ -9,6 +9,7 @@ from typing import Callable
 from torchtui.engine.protocol import DIVERGED, FINISHED, CheckpointSaved, Error
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run.callbacks import Callback, Emit, improved, metric_mode
+from torchtui.engine.run.callbacks.events import deliver
 
 
 class Checkpoints(Callback):
@@ -37,21 +38,32 @@ class Checkpoints(Callback):
         if kind == "best":
             self.pending_best = None
         self._write(run, "last" if kind == "manual" else kind, kind, self.make_payload(run), run.step, run.epoch)
+        if kind == "manual":
+            deliver(run, wait=True)  # asked for (perhaps while paused, when no flush comes): say when it is on disk
 
     def _write(self, run, name: str, kind: str, payload: dict, step: int, epoch: int) -> None:
+        """Serialise here (the weights move on with the next step); write and fsync on the run's writer thread."""
         path = run.folder.checkpoint_path(name)
-        try:
-            ckpt.save_checkpoint(path, payload)
-        except OSError as err:
-            self.written[name] = time.monotonic()  # try again at the next interval, not every step
-            previous = "the previous one is intact" if path.exists() else "there is none yet"
-            self.emit(Error(run.run_id, f"could not write {path.name} at step {step}: {err.strerror or err}; "
-                                        f"{previous}, training goes on"))
-            return
-        self.written[name] = time.monotonic()
-        if name == "last":
-            self.saved_step = step
-        self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
+        data = ckpt.serialise(payload)
+        self.written[name] = time.monotonic()  # the interval counts from now, also when the write fails
+
+        def outcome(err) -> None:
+            if isinstance(err, Exception):
+                previous = "the previous one is intact" if path.exists() else "there is none yet"
+                self.emit(Error(run.run_id, f"could not write {path.name} at step {step}: "
+                                            f"{getattr(err, 'strerror', None) or err}; {previous}, training goes on"))
+                return
+            if name == "last":
+                self.saved_step = step
+            self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
+
+        if run.writer is None:
+            try:
+                outcome(ckpt.write_serialised(path, data))
+            except OSError as err:
+                outcome(err)
+        else:
+            run.writer.submit(outcome, lambda: ckpt.write_serialised(path, data))
 
     def _due(self, name: str) -> bool:
         return time.monotonic() - self.written[name] >= self.every
@@ -81,5 +93,7 @@ class Checkpoints(Callback):
 
     def on_fit_end(self, run):
         self._write_pending_best(run)  # it was finite when it was the best, whatever happened later
+        deliver(run, wait=True)  # saved_step says whether last.pt already holds this step
         if run.end_state != FINISHED or run.batch_in_epoch or self.saved_step != run.step:
             self.save(run, "last")
+        deliver(run, wait=True)

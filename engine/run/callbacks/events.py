@@ -7,14 +7,28 @@ from torchtui.engine.run.callbacks import Callback, Emit
 
 
 def append_rows(run, emit: Emit, rows: list, curve: list[float] | None = None) -> None:
-    """Append to metrics.jsonl (and curve.f64); the first failure of a streak (a full disk) is reported,
-    training goes on."""
-    err = run.folder.append_metrics(rows, curve)
-    failing = getattr(run.folder, "metrics_failing", False)
-    if err is not None and not failing:
-        emit(Error(run.run_id, f"could not append to metrics.jsonl: {err.strerror or err}; training goes on, "
-                               "rows are lost until it can write again"))
-    run.folder.metrics_failing = err is not None
+    """Append to metrics.jsonl (and curve.f64), on the run's writer thread when it has one; the first failure
+    of a streak (a full disk) is reported, training goes on."""
+    def outcome(err) -> None:
+        failing = getattr(run.folder, "metrics_failing", False)
+        if err is not None and not failing:
+            emit(Error(run.run_id, f"could not append to metrics.jsonl: {getattr(err, 'strerror', None) or err}; "
+                                   "training goes on, rows are lost until it can write again"))
+        run.folder.metrics_failing = err is not None
+
+    if not rows:
+        return
+    if run.writer is None:
+        outcome(run.folder.append_metrics(rows, curve))
+    else:
+        run.writer.submit(outcome, lambda: run.folder.append_metrics(rows, curve))
+
+
+def deliver(run, wait: bool = False) -> None:
+    """Act on the outcomes of the writes the writer thread finished (all of them first, with `wait`)."""
+    if run.writer is not None:
+        for handle, outcome in (run.writer.drain() if wait else run.writer.results()):
+            handle(outcome)
 
 
 class EvalEvents(Callback):

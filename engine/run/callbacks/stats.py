@@ -9,7 +9,7 @@ import torch
 
 from torchtui.engine.protocol import DIVERGED, StepStats
 from torchtui.engine.run.callbacks import Callback, Emit
-from torchtui.engine.run.callbacks.events import append_rows
+from torchtui.engine.run.callbacks.events import append_rows, deliver
 from torchtui.engine.run.callbacks.step_buffer import StepBuffer
 from torchtui.engine.run.devices import autocast_context, memory_stats
 
@@ -42,6 +42,7 @@ class StatsCallback(Callback):
             self.on_flush(run)
 
     def on_flush(self, run):
+        deliver(run)  # the writer thread's finished writes: CheckpointSaved, or a full disk's Error
         if not len(self.buffer):
             return
         out = self.buffer.flush(run.predict)
