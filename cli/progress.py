@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -31,6 +32,7 @@ class Progress:
         self.val: dict = {}
         self._drawn = 0.0
         self._line_open = False
+        self.train_sum, self.train_n = 0.0, 0  # train losses since the last val evaluation
 
     def note(self, message: str) -> None:
         self._end_line()
@@ -54,8 +56,12 @@ class Progress:
             self._print(f"run {event.run_id} on {event.device}: {event.params:,} parameters, {sizes}; "
                         + (f"{event.epochs} epochs" if event.epochs else "epochs until stopped (Ctrl-C)")
                         + f" of {event.steps_per_epoch} steps -> {event.run_dir}")
+            if event.start_step:
+                self._print(f"resuming from step {event.start_step:,} (epoch {event.start_epoch})")
         elif isinstance(event, p.StepStats):
             self.last = event
+            finite = [v for v in event.loss if math.isfinite(v)]
+            self.train_sum, self.train_n = self.train_sum + sum(finite), self.train_n + len(finite)
             if self.live and time.monotonic() - self._drawn >= REDRAW_SECONDS:
                 self._draw()
         elif isinstance(event, p.EvalResult):
@@ -71,14 +77,20 @@ class Progress:
             reason = f" ({s['reason']})" if s.get("reason") else ""
             self._print(f"{event.state}{reason} after {s['epochs']} epochs, {s['steps']} steps, "
                         f"{s['seconds']:.1f} s; {_metrics_text('val', s['val'])} {_metrics_text('test', s['test'])}")
+            if event.state == p.STOPPED:
+                self._print(f"continue it: torchtui resume {s['run_dir']}")
             return s
         return None
 
     def _eval(self, event: p.EvalResult) -> None:
+        train = ""
         if event.split == "val":
             self.val = event.metrics
+            # Piped lines carry the mean train loss since the last one: the val numbers alone hide overfitting.
+            train = f"train loss {self.train_sum / self.train_n:.4g}  " if self.train_n else ""
+            self.train_sum, self.train_n = 0.0, 0
         if not self.live or event.split == "test":
-            self._print(f"epoch {event.epoch} step {event.step}: {_metrics_text(event.split, event.metrics)}"
+            self._print(f"epoch {event.epoch} step {event.step}: {train}{_metrics_text(event.split, event.metrics)}"
                         + (f" {self.last.samples_per_s:,.0f} samples/s" if self.last else ""))
         else:
             self._draw()

@@ -281,5 +281,24 @@ def save(config: ExperimentConfig, name: str, overwrite: bool = False) -> Path:
     path = user_dir() / f"{name}.yaml"
     if path.exists() and not overwrite:
         raise FileExistsError(f"preset '{name}' already exists at {path}; pass overwrite=True to replace it")
-    atomic_write_text(path, config.to_yaml())
+    atomic_write_text(path, yaml.safe_dump(minimal(config), sort_keys=False, allow_unicode=True))
     return path
+
+
+def minimal(config: ExperimentConfig) -> dict:
+    """The config as a preset holds it: schema, name and description, then only the fields that differ
+    from the defaults (a list whole), so a saved preset reads as what was chosen, not a 180-line dump."""
+    def differing(value, default):
+        if isinstance(value, dict) and isinstance(default, dict):
+            out = {k: d for k, v in value.items() if (d := differing(v, default.get(k, _ABSENT))) is not _ABSENT}
+            return out or _ABSENT
+        return _ABSENT if value == default else value
+
+    plain, defaults = config.to_dict(), ExperimentConfig().to_dict()
+    head = {k: plain[k] for k in ("schema", "name", "description")}
+    rest = {k: plain[k] for k in plain if k not in head}
+    body = differing(rest, {k: defaults[k] for k in rest})
+    return {**head, **(body if body is not _ABSENT else {})}
+
+
+_ABSENT = object()

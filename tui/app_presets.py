@@ -44,7 +44,8 @@ class PresetActions:
             if not name:
                 return
             try:
-                path = presets.save(dataclasses.replace(self.config, name=name), name, overwrite=True)
+                config = dataclasses.replace(self.config, name=name, description=self.saved_description())
+                path = presets.save(config, name, overwrite=True)
             except (ConfigError, OSError) as err:
                 self.log_pane.add("error", f"could not save preset '{name}': {err}")
                 self.notify(str(err), severity="error")
@@ -56,6 +57,25 @@ class PresetActions:
             self.notify(f"fix this first: {self.problem}", severity="error")
             return
         self.push_screen(SavePresetScreen(self.config.name), save)
+
+    def saved_description(self) -> str:
+        """The setup's description while it still describes it; once fields were edited since the preset
+        it came from was opened, what it was based on and what changed (a description must stay true)."""
+        from torchtui.engine.catalog import flatten
+
+        try:
+            origin = presets.load(self.preset_ref) if self.preset_ref else None
+        except ConfigError:
+            origin = None
+        if origin is None:
+            return self.config.description
+        skip = ("name", "description")
+        old, new = flatten(origin.to_dict()), flatten(self.config.to_dict())
+        changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in skip]
+        if not changed:
+            return self.config.description
+        shown = ", ".join(f"{k} {new.get(k, '–')}" for k in changed[:4]) + (" …" if len(changed) > 4 else "")
+        return f"{origin.name} with {shown}"
 
     def action_open_preset(self) -> None:
         from torchtui.tui.screens.open_preset import OpenPresetScreen

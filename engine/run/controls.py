@@ -64,7 +64,7 @@ class Controls(Callback):
         elif isinstance(command, (p.Stop, p.Shutdown)):
             if isinstance(command, p.Shutdown):
                 self.engine._shutdown = True
-            run.request_stop(p.STOPPED, "stopped on request" if isinstance(command, p.Stop) else "engine shut down")
+            run.request_stop(p.STOPPED, "on request" if isinstance(command, p.Stop) else "engine shut down")
         elif isinstance(command, p.SetHparams):
             self._set_hparams(run, command)
         elif isinstance(command, p.EvaluateNow):

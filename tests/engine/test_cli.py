@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "torchtui.cli"]
 TINY = ["--set", "data.n_samples=200", "--set", "train.epochs=2", "--device", "cpu"]
 BUILTINS = ("line", "moons", "circles", "xor", "blobs", "spiral")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
-EVAL_LINE = re.compile(r"^epoch \d+ step \d+: (val|test) ")
+EVAL_LINE = re.compile(r"^epoch \d+ step \d+: (train loss \S+  )?(val|test) ")
 
 
 def torchtui(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -119,7 +119,9 @@ def test_piped_output_is_plain_lines_one_per_evaluation(tmp_path):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     eval_rows = [r for r in rows if r["type"] == "eval"]
     assert len(evals) == len(eval_rows) == 3  # val after each of 2 epochs, test at the end
-    assert [line.split(":")[1].split()[0] for line in evals] == ["val", "val", "test"]
+    # each val line also gives the mean train loss since the one before (train vs val shows overfitting)
+    assert [line.split(":")[1].split()[0] for line in evals] == ["train", "train", "test"]
+    assert all(" val loss " in line for line in evals[:2])
     assert result.stdout.splitlines()[-1].startswith("finished")
 
 
@@ -255,7 +257,8 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 
 
 def interrupt_training(sig) -> tuple[int, str]:
-    """Start a long `train` (stdout piped), send `sig` once a progress line is out; (exit code, stderr)."""
+    """Start a long `train` (stdout piped), send `sig` once a progress line is out; (exit code, stderr).
+    The stdout lines after the signal go to `interrupt_training.rest`."""
     # 44 steps per epoch with an evaluation every 5 steps: the signal lands mid-epoch.
     proc = subprocess.Popen(
         [*CLI, "train", "moons", "--set", "data.n_samples=1000", "--set", "train.batch_size=16",
@@ -279,6 +282,10 @@ def interrupt_training(sig) -> tuple[int, str]:
                 break
         proc.send_signal(sig)
         code = proc.wait(timeout=60)
+        rest = []
+        while (line := lines.get(timeout=10)) is not None:
+            rest.append(line)
+        interrupt_training.rest = "".join(rest)
         return code, proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -290,6 +297,7 @@ def test_ctrl_c_stops_saves_and_resume_continues(tmp_path):
     code, stderr = interrupt_training(signal.SIGINT)
     assert code == 130, stderr
     assert "stopping" in stderr
+    assert "continue it: torchtui resume " in interrupt_training.rest, interrupt_training.rest
     assert "Traceback" not in stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     stopped = json.loads((run_dir / "summary.json").read_text())
@@ -302,6 +310,7 @@ def test_ctrl_c_stops_saves_and_resume_continues(tmp_path):
     assert result.returncode == 0, result.stderr
     finished = last_json(result.stdout)
     assert finished["state"] == "finished"
+    assert f"resuming from step {stopped['steps']:,}" in result.stderr
     assert Path(finished["run_dir"]) == run_dir
     assert finished["steps"] > stopped["steps"]
     steps = step_numbers(run_dir)

@@ -1,0 +1,28 @@
+"""Saved presets hold what was chosen, and a description that is still true (issue 14 item 11)."""
+
+import dataclasses
+
+import yaml
+
+from torchtui.engine import presets
+from torchtui.engine.config import from_dict
+
+
+def test_a_saved_preset_holds_only_what_differs_from_the_defaults_and_loads_back_equal():
+    spiral = presets.load("spiral")
+    path = presets.save(spiral, "my-spiral")
+    text = path.read_text()
+    assert len(text.splitlines()) < 40, text
+    saved = yaml.safe_load(text)
+    assert list(saved)[:3] == ["schema", "name", "description"]
+    assert "device" not in saved and "seed" not in saved["data"]  # all defaults: left out
+    assert from_dict(saved) == spiral
+
+
+async def test_the_description_says_what_changed_since_the_preset_was_opened(fake_app):
+    async with fake_app.run_test(size=(120, 40)):
+        fake_app.preset_ref = "moons"
+        moons = presets.load("moons")
+        assert fake_app.saved_description() == moons.description
+        fake_app.config = dataclasses.replace(moons, train=dataclasses.replace(moons.train, lr=0.05))
+        assert fake_app.saved_description() == "moons with train.lr 0.05"
