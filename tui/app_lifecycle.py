@@ -74,8 +74,16 @@ class Lifecycle:
                              f"stop: torchtui stop {started.run_id}")
         self.exit()
 
+    def resume_hint(self) -> str:
+        """What to print on exit about a run that was stopped (or is being stopped): where, and how to go on."""
+        started = self.history.started
+        if started is None or self.history.state not in (*p.ACTIVE_STATES, p.STOPPED):
+            return ""
+        return f"{started.run_id} stopped -> {started.run_dir}\ncontinue it: torchtui resume {started.run_dir}"
+
     async def action_quit(self) -> None:
         if self.history.state not in p.ACTIVE_STATES:
+            self.farewell = self.farewell or self.resume_hint()
             self.exit()
             return
 
@@ -88,6 +96,7 @@ class Lifecycle:
                 self.exit()  # the run ended while the question was open: nothing left to stop
             elif choice:
                 self.quitting = True
+                self.farewell = self.resume_hint()
                 self.log_pane.add("info", "stopping the run and saving last.pt before quitting…")
                 self.bridge.send(p.Stop())
                 self.set_timer(30, self.exit)  # never hang on an engine that does not answer

@@ -26,3 +26,17 @@ async def test_the_description_says_what_changed_since_the_preset_was_opened(fak
         assert fake_app.saved_description() == moons.description
         fake_app.config = dataclasses.replace(moons, train=dataclasses.replace(moons.train, lr=0.05))
         assert fake_app.saved_description() == "moons with train.lr 0.05"
+
+
+async def test_quitting_after_a_stop_prints_how_to_resume(fake_app):
+    from torchtui.engine import protocol as p
+
+    from .conftest import until
+    from .fakes import scripted_run
+
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3], p.StateChanged("20261122-120000-moons", p.STOPPED))
+        await until(pilot, lambda: fake_app.history.state == p.STOPPED, what="stopped")
+        await pilot.press("q")
+        await until(pilot, lambda: not fake_app.is_running, what="exit")
+    assert "continue it: torchtui resume runs/20261122-120000-moons" in fake_app.farewell
