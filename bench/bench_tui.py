@@ -113,6 +113,7 @@ class Tmux:
         try:
             if re.search(r"^\s+(running|paused)\s", self.capture(session), re.M):
                 self.keys(session, "x")
+                self.keys(session, "x")  # x asks while a run is active; x again says yes
                 self.wait(session, r"^\s+(stopped|finished)\s", timeout)
             self.keys(session, "q")
             deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ from torchtui.engine.schema import ConfigError
 from torchtui.tui.app_lifecycle import Lifecycle
 from torchtui.tui.app_lr_find import LrFindActions
 from torchtui.tui.app_presets import PresetActions
+from torchtui.tui.app_run_control import RunControl
 from torchtui.tui.app_runs import RunsActions
 from torchtui.tui.bridge import EngineBridge
 from torchtui.tui.charts.registry import CHARTS
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-class TorchTUI(PresetActions, RunsActions, LrFindActions, Lifecycle, App):
+class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
     CSS_PATH = "app.tcss"
@@ -285,40 +286,6 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, Lifecycle, App):
         self.refresh_status()
 
     # ------------------------------------------------------------------ actions
-
-    def action_toggle_run(self) -> None:
-        state = self.history.state
-        if state == p.RUNNING:
-            self.bridge.send(p.Pause())
-        elif state == p.PAUSED:
-            self.bridge.send(p.Resume())
-        elif self.problem:
-            self.notify(f"can't start: {self.problem}", severity="error")
-        elif not self.bridge.ready:
-            self.queue_start()
-        else:
-            self.notice = ""
-            self.starting = True
-            self.bridge.send(p.Start(config=self.config.to_dict(), runs_dir=self.runs_dir,
-                                        origin={"preset": self.preset_ref}))
-            self.screen.remove_class("show-more")
-            self.screen.add_class("show-charts")
-        self.refresh_status()
-
-    def action_step(self) -> None:
-        if self.history.state == p.PAUSED:
-            self.bridge.send(p.Step())
-
-    def action_stop(self) -> None:
-        if self.history.state in p.ACTIVE_STATES:
-            self.bridge.send(p.Stop())
-
-    def action_restart(self) -> None:
-        if self.history.state in p.ACTIVE_STATES:
-            self.pending_start = True
-            self.bridge.send(p.Stop())
-        else:
-            self.action_toggle_run()
 
     def action_lr_scale(self, factor: float) -> None:
         if self.history.state not in p.ACTIVE_STATES:

@@ -80,7 +80,32 @@ class PresetActions:
     def action_open_preset(self) -> None:
         from torchtui.tui.screens.open_preset import OpenPresetScreen
 
-        self.push_screen(OpenPresetScreen(), lambda path: self.open_preset(path) if path else None)
+        self.push_screen(OpenPresetScreen(), lambda path: self.open_preset_asking(path) if path else None)
+
+    def open_preset_asking(self, path: str) -> None:
+        """Open a preset; with a run active, first ask: stop that run, or keep it (the panes then show a
+        setup the run is not training, which the status bar says until it ends)."""
+        from torchtui.engine import protocol as p
+        from torchtui.tui.screens.confirm import ConfirmScreen
+
+        state = self.history.state
+        if state not in p.ACTIVE_STATES:
+            self.open_preset(path)
+            return
+
+        def answer(choice) -> None:
+            if choice is True and self.history.state in p.ACTIVE_STATES:
+                self.bridge.send(p.Stop())
+                self.open_preset(path)
+            elif choice == "later" and self.open_preset(path):
+                self.notice = (f"the panes show {self.config.name}; the {self.history.state} run keeps its own "
+                               "setup (space resumes it, r restarts with this one)")
+                self.refresh_status()
+
+        self.push_screen(ConfirmScreen(f"A run is {state}. Stop it (saving last.pt) and open {path}, or open it for "
+                                       f"the next start while the {state} run keeps its own setup?",
+                                       title="A run is active", yes="Stop it and open", no="Cancel",
+                                       extra=("o", "Open for the next start", "later")), answer)
 
     def show_setup(self, config) -> None:
         """Make `config` the setup in the panes (an opened preset, or the run the app attached to)."""

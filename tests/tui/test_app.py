@@ -73,7 +73,7 @@ async def test_start_pause_step_live_lr_and_stop_on_a_real_engine(real_app):
         await until(pilot, lambda: len(app.history.markers) == 6, what="back to the start lr")
         await pilot.press("space")
         await until(pilot, lambda: app.history.state == p.RUNNING, what="resumed")
-        await pilot.press("x")
+        await pilot.press("x", "x")  # x asks while a run is active; x again (or y) says yes
         await until(pilot, lambda: app.history.state == p.STOPPED, what="stopped")
         assert app.history.lr.last[1] == lr_before
 
@@ -286,7 +286,7 @@ async def test_a_crash_in_user_code_is_shown_with_its_traceback_and_the_app_stay
             module.write_text(module.read_text().replace("> 20", "> 10**9"))  # the user fixes the bug
             await pilot.press("space")
             await until(pilot, lambda: app.history.state in (p.RUNNING, p.FINISHED), what="a new run")
-            await pilot.press("x")
+            await pilot.press("x", "x")
             await until(pilot, lambda: app.history.state in (p.STOPPED, p.FINISHED), what="stopped")
     finally:
         host.close()

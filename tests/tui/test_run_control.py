@@ -1,0 +1,88 @@
+"""x and r ask while a run is active; space after x offers to resume the stopped run (issue 14 item 3)."""
+
+import dataclasses
+
+from torchtui.engine import protocol as p
+
+from .conftest import until
+from .fakes import scripted_run
+
+RUN = "20261122-120000-moons"
+
+
+def title(app) -> str:
+    """The title of the dialog on top ("" while there is none)."""
+    found = app.screen.query("#title")
+    return str(found.first().content) if found else ""
+
+
+def sent(app, kind) -> list:
+    return [c for c in app.fake_host.sent if isinstance(c, kind)]
+
+
+async def test_x_asks_first_and_x_again_stops(fake_app):
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("x")
+        await until(pilot, lambda: "Stop the run?" in title(fake_app), what="asked")
+        await pilot.press("n")
+        await pilot.pause()
+        assert not sent(fake_app, p.Stop)
+        await pilot.press("x", "x")
+        await until(pilot, lambda: sent(fake_app, p.Stop), what="stop sent")
+
+
+async def test_r_asks_then_stops_and_starts_afresh(fake_app):
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("r")
+        await pilot.pause()
+        assert not sent(fake_app, p.Stop)
+        await pilot.press("y")
+        await until(pilot, lambda: sent(fake_app, p.Stop), what="stop sent")
+        fake_app.fake_host.emit(p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: sent(fake_app, p.Start), what="a new start")
+        assert sent(fake_app, p.Start)[-1].resume is None
+
+
+async def test_space_after_a_stop_offers_to_resume_from_last_pt(fake_app, tmp_path):
+    run_dir = tmp_path / RUN
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"stand-in")
+    started = dataclasses.replace(scripted_run()[0], run_dir=str(run_dir), config=fake_app.config.to_dict())
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(started, p.StateChanged(RUN, p.RUNNING), *scripted_run()[2:4],
+                                p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: fake_app.history.state == p.STOPPED, what="stopped")
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await until(pilot, lambda: "Resume" in title(fake_app), what="offered")
+        await pilot.press("y")
+        await until(pilot, lambda: sent(fake_app, p.Start), what="start sent")
+        assert sent(fake_app, p.Start)[-1].resume == str(run_dir)
+        # A setup edited since (a wider layer) is another run: space starts it without asking.
+        fake_app.fake_host.emit(p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: fake_app.history.state == p.STOPPED, what="stopped again")
+        model = fake_app.config.model
+        wider = dataclasses.replace(model, layers=[dataclasses.replace(model.layers[0], units=128), *model.layers[1:]])
+        fake_app.config = dataclasses.replace(fake_app.config, model=wider)
+        await pilot.press("space")
+        await until(pilot, lambda: len(sent(fake_app, p.Start)) == 2, what="a new run")
+        assert sent(fake_app, p.Start)[-1].resume is None
+
+
+async def test_opening_a_preset_while_paused_asks_what_becomes_of_the_run(fake_app):
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(*scripted_run()[:3], p.StateChanged(RUN, p.PAUSED))
+        await until(pilot, lambda: fake_app.history.state == p.PAUSED, what="paused")
+        fake_app.call_later(fake_app.open_preset_asking, "spiral")
+        await until(pilot, lambda: "A run is active" in title(fake_app), what="asked")
+        await pilot.press("o")
+        await until(pilot, lambda: fake_app.config.name == "spiral", what="spiral in the panes")
+        assert not sent(fake_app, p.Stop) and "keeps its own setup" in fake_app.notice
+        fake_app.call_later(fake_app.open_preset_asking, "xor")
+        await until(pilot, lambda: "A run is active" in title(fake_app), what="again")
+        await pilot.press("y")
+        await until(pilot, lambda: sent(fake_app, p.Stop) and fake_app.config.name == "xor", what="stopped, opened")
