@@ -252,7 +252,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
         self.notify(event.message.splitlines()[0], severity="error", timeout=6)
 
     def refresh_status(self) -> None:
-        self.status_bar.show(self.history, self.problem, self.notice)
+        self.status_bar.show(self.history, self.problem, self.notice, self.typing_in())
 
     # ------------------------------------------------------------------ editing
 

@@ -9,8 +9,28 @@ from pathlib import Path
 from torchtui.engine import protocol as p
 
 
+SECTIONS = ("data", "model", "train", "device")
+
+
 class RunControl:
     """Mixed into TorchTUI: uses its history, bridge, config, problem, log pane and screens."""
+
+    def typing_in(self) -> str:
+        """The field keys go to now ("train.lr"), or "" when they go to the app: the status bar shows it, so
+        1e6 meant for a field is not taken as the keys 1 (Dataset pane) and e (evaluate)."""
+        from textual.widgets import Input, Select, TextArea
+
+        focused = self.focused
+        if not isinstance(focused, (Input, Select, TextArea)):
+            return ""
+        section, _, name = (focused.id or "").partition("-")
+        return f"{section}.{name}" if section in SECTIONS and name else "a field"
+
+    def on_descendant_focus(self, event) -> None:
+        self.refresh_status()
+
+    def on_descendant_blur(self, event) -> None:
+        self.refresh_status()
 
     def action_toggle_run(self) -> None:
         state = self.history.state

@@ -86,3 +86,14 @@ async def test_opening_a_preset_while_paused_asks_what_becomes_of_the_run(fake_a
         await until(pilot, lambda: "A run is active" in title(fake_app), what="again")
         await pilot.press("y")
         await until(pilot, lambda: sent(fake_app, p.Stop) and fake_app.config.name == "xor", what="stopped, opened")
+
+
+async def test_the_status_bar_says_when_keys_go_to_a_field(fake_app):
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes")
+        await pilot.press("3")  # the Hparams pane
+        lr = fake_app.query_one("#train-lr")
+        lr.focus()
+        await until(pilot, lambda: "⌨ train.lr" in str(fake_app.status_bar.content), what="typing shown")
+        await pilot.press("escape")
+        await until(pilot, lambda: "⌨" not in str(fake_app.status_bar.content), what="keys back to the app")

@@ -28,7 +28,7 @@ class StatusBar(Static):
     StatusBar { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     """
 
-    def show(self, history, problem: str = "", notice: str = "") -> None:
+    def show(self, history, problem: str = "", notice: str = "", typing: str = "") -> None:
         text = Text()
         state = history.state or "idle"
         text.append(f" {state} ", style=STATE_STYLES.get(state, "bold"))
@@ -42,6 +42,8 @@ class StatusBar(Static):
             text.append(f"  {stats.samples_per_s:,.0f} samples/s  ETA {'∞' if endless else fmt_duration(stats.eta_s)}")
             if stats.mem_allocated is not None:
                 text.append(f"  mem {fmt_bytes(stats.mem_allocated)}/{fmt_bytes(stats.mem_reserved)}")
+        if typing:  # where keys go: a field (esc gives them back to the app) or, without this, the app
+            text.append(f"  ⌨ {typing} (esc: keys to the app)", style="bold cyan")
         if problem:
             text.append("\n")
             text.append(f"✗ {problem}", style="bold red")
