@@ -197,6 +197,10 @@ class Predictions:
     (x_max - x_min) / cols, y = y_max - (row + 0.5) * (y_max - y_min) / rows (row 0 at the top), in the
     model's input units (standardised when data.standardize is on). kind "curve" (1-D regression): predictions `curve_y` at
     `curve_x`. Sample points (train and val, up to a few hundred each) come along for plotting.
+    kind "series" (any other regression, e.g. (T, F) windows): held-out samples in order (sorted by the true
+    value when the data was shuffled), `val_x` their index, `val_y` the true target, `curve_y` the prediction. kind "images" (image
+    classification): a few held-out `images` ([C][H][W] lists in 0..1), `predicted` their predicted class
+    and `val_y` their true class. Other classification has no Predictions: the UI shows EvalResult.confusion.
     """
     run_id: str
     step: int
@@ -214,6 +218,8 @@ class Predictions:
     val_x: list = field(default_factory=list)
     val_y: list = field(default_factory=list)
     held_out: str = "val"   # which split val_x/val_y come from: val, or test when there is no val split
+    images: list = field(default_factory=list)     # kind "images": a few [C][H][W] pictures in 0..1
+    predicted: list = field(default_factory=list)  # kind "images": the model's class for each picture
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def test_a_run_fills_the_series_and_reports_groups():
 
     val = p.EvalResult(RUN, "val", 4, 1, {"loss": 0.4, "accuracy": 0.8, "f1": 0.7}, [[1, 0], [0, 1]],
                        {"act1": 0.25})
-    assert h.apply(val) == {"metric", "loss", "grad"}
+    assert h.apply(val) == {"metric", "loss", "grad", "prediction"}  # the confusion matrix is shown there
     assert h.val["accuracy"].last == (4.0, 0.8) and h.val["loss"].last == (4.0, 0.4)
     assert h.dead_relu == {"act1": 0.25}
 
@@ -91,7 +91,8 @@ def test_events_of_other_runs_are_ignored():
 def test_a_state_change_without_run_id_still_counts():
     h = RunHistory()
     h.apply(started())
-    assert h.apply(p.StateChanged(None, p.FAILED, "engine worker exited with code 1")) == {"status"}
+    # an ended run changes what the metric and prediction views say
+    assert h.apply(p.StateChanged(None, p.FAILED, "engine worker exited with code 1")) == {"status", "metric", "prediction"}
     assert h.state == p.FAILED and "worker" in h.reason
 
 

@@ -7,14 +7,18 @@ import textwrap
 
 from plotext._dict import themes as plotext_themes
 from plotext._utility import ansi_end, colors_to_ansi
+from rich.color import Color, ColorParseError
+from rich.errors import StyleSyntaxError
 from rich.style import Style
 from rich.text import Text
 from textual_plotext import PlotextPlot
 
+from torchtui.tui.charts.axes import place_labels, tick_labels, y_ticks
 from torchtui.tui.state.history import RunHistory
 from torchtui.tui.state.series import Series
 
 MIN_BUCKETS = 10
+LEGEND_MIN_HEIGHT = 10  # below this a legend that does not fit beside the title is left out (the title names the series)
 # Used when no app is running (the bench builds charts headless) or the app's theme is not registered
 # yet: "default" colours everywhere, so the canvas is the terminal's own background on dark and light.
 FALLBACK_THEME = "textual-default"
@@ -45,6 +49,9 @@ class Chart(PlotextPlot):
     narrow_view = "charts"
     waiting = "waiting for the first training steps"
     step_axis = True  # x is a step count: whole-number ticks (the prediction view plots features)
+    # The legend as a line of its own above the plot (or beside the title) instead of plotext's, which is
+    # drawn over the data: six layer names covered a CNN's grad chart.
+    legend_row = False
 
     def __init__(self, history: RunHistory, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None, disabled: bool = False):
@@ -59,6 +66,8 @@ class Chart(PlotextPlot):
         self._key: tuple | None = None
         self._extent: list[float] = []  # x min, x max, y min, y max of what the last draw() plotted
         self._labels = 0  # legend rows the last draw() asked for
+        self._legend: list[tuple[str, object, str]] = []  # (label, colour, marker) when legend_row
+        self._change_marks: list[tuple[int, str]] = []  # live-change markers of the last draw()
 
     @property
     def log_scale(self) -> bool:
@@ -106,39 +115,78 @@ class Chart(PlotextPlot):
             return _centred(f"{self.chart_title}\n\n{message}", width, height)
         plt = self.plt
         plt.clear_data()
-        # The title is a line of our own above the plot: plotext centres it on the canvas and drops it
-        # without a word when it does not fit there, which lost the latest values on narrow screens.
-        plot_height = max(1, height - 1)
-        plt.plotsize(width, plot_height)
-        plt._set_size(width, plot_height)  # textual-plotext does the same; plotsize alone misses resizes
         plt.theme(theme)
         plt.yscale("log" if self.y_log() else "linear")
         plt.xlabel("")
         plt.ylabel("")
         plt.title("")
-        self._extent, self._labels = [], 0
-        title = fit(self.draw(), width)
+        self._extent, self._labels, self._legend, self._change_marks = [], 0, [], []
+        header = self._header(self.draw(), width, height)
+        # The title is a line of our own above the plot: plotext centres it on the canvas and drops it
+        # without a word when it does not fit there, which lost the latest values on narrow screens.
+        plot_height = max(1, height - len(header))
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)  # textual-plotext does the same; plotsize alone misses resizes
         self._frame(plot_height)
-        text = Text(title.center(width), no_wrap=True, end="")
-        text.append("\n")
+        text = Text(no_wrap=True, end="")
+        for line in header:
+            text.append_text(line)
+            text.append("\n")
         text.append_text(plot_text(plt))
         return text
 
+    def _header(self, title: str, width: int, height: int) -> list[Text]:
+        """The title line, and the legend beside it when it fits, else on lines of its own when there is room."""
+        items = [legend_item(label, color, marker) for label, color, marker in self._legend]
+        title_line = Text(fit(title, width))
+        if not items:
+            return [_centre(title_line, width)]
+        legend = Text("  ").join(items)
+        if len(title_line) + 3 + len(legend) <= width:
+            return [_centre(Text.assemble(title_line, "   ", legend), width)]
+        if height < LEGEND_MIN_HEIGHT:
+            return [_centre(title_line, width)]
+        lines, line = [], Text()
+        for item in items:
+            if len(line) and len(line) + 2 + len(item) > width:
+                lines.append(line)
+                line = Text()
+            line = Text.assemble(line, "  ", item) if len(line) else item
+        lines.append(line)
+        room = 1 if height < 2 * LEGEND_MIN_HEIGHT else 2
+        if len(lines) > room:
+            lines = lines[:room]
+            lines[-1] = Text.assemble(lines[-1], " …") if len(lines[-1]) + 2 <= width else lines[-1]
+        return [_centre(title_line, width)] + [_centre(line, width) for line in lines]
+
     def _frame(self, height: int) -> None:
-        """Whole-number step ticks, and room above the data for the legend, which plotext draws over it."""
+        """Whole-number step ticks; a y axis of round ticks with short labels over the finite data, with
+        room above it for the marker labels (and for plotext's legend, which it draws over the data)."""
         if not self._extent or not self.step_axis:
             return
         x0, x1, y0, y1 = self._extent
         ticks = step_ticks(x0, x1)
         self.plt.xticks(ticks, [f"{t:,}" for t in ticks])
-        if self._labels and y1 > y0:
-            rows = max(4, height - 4)  # the title, the frame and the tick labels take the rest
-            share = min(0.35, (self._labels + 0.5) / rows)
-            if self.y_log():  # plotext takes log-axis limits in log10 units (it scales data, not limits)
-                lo, hi = math.log10(y0), math.log10(y1)
-                self.plt.ylim(lo, hi + (hi - lo) * share / (1 - share))
-            else:
-                self.plt.ylim(y0, y1 + (y1 - y0) * share / (1 - share))
+        self.plt.xlim(x0, x1 if x1 > x0 else x0 + 1)
+        log = self.y_log()
+        rows = max(2, height - 3)  # canvas rows: the frame and the x tick labels take the rest
+        y0, y1 = self.y_range(*_padded(y0, y1, log))
+        lo, hi = (math.log10(y0), math.log10(y1)) if log else (y0, y1)
+        # Rows kept free above the data: plotext's legend (drawn over the plot), or one for marker labels.
+        extra = min(self._labels + 0.5, rows * 0.35) if self._labels else (1.0 if self._change_marks and rows > 3 else 0.0)
+        top = lo + (hi - lo) * (rows - 1) / (rows - 1 - extra) if extra else hi
+        values = y_ticks(y0, y1, rows, log)
+        labels = tick_labels(values)
+        self.plt.ylim(lo, top)
+        self.plt.yticks(values, labels)
+        if self._change_marks and extra:
+            cols = max(1, self.area[0] - max(len(label) for label in labels) - 2)
+            for x, text, align in place_labels(self._change_marks, x0, x1, cols, getattr(self, "_mark_limit", 4)):
+                self.plt.text(text, x, 10 ** top if log else top, color=GREY, alignment=align)
+
+    def y_range(self, lo: float, hi: float) -> tuple[float, float]:
+        """The y range to show for data spanning lo..hi; bounded metrics clip it (see MetricChart)."""
+        return lo, hi
 
     def _theme_name(self) -> str:
         try:
@@ -171,14 +219,23 @@ class Chart(PlotextPlot):
     def line(self, xs: list, ys: list, color, label: str | None = None, marker: str = "braille") -> None:
         xs, ys = self._usable(xs, ys)
         if xs:
-            self.plt.plot(xs, ys, marker=marker, color=color, label=label)
-            self._labels += label is not None
+            self.plt.plot(xs, ys, marker=marker, color=color, label=self._label(label, color, marker))
 
     def dots(self, xs: list, ys: list, color, label: str | None = None, marker: str = "braille") -> None:
         xs, ys = self._usable(xs, ys)
         if xs:
-            self.plt.scatter(xs, ys, marker=marker, color=color, label=label)
-            self._labels += label is not None
+            self.plt.scatter(xs, ys, marker=marker, color=color, label=self._label(label, color, marker))
+
+    def _label(self, label: str | None, color, marker: str) -> str | None:
+        """The label for plotext's legend, or None when the legend is a row of our own (legend_row)."""
+        if label is None:
+            return None
+        if self.legend_row:
+            if all(label != known for known, _, _ in self._legend):
+                self._legend.append((label, color, marker))
+            return None
+        self._labels += 1
+        return label
 
     def evals(self, xs: list, ys: list, color, label: str, marker: str = "•") -> None:
         """Per-evaluation values: a thin line with a mark at each evaluation (the mark tells series apart
@@ -197,25 +254,17 @@ class Chart(PlotextPlot):
             self._extent = [min(old[0], min(kx)), max(old[1], max(kx)), min(old[2], min(ky)), max(old[3], max(ky))]
         return kx, ky
 
-    def vertical_markers(self, markers: list[tuple[int, str]], *samples: tuple[list, list], labels: int = 4) -> None:
-        """A vertical line at each marked step; the last few carry their label in a row above the data.
+    def include_y(self, y: float) -> None:
+        """Keep `y` on the axis (a guide line drawn with plt.hline) although no series reaches it."""
+        if self._extent and math.isfinite(y) and (y > 0 or not self.y_log()):
+            self._extent[2], self._extent[3] = min(self._extent[2], y), max(self._extent[3], y)
 
-        The label row sits about 1.5 rows above the highest sampled point, so labels never hide data;
-        plotext counts text positions when it sizes the axes, so the axis grows to fit them.
-        """
+    def vertical_markers(self, markers: list[tuple[int, str]], *samples: tuple[list, list], labels: int = 4) -> None:
+        """A vertical line at each marked step; the newest labels that fit side by side go in a row above
+        the data (placed once the axes are known, see _frame), so labels never hide data or each other."""
         for step, _ in markers:
             self.plt.vline(step, GREY)
-        ys = [y for _, sample_ys in samples for y in sample_ys if math.isfinite(y) and (y > 0 or not self.y_log())]
-        if not markers or not ys:
-            return
-        lo, hi = min(ys), max(ys)
-        rows = max(3, self.area[1] - 5)  # title, frame and x ticks take the rest
-        if self.y_log():
-            top = hi * (hi / lo) ** (1.5 / rows) if hi > lo else hi * 1.5
-        else:
-            top = hi + ((hi - lo) or abs(hi) or 1.0) * 1.5 / rows
-        for step, text in markers[-labels:]:
-            self.plt.text(text, step, top, color=GREY, alignment="left")
+        self._change_marks, self._mark_limit = list(markers), labels
 
 
 def plot_text(plt) -> Text:
@@ -261,10 +310,40 @@ def _style(fg, style, bg) -> Style:
     return cached
 
 
-def _centred(message: str, width: int, height: int) -> Text:
+def _centre(line: Text, width: int) -> Text:
+    pad = max(0, (width - len(line)) // 2)
+    out = Text(" " * pad, no_wrap=True, end="")
+    out.append_text(line)
+    out.append(" " * max(0, width - pad - len(line)))
+    return out
+
+
+def legend_item(label: str, color, marker: str) -> Text:
+    """"━ train" in the series' colour: a line's mark, or the series' own marker (they differ under NO_COLOR)."""
+    glyph = "━" if marker == "braille" else (marker if len(marker) == 1 else "•")
+    try:
+        style = Style(color=Color.from_rgb(*color)) if isinstance(color, tuple) else Style.parse(str(color))
+    except (StyleSyntaxError, ColorParseError):  # a plotext colour name rich does not know: the mark still differs by its glyph
+        style = Style.null()
+    return Text.assemble((glyph, style), " ", label)
+
+
+def _padded(lo: float, hi: float, log: bool) -> tuple[float, float]:
+    """lo..hi widened a little when all the data has one value (a flat axis has no ticks to draw)."""
+    if log:
+        return (lo, hi) if hi > lo else (lo / 2, hi * 2)
+    if 0 < lo <= (hi - lo) * 0.1:
+        lo = 0.0  # a loss near zero: the axis starts at 0, with a tick there
+    if not hi > lo:
+        pad = abs(hi) * 0.05 or 1.0
+        return lo - pad, hi + pad
+    return lo, hi
+
+
+def _centred(message: str, width: int, height: int, style: str = "dim") -> Text:
     lines = [part for line in message.split("\n") for part in (textwrap.wrap(line, max(1, width)) or [""])]
     pad = max(0, (height - len(lines)) // 2)
-    return Text("\n" * pad + "\n".join(line.center(width) for line in lines), style="dim", no_wrap=True)
+    return Text("\n" * pad + "\n".join(line.center(width) for line in lines), style=style, no_wrap=True)
 
 
 def fit(title: str, width: int) -> str:
@@ -279,7 +358,7 @@ def step_ticks(lo: float, hi: float, count: int = 5) -> list[int]:
     power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
     step = max(1, next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power))
     first = math.ceil(lo / step) * step
-    return [int(t) for t in range(int(first), int(hi) + 1, int(step))] or [int(round(lo))]
+    return [int(t) for t in range(int(first), int(hi) + 1, int(step))] or [round(lo)]
 
 
 def last_y(series: Series | None) -> float | None:

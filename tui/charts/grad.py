@@ -19,6 +19,7 @@ class GradChart(Chart):
     chart_title = "grad health"
     chart_id, group = "grad-chart", "grad"
     log_scalable = True
+    legend_row = True
 
     def __init__(self, history, **kwargs):
         super().__init__(history, **kwargs)
@@ -58,6 +59,7 @@ class GradChart(Chart):
         else:
             self._layers(h.update_ratio)
             self.plt.hline(RATIO_GUIDE, GREY)
+            self.include_y(RATIO_GUIDE)
             title = "update/weight per layer"
         return title + dead_relu_text(h.dead_relu) + ("  (log)" if self.y_log() else "")
 

@@ -11,6 +11,7 @@ class LossChart(Chart):
     chart_title = "loss"
     chart_id, group = "loss-chart", "loss"
     log_scalable = True
+    legend_row = True
 
     def draw(self) -> str:
         h = self.history

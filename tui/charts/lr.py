@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torchtui.tui.charts.base import GREEN, Chart, fmt, last_y
+from torchtui.tui.charts.base import GREEN, Chart, fmt
 
 
 class LRChart(Chart):
@@ -18,4 +18,4 @@ class LRChart(Chart):
         points = self.sample(h.lr)
         self.line(*points, color=GREEN, label=None)
         self.vertical_markers(h.markers, points)
-        return f"lr {fmt(last_y(h.lr))}" + ("  (log)" if self.log_scale else "")
+        return f"lr {fmt(h.lr_now)}" + ("  (log)" if self.log_scale else "")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from torchtui.tui.charts.base import BLUE, GREEN, ORANGE, PURPLE, Chart, fmt, last_y
+from rich.text import Text
+
+from torchtui.engine import protocol as p
+from torchtui.tui.charts.base import BLUE, FALLBACK_THEME, GREEN, ORANGE, PURPLE, Chart, _centred, fmt, last_y
 
 
 class MetricChart(Chart):
@@ -13,12 +16,36 @@ class MetricChart(Chart):
 
     chart_title = "metrics"
     chart_id, group = "metric-chart", "metric"
+    legend_row = True
 
     def placeholder(self) -> str | None:
-        h = self.history
-        if len(h.train_acc) or any(len(h.val.get(k, ())) for k in self._val_names()):
+        if self._plottable():
             return None
+        h = self.history
+        if h.started is not None and not h.started.splits.get("val"):
+            if h.state in p.END_STATES:
+                return "no val split, and no test metrics: the test split is evaluated when a run finishes"
+            return "no val split: the test metrics appear here when the run finishes"
         return "val metrics appear after the first evaluation"
+
+    def _plottable(self) -> bool:
+        h = self.history
+        return bool(len(h.train_acc) or any(len(h.val.get(k, ())) for k in self._val_names()))
+
+    def build_text(self, width: int, height: int, theme: str = FALLBACK_THEME) -> Text:
+        """Nothing to plot but the test metrics (no val split, as in `line`): they, as a table."""
+        test = self.history.test
+        if self._plottable() or not test:
+            return super().build_text(width, height, theme)
+        self.buckets, self.area, self.points_plotted = max(10, width), (width, height), 0
+        rows = [f"{name:>10} {fmt(value):<10}" for name, value in test.items()]
+        return _centred("\n".join(["metrics  test split, evaluated at the end", ""] + rows), width, height, style="")
+
+    def y_range(self, lo: float, hi: float) -> tuple[float, float]:
+        """Accuracy and F1 (all this chart plots for classification) live in [0, 1]: so does the axis."""
+        if self._regression():
+            return lo, hi
+        return max(0.0, lo), min(1.0, hi) if hi > max(0.0, lo) else max(0.0, lo) + 1e-3
 
     def _regression(self) -> bool:
         return self.history.task == "regression"

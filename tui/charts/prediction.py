@@ -1,8 +1,13 @@
-"""The prediction view: a decision-boundary map with the train points, or a regression curve over its data."""
+"""The prediction view: a decision-boundary map with the train points, a regression curve over its data,
+predicted against true values over held-out samples, or a confusion matrix (with a few held-out images)."""
 
 from __future__ import annotations
 
-from torchtui.tui.charts.base import BLUE, ORANGE, PALETTE, RED, Chart
+from rich.text import Text
+
+from torchtui.engine import protocol as p
+from torchtui.tui.charts.base import BLUE, FALLBACK_THEME, ORANGE, PALETTE, RED, Chart, fit
+from torchtui.tui.charts.confusion import confusion_lines, image_lines, side_by_side
 
 # Class regions are dotted in their class colour so the train points (heavier, same colours) stand out
 # on them: a point whose colour differs from its region's is a mistake. Under NO_COLOR (Textual strips the
@@ -13,27 +18,88 @@ NO_COLOR_REGION_MARKS = ("·", "░", "+", ":", "▒", "×", "-", "=")
 
 class PredictionView(Chart):
     """Kind "grid": each class's region in its colour, train points on top. Kind "curve": train and val
-    points and the model's prediction as a line. A message until the first Predictions event."""
+    points and the model's prediction as a line. Kind "series": true and predicted values over held-out
+    samples. Other classification: the last evaluation's confusion matrix, beside held-out images with their
+    predicted classes when the data are images. A message until the first evaluation."""
 
     chart_title = "predictions"
     chart_id, group = "prediction", "prediction"
     step_axis = False  # x and y are the data's own axes, with limits of their own
 
     def placeholder(self) -> str | None:
-        if self.history.predictions is None:
-            return "predictions appear after the first evaluation\n(2-D classification or 1-D regression data)"
+        if self.history.predictions is None and self.history.confusion is None:
+            if self.history.state in p.END_STATES and self.history.started:
+                return "no predictions to show for this run (they come with evaluations)"
+            return "predictions appear after the first evaluation"
         return None
 
     def y_log(self) -> bool:
         return False
 
+    def _plotted(self) -> bool:
+        pred = self.history.predictions
+        return pred is not None and pred.kind in ("grid", "curve", "series")
+
+    def build_text(self, width: int, height: int, theme: str = FALLBACK_THEME) -> Text:
+        series = self.history.predictions is not None and self.history.predictions.kind == "series"
+        self.step_axis = self.legend_row = series  # samples counted on x; a legend that hides no data
+        if self._plotted() or self.placeholder():
+            return super().build_text(width, height, theme)
+        self.buckets, self.area, self.points_plotted = max(10, width), (width, height), 0
+        return self._panel(width, height)
+
     def draw(self) -> str:
         pred = self.history.predictions
         if pred.kind == "grid":
             self._grid(pred)
+        elif pred.kind == "series":
+            self._series(pred)
+            order = "sorted by true value" if pred.val_y == sorted(pred.val_y) else "in order"
+            return f"predictions  step {pred.step}  epoch {pred.epoch}  · {pred.held_out} samples ({order})"
         else:
             self._curve(pred)
         return f"predictions  step {pred.step}  epoch {pred.epoch}"
+
+    def _series(self, pred) -> None:
+        self.line(pred.val_x, pred.val_y, color=ORANGE, label="true")
+        self.dots(pred.val_x[: len(pred.curve_y)], pred.curve_y, color=RED, marker="•", label="predicted")
+
+    def _panel(self, width: int, height: int) -> Text:
+        """The confusion matrix of the last evaluation, and the held-out images when there are some."""
+        h, pred = self.history, self.history.predictions
+        names = [str(n) for n in (h.started.class_names if h.started else [])]
+        event = h.confusion
+        title = "predictions"
+        if event is not None:
+            title += f"  step {event.step}  {event.split} confusion"
+        images = pred if pred is not None and pred.kind == "images" else None
+        if images is not None:
+            title += f"  · {images.held_out} images at step {images.step}"
+        room = max(1, height - 2)
+        left = confusion_lines(event.confusion, names, width, room) if event is not None else []
+        right = []
+        if images is not None:
+            left_width = max((len(line) for line in left), default=0)
+            beside = width - left_width - 4 if left else width
+            right = image_lines(images.images, images.predicted, images.val_y, names, beside, room, self._no_color())
+            if not right and left:  # not beside the matrix: under it, if there is room
+                right = image_lines(images.images, images.predicted, images.val_y, names, width,
+                                    room - len(left) - 1, self._no_color())
+        body = side_by_side(left, right, width)[:room]
+        self.points_plotted = sum(map(sum, event.confusion)) if event is not None else 0
+        text = Text(fit(title, width).center(width), no_wrap=True, end="")
+        block = max((len(line) for line in body), default=0)
+        pad = " " * max(0, (width - block) // 2)
+        for line in [Text("")] + body:
+            text.append("\n" + pad)
+            text.append_text(line)
+        return text
+
+    def _no_color(self) -> bool:
+        try:
+            return self.app.no_color
+        except RuntimeError:  # NoActiveAppError: built outside an app (the bench)
+            return False
 
     def _grid(self, pred) -> None:
         width, height = self.area
@@ -58,11 +124,7 @@ class PredictionView(Chart):
 
     def _marks(self, k: int) -> tuple[str, str]:
         """(region, point) characters for class k."""
-        try:
-            no_color = self.app.no_color
-        except RuntimeError:  # NoActiveAppError: built outside an app (the bench)
-            no_color = False
-        if no_color:
+        if self._no_color():
             return NO_COLOR_REGION_MARKS[k % len(NO_COLOR_REGION_MARKS)], str(k % 10)
         return REGION_MARK, POINT_MARK
 

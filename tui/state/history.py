@@ -34,6 +34,8 @@ class RunHistory:
         self.train_acc = Series()
         self.train_acc_smooth = Series()
         self.lr = Series()
+        self.lr_now: float | None = None  # the lr in effect: the last step's, or a live change confirmed since
+        self._lr_changed_at = -1  # steps up to this one ran before the last live lr change
         self.grad_norm = Series()
         self.layer_grad: dict[str, Series] = {}
         self.update_ratio: dict[str, Series] = {}
@@ -42,6 +44,7 @@ class RunHistory:
         self.dead_relu: dict[str, float] = {}
         self.markers: list[tuple[int, str]] = []
         self.predictions: p.Predictions | None = None
+        self.confusion: p.EvalResult | None = None  # the last evaluation with a confusion matrix (val or test)
         self.last_stats: p.StepStats | None = None
         self.summary: dict = {}
 
@@ -76,7 +79,8 @@ class RunHistory:
         if event.run_id is not None and self.started is not None and event.run_id != self.run_id:
             return set()
         self.state, self.reason = event.state, event.reason
-        return {"status"}
+        # The metric and prediction views say different things once a run has ended (see their placeholders).
+        return {"status", "metric", "prediction"} if event.state in p.END_STATES else {"status"}
 
     def _on_StepStats(self, event: p.StepStats) -> set[str]:
         self.last_stats = event
@@ -86,6 +90,8 @@ class RunHistory:
         self.train_loss.extend(steps, event.loss)
         self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, _last_y(self.train_loss_smooth)))
         self.lr.extend(steps, event.lr)
+        if event.lr and steps[-1] > self._lr_changed_at:  # buffered steps from before a change do not undo it
+            self.lr_now = event.lr[-1]
         # A diverged step's norm can be inf: it is named in the log, the chart keeps its scale.
         finite = [(s, g) for s, g in zip(event.layer_steps, event.grad_norm) if math.isfinite(g)]
         self.grad_norm.extend([s for s, _ in finite], [g for _, g in finite])
@@ -112,14 +118,17 @@ class RunHistory:
 
     def _on_EvalResult(self, event: p.EvalResult) -> set[str]:
         numbers = {k: v for k, v in event.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        confused = {"prediction"} if event.confusion else set()
+        if event.confusion:
+            self.confusion = event
         if event.split == "test":
             self.test = numbers
-            return {"metric", "status"}
+            return {"metric", "status"} | confused
         if event.split != "val":
             return set()
         for name, value in numbers.items():
             self.val.setdefault(name, Series()).append(event.step, value)
-        changed = {"metric"}
+        changed = {"metric"} | confused
         if "loss" in numbers:
             changed.add("loss")
         if event.dead_relu:
@@ -133,6 +142,9 @@ class RunHistory:
 
     def _on_HparamsChanged(self, event: p.HparamsChanged) -> set[str]:
         self.markers.append((event.step, change_label(event.changes)))
+        lr = event.changes.get("lr")
+        if isinstance(lr, (list, tuple)) and len(lr) == 2 and isinstance(lr[1], (int, float)):
+            self.lr_now, self._lr_changed_at = float(lr[1]), event.step  # paused, no step shows it yet
         return {"loss", "lr"}
 
     def _on_RunFinished(self, event: p.RunFinished) -> set[str]:

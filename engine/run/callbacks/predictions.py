@@ -1,4 +1,6 @@
-"""The prediction view's data: a decision-boundary grid (2-D classes) or a curve (1-D regression)."""
+"""The prediction view's data: a decision-boundary grid (2-D classes), a curve (1-D regression), predicted
+against true values over held-out samples (any other regression: sequences, tables), or a few held-out
+images with their predicted classes (image classification)."""
 
 from __future__ import annotations
 
@@ -13,16 +15,30 @@ from torchtui.engine.run.devices import autocast_context
 GRID_COLS, GRID_ROWS = 60, 30
 CURVE_POINTS = 100
 SAMPLE_POINTS = 300
+SERIES_POINTS = 200
+IMAGES, IMAGE_SIDE = 8, 16  # a few small pictures: a terminal cell is coarse, and they go through a pipe
 MIN_INTERVAL_S = 0.5  # short epochs or eval_every evaluate often; a chart redraws ~4 times a second at best
 
 
+def view_kind(task: str, input_shape: tuple[int, ...]) -> str | None:
+    """grid, curve, series or images; None for other classification (the confusion matrix covers it)."""
+    if task == "regression":
+        return "curve" if tuple(input_shape) == (1,) else "series"
+    if tuple(input_shape) == (2,):
+        return "grid"
+    return "images" if len(input_shape) == 3 else None
+
+
 def applies(task: str, input_shape: tuple[int, ...]) -> bool:
-    """A map for rows of 2 features with classes, a curve for rows of 1 feature with a regression target."""
-    return input_shape == ((2,) if task != "regression" else (1,))
+    """Whether the model's predictions are sent for this data (see view_kind)."""
+    return view_kind(task, input_shape) is not None
 
 
 class PredictionsCallback(Callback):
-    """After val evaluations (at most every MIN_INTERVAL_S, and at the end), emit what the model predicts."""
+    """After val evaluations (at most every MIN_INTERVAL_S, and at the end), emit what the model predicts.
+
+    Without a val split (line) there are no val evaluations: epoch ends take their place, so the view is
+    live there too, and a run stopped before its test evaluation still shows its model."""
 
     def __init__(self, emit):
         self.emit = emit
@@ -34,19 +50,29 @@ class PredictionsCallback(Callback):
             return
         if split == "test":  # the last evaluation: always drawn (the only one when there is no val split)
             self.pending = False
-            self.emit(predictions(run))
+            self._send(run)
             return
+        self._throttled(run)
+
+    def on_train_epoch_end(self, run):
+        if not len(run.data.val) and not run.data.streamed and applies(run.task, run.data.input_shape):
+            self._throttled(run)
+
+    def _throttled(self, run) -> None:
         now = time.monotonic()
         if now - self.last < MIN_INTERVAL_S:
             self.pending = True  # drawn at the end at the latest
             return
         self.last, self.pending = now, False
+        self._send(run)
+
+    def _send(self, run) -> None:
         self.emit(predictions(run))
 
     def on_fit_end(self, run):
         if self.pending and run.end_state != DIVERGED:
             self.pending = False
-            self.emit(predictions(run))
+            self._send(run)
 
 
 def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[list, list]:
@@ -63,9 +89,8 @@ def predictions(run) -> Predictions:
     run.model.eval()
     try:
         with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
-            if run.task == "regression":
-                return _curve(run, d)
-            return _grid(run, d)
+            kind = view_kind(run.task, d.input_shape)
+            return {"curve": _curve, "series": _series, "images": _images, "grid": _grid}[kind](run, d)
     finally:
         run.model.train(was_training)
 
@@ -103,6 +128,39 @@ def _curve(run, d) -> Predictions:
     return Predictions(run.run_id, run.step, run.epoch, "curve", lo, hi, curve_x=xs[:, 0].tolist(),
                        curve_y=ys.tolist(), train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
                        held_out=held)
+
+
+def _series(run, d) -> Predictions:
+    """Predicted against true (first output) over up to SERIES_POINTS held-out samples: in their order when
+    the data was not shuffled (a time series reads left to right), else sorted by the true value."""
+    held, (hx, hy) = _held_out(d)
+    x = hx[:SERIES_POINTS]
+    if not len(x):
+        return Predictions(run.run_id, run.step, run.epoch, "series", held_out=held)
+    predicted = d.unscale_y(run.model(x).float()).reshape(len(x), -1)[:, 0]
+    true = d.unscale_y(hy[:SERIES_POINTS].float()).reshape(len(x), -1)[:, 0]
+    if getattr(run.config.data, "shuffle", True):
+        order = torch.argsort(true)
+        predicted, true = predicted[order], true[order]
+    both = torch.stack([predicted.float(), true.float()]).tolist()  # one host sync for both
+    return Predictions(run.run_id, run.step, run.epoch, "series", 0, len(x) - 1, val_x=list(range(len(x))),
+                       val_y=both[1], curve_y=both[0], held_out=held)
+
+
+def _images(run, d) -> Predictions:
+    """A few held-out images (the same ones each time), scaled to 0..1 each, with predicted and true classes."""
+    held, (hx, hy) = _held_out(d)
+    index = torch.linspace(0, len(hx) - 1, min(len(hx), IMAGES), device=hx.device).round().long()
+    x, y = hx[index], hy[index]
+    predicted = run.predict(run.model(x).float()) if len(x) else y
+    pics = x.float()
+    if max(pics.shape[-2:], default=0) > IMAGE_SIDE:
+        pics = torch.nn.functional.adaptive_avg_pool2d(pics, IMAGE_SIDE)
+    low = pics.amin(dim=(1, 2, 3), keepdim=True) if len(pics) else pics
+    high = pics.amax(dim=(1, 2, 3), keepdim=True) if len(pics) else pics
+    pics = ((pics - low) / (high - low).clamp_min(1e-8) * 1000).round() / 1000  # 3 decimals: a smaller pipe frame
+    return Predictions(run.run_id, run.step, run.epoch, "images", images=pics.tolist(),
+                       predicted=predicted.long().tolist(), val_y=y.long().tolist(), held_out=held)
 
 
 def _held_out(d) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
