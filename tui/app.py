@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, TabbedContent
+from textual.widgets import TabbedContent
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import ExperimentConfig, from_dict
 from torchtui.engine.schema import ConfigError
+from torchtui.tui.app_keys import KeyActions
 from torchtui.tui.app_lifecycle import Lifecycle
 from torchtui.tui.app_lr_find import LrFindActions
 from torchtui.tui.app_presets import PresetActions
@@ -29,6 +30,7 @@ from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
 from torchtui.tui.panes.deck import PANE_IDS, PaneDeck
 from torchtui.tui.state import editing
 from torchtui.tui.state.history import RunHistory
+from torchtui.tui.widgets.footer import ContextFooter
 from torchtui.tui.widgets.log_pane import LogPane
 from torchtui.tui.widgets.status_bar import StatusBar
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
-class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle, App):
+class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
     CSS_PATH = "app.tcss"
@@ -81,7 +83,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
                         yield chart(self.history, id=chart.chart_id, classes=f"view-{chart.narrow_view}")
                 yield LogPane(id="log")
         yield StatusBar(id="status")
-        yield Footer(compact=True)
+        yield ContextFooter(compact=True)
 
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
@@ -228,11 +230,6 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
         if event.mem_allocated is not None:
             self.pane("device").show_memory(event.mem_allocated, event.mem_reserved)
 
-    def on_engine_EvalResult(self, event: p.EvalResult) -> None:
-        if event.split == "test":
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
-            self.log_pane.add("info", f"test: {shown}")
-
     def on_engine_HparamsChanged(self, event: p.HparamsChanged) -> None:
         text = ", ".join(f"{k} {old:g} → {new:g}" for k, (old, new) in event.changes.items())
         self.log_pane.add("change", f"step {event.step}: {text}")
@@ -253,6 +250,8 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
 
     def refresh_status(self) -> None:
         self.status_bar.show(self.history, self.problem, self.notice, self.typing_in())
+        for footer in self.query(ContextFooter):  # the keys that matter in this state
+            footer.follow(self.history.state, self.size.width)
 
     # ------------------------------------------------------------------ editing
 
@@ -294,9 +293,6 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
         # Relative, applied by the engine to the lr it has then: quick presses compound as they should.
         self.bridge.send(p.SetHparams(lr_scale=factor))
 
-    def action_evaluate(self) -> None:
-        self.bridge.send(p.EvaluateNow())
-
     def action_checkpoint(self) -> None:
         self.bridge.send(p.CheckpointNow())
 
@@ -312,26 +308,6 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
         self.charts["grad-chart"].cycle_mode()
         self.scheduler.urgent("grad-chart")
 
-    def action_toggle_view(self) -> None:
-        """Below 120 columns one view shows at a time: setup → charts → lr and log → setup."""
-        screen = self.screen
-        if screen.has_class("show-charts"):
-            screen.remove_class("show-charts")
-            screen.add_class("show-more")
-        elif screen.has_class("show-more"):
-            screen.remove_class("show-more")
-        else:
-            screen.add_class("show-charts")
-
-    def action_focus_pane(self, pane_id: str) -> None:
-        """Show a pane and focus the pane itself, not a field in it: keys keep reaching the app (space,
-        + and -), and tab or a click moves into the fields."""
-        self.screen.remove_class("show-charts", "show-more")
-        self.deck.mount(pane_id)
-        self.tabs.active = f"tab-{pane_id}"
-        if pane_id in self.panes:
-            self.call_after_refresh(self.panes[pane_id].focus)
-
     def action_focus_next(self) -> None:
         """tab: with nothing focused, the next pane; otherwise the next field (Textual's focus chain)."""
         if self.focused is None and len(self.screen_stack) == 1:  # not under a modal screen
@@ -343,12 +319,6 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, RunControl, Lifecycle,
 
     def action_blur(self) -> None:
         self.set_focus(None)
-
-    def action_traceback(self) -> None:
-        from torchtui.tui.screens.traceback import TracebackScreen
-
-        if self.log_pane.last_error:
-            self.push_screen(TracebackScreen(*self.log_pane.last_error))
 
     def action_help(self) -> None:
         # Built once and kept installed: composing the dialog on every ? took a keypress ~100 ms.

@@ -20,7 +20,10 @@ class RunControl:
         1e6 meant for a field is not taken as the keys 1 (Dataset pane) and e (evaluate)."""
         from textual.widgets import Input, Select, TextArea
 
-        focused = self.focused
+        try:
+            focused = self.focused
+        except Exception:  # noqa: BLE001 - no screen yet or any more (start-up, teardown): nothing has focus
+            return ""
         if not isinstance(focused, (Input, Select, TextArea)):
             return ""
         section, _, name = (focused.id or "").partition("-")

@@ -42,3 +42,21 @@ def test_epochs_0_refuses_schedules_shaped_by_the_run_and_sweeps():
     with pytest.raises(ConfigError) as err:
         parse({"params": {"train.lr": [0.01, 0.1]}}, tiny(epochs=0))
     assert "train.epochs" in str(err.value)
+
+
+def test_start_then_pause_then_step_takes_exactly_one_step(tmp_path):
+    """What n does with no run: the Pause sent right after Start lands before the first step."""
+    host = InProcessHost(str(tmp_path / "runs"))
+    try:
+        host.send(p.Start(config=tiny(epochs=0)))
+        host.send(p.Pause())
+        host.send(p.Step())
+        seen: list = []
+        host.wait_for(lambda e: isinstance(e, p.StepStats), timeout=60, seen=seen)
+        host.send(p.Stop())
+        host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60, seen=seen)
+        steps = [s for e in of(seen, p.StepStats) for s in e.step]
+        assert steps == [1], steps
+        assert p.PAUSED in [e.state for e in of(seen, p.StateChanged)]
+    finally:
+        host.close()
