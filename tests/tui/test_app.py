@@ -411,3 +411,22 @@ async def test_o_checks_the_setup_on_one_batch_and_says_how_it_went(fake_app):
         fake_app.fake_host.emit(p.RunFinished(run_id, p.FINISHED, {"val": {"loss": 0.4}, "steps": 300}))
         await until(pilot, lambda: "sanity check failed" in "\n".join(fake_app.log_pane.lines_written),
                     what="failed verdict")
+
+
+async def test_a_preset_opened_while_the_panes_mount_is_what_the_panes_hold(fake_app):
+    """Controls mounted before a fill announce their old values after it: moons' 64 came back into spiral's
+    first layer (the pane showed 128, the run would have trained 64) and its init and scheduler Selects
+    reverted, with a false "applies on restart" notice."""
+    app = fake_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        expected = app.config
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        for key in "1234":
+            await pilot.press(key)  # every pane and its fields on screen
+            await pilot.pause(0.1)
+        app.set_focus(None)
+        app.revalidate()
+        assert app.config == expected
+        assert "applies on restart" not in app.notice

@@ -183,6 +183,7 @@ class ConfigForm(Widget):
         self._controls: dict[str, Widget] = {}
         self._fields: dict[str, tuple[Vertical, Static]] = {}  # each field's box and its error line
         self._offered: dict[str, list[tuple[str, Any]]] = {}  # the options each Select was last given
+        self._unshown: set[str] = set()  # Selects given a value before they were mounted (see _show_select)
         self._hidden: set[str] = set()
         self._titles: list[tuple[Label, list[str]]] = []  # group titles, hidden when none of their fields apply
         self._shown: dict[str, list[str]] = {}  # the problems each field shows now
@@ -278,10 +279,12 @@ class ConfigForm(Widget):
     def _show_select(self, name: str) -> None:
         control = self._controls[name]
         if not control.is_mounted:
-            # Select.set_options needs the mounted overlay; the value filter in
-            # _on_control_changed keeps this late update from counting as an edit.
+            # Select.set_options needs the mounted overlay. Until this runs the control holds its old value:
+            # _on_control_changed ignores what it announces meanwhile.
+            self._unshown.add(name)
             self.call_after_refresh(self._show_select, name)
             return
+        self._unshown.discard(name)
         with self.prevent(*CONTROL_CHANGES):
             options = self._select_options(name, self._raw[name])
             if options != self._offered.get(name):
@@ -300,10 +303,15 @@ class ConfigForm(Widget):
         if name is None:
             return
         event.stop()
-        # Selects announce their value when mounted: only a value that differs is an edit.
-        if event.value == self._raw[name]:
+        if name in self._unshown:  # a value set here is still on its way to the control
             return
-        self._raw[name] = event.value
+        # The control's value now, not the message's: a message posted before a fill (a Select announcing
+        # its value when mounted) arrives after it, and its stale value would overwrite the filled one.
+        # Only a value that differs from the stored one is an edit.
+        value = event.control.value
+        if value == self._raw[name]:
+            return
+        self._raw[name] = value
         self.post_message(self.Changed(self, f"{self.prefix}.{name}"))
 
     on_input_changed = on_select_changed = on_switch_changed = _on_control_changed

@@ -296,10 +296,13 @@ class LayerList(Vertical):
             return
         event.stop()
         index, name = int(match.group(1)), match.group(2)
-        # Selects announce their value when mounted, and show() echoes values: only a difference is an edit.
-        if self._items[index][name] == event.value:
+        # The control's value now, not the message's: a row mounted before a fill posts its old value, which
+        # arrives after show() put the new one in (moons' 64 came back into spiral's 128-unit layer).
+        # Only a difference is an edit.
+        value = event.control.value
+        if self._items[index][name] == value:
             return
-        self._items[index][name] = event.value
+        self._items[index][name] = value
         if any(rule[0] == name for rule in SHOWN_WHEN.values()):
             self._sync_rows()
         self.post_message(ConfigChanged(self.section, f"{self.section}.{self.key}[{index}].{name}"))
