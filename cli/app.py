@@ -23,13 +23,17 @@ def run(args) -> int:
     from torchtui.engine import presets
 
     config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args), OPTION_FIELDS)
-    from torchtui.engine.host import ServerHost
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge
 
+    def start_server():
+        from torchtui.engine.host import ServerHost  # after the first paint, like the server itself
+
+        return ServerHost.start(args.runs_dir)
+
     # The engine runs in a server of its own session, so a run outlives this terminal when the app detaches
     # (d, or a dropped connection). Started once the app has painted: its torch import would take CPU first.
-    bridge = EngineBridge(lambda: ServerHost.start(args.runs_dir))
+    bridge = EngineBridge(start_server)
     from torchtui.tui.app_presets import steerable
 
     given = any(o.startswith("train.epochs=") for o in overrides_of(args))  # --epochs N or --set train.epochs=N

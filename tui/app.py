@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import inspect
 import signal
 from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import TabbedContent
 
 from torchtui.engine import protocol as p
@@ -23,7 +24,7 @@ from torchtui.tui.app_presets import PresetActions
 from torchtui.tui.app_run_control import RunControl
 from torchtui.tui.app_runs import RunsActions
 from torchtui.tui.bridge import EngineBridge
-from torchtui.tui.charts.registry import CHARTS
+from torchtui.tui.charts.grid import ChartGrid
 from torchtui.tui.charts.scheduler import ChartScheduler
 from torchtui.tui.commands import ActionsProvider
 from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, PANE_KEYS
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
+FIRST_PAINT_FALLBACK_S = 1.0  # the panes are built by then even if the Footer's keys never showed
 class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl, Lifecycle, App):
     """Set up an experiment in four panes, train it in the engine's run server (or worker), watch it live."""
 
@@ -68,6 +70,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
         self.scheduler = ChartScheduler(self.charts)
         self.panes = self.deck.panes
         self._exit_when_ready: tuple | None = None
+        self._painted = False  # the first frame is on screen: the charts, panes and engine follow
         self.farewell = ""  # printed once the terminal is restored: where a detached run can be found
 
     # ------------------------------------------------------------------ layout
@@ -78,23 +81,23 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
                 with TabbedContent(id="panes"):
                     yield from self.deck.tabs()  # empty until _mount_panes fills them
             with Vertical(id="charts"):
-                with Grid(id="chart-grid"):
-                    for chart in CHARTS:
-                        yield chart(self.history, id=chart.chart_id, classes=f"view-{chart.narrow_view}")
+                yield ChartGrid(self.history, id="chart-grid")  # the charts come in after the first paint
                 yield LogPane(id="log")
         yield StatusBar(id="status")
         yield ContextFooter(compact=True)
 
     def on_mount(self) -> None:
         # References kept from the main screen: query_one searches only the active (maybe modal) screen.
-        self.charts.update({chart.chart_id: self.query_one(f"#{chart.chart_id}") for chart in CHARTS})
-
+        self.chart_grid = self.query_one(ChartGrid)
         self.log_pane = self.query_one(LogPane)
         self.tabs = self.query_one("#panes", TabbedContent)
         self.status_bar = self.query_one(StatusBar)
         self.sub_title = self.config.name
         self.set_interval(TICK_S, self.poll_engine)
-        self.call_after_refresh(self._after_first_paint)
+        # The panes are built (and the engine started) once the first frame, keys included, is on screen;
+        # the timer is a fallback for a Footer that never shows keys (a terminal that reports no focus).
+        self.query_one(ContextFooter).when_keys_shown(self._first_frame_shown)
+        self.set_timer(FIRST_PAINT_FALLBACK_S, self._first_frame_shown)
         self._layout_for(self.size.width)
         attaching = getattr(self.bridge.host, "info", None) is not None  # given a live run server
         self.log_pane.add("info", "attaching to its server…" if attaching else "starting the engine (loading torch…)")
@@ -110,7 +113,15 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
     def panes_ready(self) -> bool:
         return self.deck.ready
 
-    def _after_first_paint(self) -> None:
+    async def _first_frame_shown(self) -> None:
+        if not self._painted:  # the Footer's callback, or the fallback timer: whichever comes first
+            self._painted = True
+            started = self._after_first_paint()
+            if inspect.isawaitable(started):  # tests replace it with a plain function
+                await started
+
+    async def _after_first_paint(self) -> None:
+        self.charts.update(await self.chart_grid.load())  # the scheduler shares this dict
         self.deck.build(self.config)
         self.bridge.start()
         self._mount_panes()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from torchtui.engine import protocol as p
-from torchtui.engine.host import EngineHost
+
+if TYPE_CHECKING:  # the host module (multiprocessing, sockets) is imported after the first paint
+    from torchtui.engine.host import EngineHost
 
 
 class EngineBridge:
@@ -18,8 +20,9 @@ class EngineBridge:
 
     def __init__(self, host: EngineHost | Callable[[], EngineHost]):
         """`host` is an engine host, or a function that starts one when the app calls `start()`."""
-        self.host = host if isinstance(host, EngineHost) else None
-        self._start_host = None if isinstance(host, EngineHost) else host
+        given = hasattr(host, "send")
+        self.host = host if given else None
+        self._start_host = None if given else host
         self.ready = False
         self.torch_version = ""
         self._ids = itertools.count(1)

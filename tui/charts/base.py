@@ -40,13 +40,10 @@ class Chart(PlotextPlot):
     """
 
     chart_title = "chart"
-    # What the registry (charts/registry.py) and the app read: the widget id, the RunHistory group whose
-    # changes redraw it, whether `l` puts it on a log scale, and which view shows it below 120 columns
-    # ("charts", or "more" beside the log).
-    chart_id = "chart"
+    # What the app reads: the RunHistory group whose changes redraw it, and whether `l` puts it on a log
+    # scale. Where it goes (its widget id and narrow view) is the registry's (charts/registry.py).
     group = ""
     log_scalable = False
-    narrow_view = "charts"
     waiting = "waiting for the first training steps"
     step_axis = True  # x is a step count: whole-number ticks (the prediction view plots features)
     # The legend as a line of its own above the plot (or beside the title) instead of plotext's, which is

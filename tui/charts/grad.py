@@ -17,7 +17,7 @@ class GradChart(Chart):
     """
 
     chart_title = "grad health"
-    chart_id, group = "grad-chart", "grad"
+    group = "grad"
     log_scalable = True
     legend_row = True
 

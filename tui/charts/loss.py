@@ -9,7 +9,7 @@ class LossChart(Chart):
     """Raw minibatch loss as faint dots, its EMA as a line, val loss as a second line; `l` toggles log y."""
 
     chart_title = "loss"
-    chart_id, group = "loss-chart", "loss"
+    group = "loss"
     log_scalable = True
     legend_row = True
 

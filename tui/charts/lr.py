@@ -9,9 +9,8 @@ class LRChart(Chart):
     """The schedule as it ran, including live changes (`+`/`-`), which also get a labelled marker."""
 
     chart_title = "lr"
-    chart_id, group = "lr-chart", "lr"
+    group = "lr"
     log_scalable = True
-    narrow_view = "more"
 
     def draw(self) -> str:
         h = self.history

@@ -15,7 +15,7 @@ class MetricChart(Chart):
     """
 
     chart_title = "metrics"
-    chart_id, group = "metric-chart", "metric"
+    group = "metric"
     legend_row = True
 
     def placeholder(self) -> str | None:

@@ -23,7 +23,7 @@ class PredictionView(Chart):
     predicted classes when the data are images. A message until the first evaluation."""
 
     chart_title = "predictions"
-    chart_id, group = "prediction", "prediction"
+    group = "prediction"
     step_axis = False  # x and y are the data's own axes, with limits of their own
 
     def placeholder(self) -> str | None:

@@ -28,6 +28,10 @@ class PaneDeck:
         self.tab_panes: dict[str, TabPane] = {}
         self.ready = False  # every pane mounted
 
+    @property
+    def built(self) -> bool:
+        return bool(self.panes)
+
     def tabs(self) -> Iterator[TabPane]:
         """The empty tabs to compose, labelled with the key that shows each one."""
         for i, pane_id in enumerate(PANE_IDS, start=1):
