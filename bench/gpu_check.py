@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -151,8 +152,14 @@ def count_syncs(host, cfg: dict, device: str) -> dict:
         kind = "batched" if any(n in BATCHED for n in names) else "per_step"
         counts[kind] += 1
         if kind == "per_step":
-            site = next((f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(traceback.extract_stack())
-                         if "torchtui" in f.filename and "gpu_check" not in f.filename), "?")
+            stack = traceback.extract_stack()
+            site = next((f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(stack)
+                         if "torchtui" in f.filename and "gpu_check" not in f.filename), None)
+            if site is None:  # no frame of ours: say which thread and where it was
+                last = stack[-3] if len(stack) >= 3 else None
+                site = (f"thread {threading.current_thread().name}: "
+                        + (f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} {last.name}" if last else "?")
+                        + f" ({str(message)[:60]})")
             where[site] = where.get(site, 0) + 1
         return None
 
@@ -206,7 +213,8 @@ def out_of_memory(host, device: str) -> list[str]:
            "model": {"layers": [65536]}, "train": {"batch_size": 0, "epochs": 1}, "device": {"device": device}}
     host.send(p.Start(config=cfg))
     seen: list = []
-    end = host.wait_for(lambda e: isinstance(e, p.RunFinished) or _failed(e), timeout=600, seen=seen)
+    # The run's last event is its StateChanged (after RunFinished): waiting for it leaves none for the next run.
+    end = host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state in p.END_STATES, timeout=600, seen=seen)
     state = end.state
     hint = next((e.message for e in seen if isinstance(e, (p.Error, p.Log)) and "out of memory" in str(
         getattr(e, "message", "")).lower()), "")

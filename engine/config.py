@@ -270,9 +270,10 @@ class TrainConfig:
     CHOICES: ClassVar = {"loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "clip_mode": CLIP_MODES,
                          "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS)}
     POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "step_size", "accumulate",
-                          "stats_every", "plateau_patience", "early_stop_patience")
+                          "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip", "eval_every",
-                              "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches", "epochs")
+                              "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches", "epochs",
+                              "stats_every")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
@@ -343,8 +344,9 @@ class TrainConfig:
     """Val metric that decides best.pt."""
     checkpoint_every: float = 10.0
     """Seconds between writes of last.pt and best.pt while training (0 = at every epoch end); always at the end."""
-    stats_every: int = 10
-    """Steps between the costlier statistics (update/weight ratio, weight norms)."""
+    stats_every: int = 0
+    """Steps between the costlier statistics (gradient norms per layer, update/weight ratio); 0 = auto, about
+    10 samples a second whatever the step time."""
     seed: int = 0
     """Seed for shuffling batches, dropout and anything else random in training."""
     deterministic: bool = False

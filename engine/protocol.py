@@ -156,8 +156,8 @@ class StepStats:
 
     `step`, `loss` and `lr` hold one value per step; `epoch` is the fractional epoch at the last of them.
     Batch accuracy (classification only) is sampled every few steps: `acc` at `acc_steps`. Gradient
-    statistics are sampled every `stats_every` steps, at `layer_steps`: the global `grad_norm`, and per
-    layer (rows aligned with `layers` of RunStarted) `layer_grad_norm` and `update_ratio`.
+    statistics are sampled every `stats_every` steps (auto: ~10 times a second), at `layer_steps`: the
+    global `grad_norm`, and per layer (rows aligned with `layers` of RunStarted) `layer_grad_norm` and `update_ratio`.
     """
     run_id: str
     step: list

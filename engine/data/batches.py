@@ -23,8 +23,12 @@ def epoch_permutation(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     """The sample order for one epoch: the same (seed, epoch) gives the same order, so resumes replay it."""
     # Mix seed and epoch so that (seed, epoch + 1) and (seed + 1, epoch) give unrelated orders.
     gen = generator(seed * 0x9E3779B97F4A7C15 + epoch)
-    # randperm on the CPU generator, then one copy: the same order on every device.
-    return torch.randperm(n, generator=gen).to(device)
+    # randperm on the CPU generator, then one copy: the same order on every device. To a GPU from pinned
+    # memory, asynchronously: a copy from pageable memory was a host sync every epoch.
+    order = torch.randperm(n, generator=gen)
+    if torch.device(device).type == "cuda":
+        return order.pin_memory().to(device, non_blocking=True)
+    return order.to(device)
 
 
 def num_batches(n: int, batch_size: int) -> int:

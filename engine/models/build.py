@@ -83,6 +83,17 @@ def _build(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> nn.Module:
     return builder(cfg.kind)(cfg, shape, n_out)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside the wrappers a run may add: torch.compile's and DistributedDataParallel's."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
     """ReLU and LeakyReLU layers by name: the ones whose units can die (for dead-ReLU statistics)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))}

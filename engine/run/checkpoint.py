@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -37,6 +37,40 @@ def serialise(payload: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save({"schema": CHECKPOINT_SCHEMA, **payload}, buffer)
     return buffer.getvalue()
+
+
+def snapshot(payload: Any) -> tuple[Any, Callable[[], None]]:
+    """A copy of `payload` that the training can run on from: every tensor copied to the host (a CPU clone,
+    or an asynchronous copy from the GPU into pinned memory), everything else as it is (plain values the
+    run replaces rather than changes). Returns it with `ready()`, which waits for the GPU copies: serialising
+    and writing then happen on the run's writer thread, and the training thread only queues the copies
+    (torch.save of the 784-512-512-10 MLP's state took 10 ms of it each time, a sync per tensor on a GPU)."""
+    devices: set = set()
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            if value.is_cuda:
+                devices.add(value.device)
+                return value.detach().to("cpu", non_blocking=True)  # into pinned memory: asynchronous
+            return value.detach().clone()
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(copy(v) for v in value)
+        return value
+
+    out = copy(payload)
+    events = []
+    for device in devices:  # each marks the end of the copies queued on its device's stream
+        event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(device))
+        events.append(event)
+
+    def ready() -> None:
+        for event in events:
+            event.synchronize()
+
+    return out, ready
 
 
 def write_serialised(path: Path, data: bytes) -> None:

@@ -25,6 +25,8 @@ class Controls(Callback):
         self.stats: StatsCallback | None = None
 
     def on_train_batch_start(self, run):
+        if not self.paused and not self.engine.inbox.qsize():  # the common case: nothing to do
+            return
         self._drain(run)
         waited = False
         while self.paused and not run.should_stop:

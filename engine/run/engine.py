@@ -169,7 +169,7 @@ def _early_stopping(run: loop.Run) -> Callback:
 
 
 def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
-    model = getattr(run.model, "_orig_mod", run.model)
+    model = run.plain_model
     total = sum(t.numel() for t in model.parameters())
     return p.RunStarted(
         run_id=run.run_id, run_dir=str(run.folder.path), name=run.config.name, task=run.task, loss=run.loss_name,

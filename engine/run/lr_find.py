@@ -249,7 +249,7 @@ def for_run(run, start: float = START, end: float = END, steps: int = STEPS) -> 
     """The range test from a run's current weights and optimizer state, on the batches it would take next."""
     cfg = run.config.train
     refuse_optimizer(cfg.optimizer)
-    model = getattr(run.model, "_orig_mod", run.model)  # eager: compiling a copy would take longer than the sweep
+    model = run.plain_model  # eager: compiling a copy would take longer than the sweep
     with rng_kept():
         batches = consecutive_batches(run.data, cfg.batch_size, cfg.seed, run.epoch, run.batch_in_epoch, run.device)
         return range_test(model, lambda params: optim.make_optimizer(params, cfg), run.loss_fn, batches,

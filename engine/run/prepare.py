@@ -198,19 +198,17 @@ def _compile(run: Run) -> list[str]:
 
 def layer_of_param(run: Run) -> list[int]:
     """For each trainable parameter (in run.params order), the index of its layer in run.layer_names."""
-    _, groups = models.param_groups_by_layer(_plain_model(run))
+    _, groups = models.param_groups_by_layer(run.plain_model)
     where = {id(p): i for i, group in enumerate(groups) for p in group}
     return [where[id(p)] for p in run.params]
 
 
-def _plain_model(run: Run) -> torch.nn.Module:
-    return getattr(run.model, "_orig_mod", run.model)
 
 
 def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
     """The plain dict a checkpoint holds: weights, optimizer, schedule, position, RNG (loadable weights-only)."""
     return {
-        "model": _plain_model(run).state_dict(),
+        "model": run.plain_model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
         "plateau": run.plateau.state_dict() if run.plateau is not None else None,
@@ -231,7 +229,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
 
 def restore(run: Run, state: dict) -> None:
     """Continue from a checkpoint: weights, optimizer, schedule, position and RNG, and trim metrics."""
-    _plain_model(run).load_state_dict(state["model"])
+    run.plain_model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scheduler is not None and state.get("scheduler"):
         run.scheduler.load_state_dict(state["scheduler"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Callable
 
@@ -37,14 +36,16 @@ class Checkpoints(Callback):
             return  # keep the last good checkpoint, never overwrite it with non-finite weights
         if kind == "best":
             self.pending_best = None
-        self._write(run, "last" if kind == "manual" else kind, kind, self.make_payload(run), run.step, run.epoch)
+        self._write(run, "last" if kind == "manual" else kind, kind, ckpt.snapshot(self.make_payload(run)), run.step,
+                    run.epoch)
         if kind == "manual":
             deliver(run, wait=True)  # asked for (perhaps while paused, when no flush comes): say when it is on disk
 
-    def _write(self, run, name: str, kind: str, payload: dict, step: int, epoch: int) -> None:
-        """Serialise here (the weights move on with the next step); write and fsync on the run's writer thread."""
+    def _write(self, run, name: str, kind: str, snapshot: tuple, step: int, epoch: int) -> None:
+        """Write a snapshot of the payload (ckpt.snapshot: the weights move on with the next step): serialised,
+        written and fsynced on the run's writer thread."""
         path = run.folder.checkpoint_path(name)
-        data = ckpt.serialise(payload)
+        payload, ready = snapshot
         self.written[name] = time.monotonic()  # the interval counts from now, also when the write fails
 
         def outcome(err) -> None:
@@ -57,13 +58,17 @@ class Checkpoints(Callback):
                 self.saved_step = step
             self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
 
+        def write() -> None:
+            ready()  # the copies from the GPU have landed
+            ckpt.write_serialised(path, ckpt.serialise(payload))
+
         if run.writer is None:
             try:
-                outcome(ckpt.write_serialised(path, data))
+                outcome(write())
             except OSError as err:
                 outcome(err)
         else:
-            run.writer.submit(outcome, lambda: ckpt.write_serialised(path, data))
+            run.writer.submit(outcome, write)
 
     def _due(self, name: str) -> bool:
         return time.monotonic() - self.written[name] >= self.every
@@ -83,7 +88,7 @@ class Checkpoints(Callback):
             if self._due("best"):
                 self.save(run, "best")
             else:  # copies the tensors: the live weights move on with the next step
-                self.pending_best = (copy.deepcopy(self.make_payload(run)), run.step, run.epoch)
+                self.pending_best = (ckpt.snapshot(self.make_payload(run)), run.step, run.epoch)
 
     def on_train_epoch_end(self, run):
         if self._due("best"):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torchtui.engine.protocol import Error, EvalResult
 from torchtui.engine.run.callbacks import Callback, Emit
 
 
-def append_rows(run, emit: Emit, rows: list, curve: list[float] | None = None) -> None:
+def append_rows(run, emit: Emit, rows: list | Callable[[], list],
+                curve: list[float] | Callable[[], list[float]] | None = None) -> None:
     """Append to metrics.jsonl (and curve.f64), on the run's writer thread when it has one; the first failure
-    of a streak (a full disk) is reported, training goes on."""
+    of a streak (a full disk) is reported, training goes on. `rows` and `curve` may be functions that make
+    them, called where the write happens (off the training thread)."""
     def outcome(err) -> None:
         failing = getattr(run.folder, "metrics_failing", False)
         if err is not None and not failing:
@@ -16,12 +20,16 @@ def append_rows(run, emit: Emit, rows: list, curve: list[float] | None = None) -
                                    "training goes on, rows are lost until it can write again"))
         run.folder.metrics_failing = err is not None
 
-    if not rows:
+    if not rows or run.folder is None:  # a DDP rank other than 0 writes nothing
         return
+
+    def write():
+        return run.folder.append_metrics(rows() if callable(rows) else rows, curve() if callable(curve) else curve)
+
     if run.writer is None:
-        outcome(run.folder.append_metrics(rows, curve))
+        outcome(write())
     else:
-        run.writer.submit(outcome, lambda: run.folder.append_metrics(rows, curve))
+        run.writer.submit(outcome, write)
 
 
 def deliver(run, wait: bool = False) -> None:

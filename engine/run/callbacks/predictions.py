@@ -84,15 +84,15 @@ def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[list, list]:
 
 def predictions(run) -> Predictions:
     """Run the model over a grid (or a line) covering the train data, in eval mode, with one host sync."""
-    d = run.data
-    was_training = run.model.training
-    run.model.eval()
+    d, model = run.data, run.plain_model  # eager, as evaluations are (loop.evaluate)
+    was_training = model.training
+    model.eval()
     try:
         with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
             kind = view_kind(run.task, d.input_shape)
             return {"curve": _curve, "series": _series, "images": _images, "grid": _grid}[kind](run, d)
     finally:
-        run.model.train(was_training)
+        model.train(was_training)
 
 
 def _bounds(values: torch.Tensor) -> tuple[float, float]:
@@ -109,7 +109,7 @@ def _grid(run, d) -> Predictions:
     cx, cy = (xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2
     gy, gx = torch.meshgrid(cy, cx, indexing="ij")
     points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
-    classes = run.predict(run.model(points).float()).reshape(GRID_ROWS, GRID_COLS)
+    classes = run.predict(run.plain_model(points).float()).reshape(GRID_ROWS, GRID_COLS)
     train_x, train_y = _sample(d.x_train, d.y_train, SAMPLE_POINTS)
     held, (hx, hy) = _held_out(d)
     val_x, val_y = _sample(hx, hy, SAMPLE_POINTS // 2)
@@ -121,7 +121,7 @@ def _curve(run, d) -> Predictions:
     every = torch.cat([d.x_train, d.x_val, d.x_test])[:, 0]
     lo, hi = every.min().item(), every.max().item()
     xs = torch.linspace(lo, hi, CURVE_POINTS, device=run.device).unsqueeze(1)
-    ys = d.unscale_y(run.model(xs).float())[:, 0]
+    ys = d.unscale_y(run.plain_model(xs).float())[:, 0]
     train_x, train_y = _sample(d.x_train[:, 0], d.unscale_y(d.y_train)[:, 0], SAMPLE_POINTS)
     held, (hx, hy) = _held_out(d)
     val_x, val_y = _sample(hx[:, 0], d.unscale_y(hy)[:, 0], SAMPLE_POINTS)
@@ -137,7 +137,7 @@ def _series(run, d) -> Predictions:
     x = hx[:SERIES_POINTS]
     if not len(x):
         return Predictions(run.run_id, run.step, run.epoch, "series", held_out=held)
-    predicted = d.unscale_y(run.model(x).float()).reshape(len(x), -1)[:, 0]
+    predicted = d.unscale_y(run.plain_model(x).float()).reshape(len(x), -1)[:, 0]
     true = d.unscale_y(hy[:SERIES_POINTS].float()).reshape(len(x), -1)[:, 0]
     if getattr(run.config.data, "shuffle", True):
         order = torch.argsort(true)
@@ -152,7 +152,7 @@ def _images(run, d) -> Predictions:
     held, (hx, hy) = _held_out(d)
     index = torch.linspace(0, len(hx) - 1, min(len(hx), IMAGES), device=hx.device).round().long()
     x, y = hx[index], hy[index]
-    predicted = run.predict(run.model(x).float()) if len(x) else y
+    predicted = run.predict(run.plain_model(x).float()) if len(x) else y
     pics = x.float()
     if max(pics.shape[-2:], default=0) > IMAGE_SIDE:
         pics = torch.nn.functional.adaptive_avg_pool2d(pics, IMAGE_SIDE)
