@@ -25,6 +25,8 @@ def add_run_options(cmd: argparse.ArgumentParser) -> None:
                      help="override a config value, e.g. --set train.lr=0.01 (repeatable)")
     cmd.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (same as --set device.device=...)")
     cmd.add_argument("--epochs", type=int, help="number of epochs (same as --set train.epochs=N)")
+    cmd.add_argument("--devices", help="train data parallel on N devices, GPUs 0,1 or all (same as --set "
+                                       "device.devices=...); the batch size is per device")
 
 
 def add_json(cmd: argparse.ArgumentParser) -> None:
@@ -42,11 +44,13 @@ def overrides_of(args) -> list[str]:
         overrides.append(f"device.device={args.device}")
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
+    if getattr(args, "devices", None):
+        overrides.append(f"device.devices={args.devices}")
     return overrides
 
 
 # The fields options set, so a bad value is blamed on the option (`--epochs: ...`), not on the preset file.
-OPTION_FIELDS = {"train.epochs": "--epochs", "device.device": "--device"}
+OPTION_FIELDS = {"train.epochs": "--epochs", "device.device": "--device", "device.devices": "--devices"}
 
 
 def load_config(args) -> ExperimentConfig:

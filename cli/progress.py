@@ -53,6 +53,9 @@ class Progress:
         if isinstance(event, p.RunStarted):
             self.started = event
             sizes = ", ".join(f"{k} {v}" for k, v in event.splits.items())
+            batch = event.config.get("train", {}).get("batch_size") if isinstance(event.config, dict) else None
+            if event.world_size > 1 and batch:  # the preset's batch is each process's
+                sizes += f"; batch {event.world_size} × {batch} = {event.world_size * batch}"
             self._print(f"run {event.run_id} on {event.device}: {event.params:,} parameters, {sizes}; "
                         + (f"{event.epochs} epochs" if event.epochs else "epochs until stopped (Ctrl-C)")
                         + f" of {event.steps_per_epoch} steps -> {event.run_dir}")

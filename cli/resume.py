@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help="train up to this many epochs in total")
     parser.add_argument("--from", dest="checkpoint", choices=("last", "best"), default="last",
                         help="the checkpoint to continue from (default last.pt)")
+    parser.add_argument("--devices", help="continue on this many devices (or GPUs 0,1, or all): a checkpoint "
+                                          "loads on any number; the batch size stays per device")
+    parser.add_argument("--device", help="continue on cpu, cuda, cuda:N, mps or auto")
     add_json(parser)
 
 
@@ -27,6 +30,8 @@ def run(args) -> int:
 
     run_dir = folder_of(args.run_dir)
     overrides = [f"train.epochs={args.epochs}"] if args.epochs is not None else []
+    overrides += [f"device.devices={args.devices}"] if args.devices else []
+    overrides += [f"device.device={args.device}"] if args.device else []
     # config.yaml is validated like any preset (file:line and field); resume then checks it still fits the
     # checkpoint and applies an edited lr, weight decay or clip as a live change.
     config = presets.load(str(run_dir / "config.yaml"), overrides, OPTION_FIELDS)

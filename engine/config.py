@@ -11,6 +11,7 @@ from torchtui.engine import models
 from torchtui.engine.data import sources as data_sources
 from torchtui.engine.data import tabular
 from torchtui.engine.run import optim
+from torchtui.engine.run.device_config import DeviceConfig
 from torchtui.engine.schema import ConfigError, excerpt, parse_dataclass, suggest, to_plain
 
 SCHEMA_VERSION = 1
@@ -27,7 +28,6 @@ LOSSES = ("auto", *optim.LOSSES)
 OPTIMIZERS, SCHEDULERS = tuple(optim.OPTIMIZERS), tuple(optim.SCHEDULERS)
 CLIP_MODES = ("norm", "value")
 MODES = ("auto", "min", "max")
-PRECISIONS = ("fp32", "bf16", "fp16")
 # Metrics a run reports; early stopping and "best" checkpoints pick one of these.
 METRICS = ("loss", "accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
 MAXIMISED = ("accuracy", "f1", "precision", "recall", "r2")
@@ -358,34 +358,6 @@ class TrainConfig:
 
 
 @dataclass
-class DeviceConfig:
-    CHOICES: ClassVar = {"precision": PRECISIONS}
-    NON_NEGATIVE: ClassVar = ("threads",)
-    MAXIMUM: ClassVar = {"threads": 4096}
-
-    device: str = "auto"
-    """auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps."""
-    precision: str = "fp32"
-    """fp32, or mixed precision: bf16, or fp16 (with a gradient scaler)."""
-    tf32: bool = False
-    """Allow TensorFloat-32 matmuls on Ampere or newer GPUs."""
-    compile: bool = False
-    """Wrap the model in torch.compile."""
-    threads: int = 0
-    """CPU threads for torch (0 = torch's default)."""
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        dev = self.device
-        ok = dev in ("auto", "cpu", "cuda", "mps") or (
-            dev.startswith("cuda:") and dev[5:].isdigit()
-        )
-        if not ok:
-            hint = "did you mean 'cuda'?" if dev.lower() in ("gpu", "nvidia", "cuda0") else suggest(
-                dev, ('auto', 'cpu', 'cuda', 'cuda:0', 'mps'))
-            yield "device", f"unknown {excerpt(dev)} ({hint})"
-
-
-@dataclass
 class ExperimentConfig:
     schema: int = SCHEMA_VERSION
     """Version of this file's format."""
@@ -404,6 +376,7 @@ class ExperimentConfig:
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from optim.precision_problems(self.train.optimizer, self.device.precision)
+        yield from optim.parallel_problems(self.train.optimizer, self.device)
         if self.schema != SCHEMA_VERSION:
             yield "schema", f"version {self.schema!r} is not supported (this torchtui reads {SCHEMA_VERSION})"
         task = SOURCE_TASKS.get(self.data.source)

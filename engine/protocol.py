@@ -148,6 +148,7 @@ class RunStarted:
     config: dict
     class_names: list = field(default_factory=list)
     layers: list = field(default_factory=list)
+    world_size: int = 1  # processes training it together (data parallel); batch sizes are per process
 
 
 @dataclass(frozen=True)

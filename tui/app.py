@@ -123,6 +123,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
     async def _after_first_paint(self) -> None:
         self.charts.update(await self.chart_grid.load())  # the scheduler shares this dict
         self.deck.build(self.config)
+        self._show_parallel()
         self.bridge.start()
         self._mount_panes()
 
@@ -194,6 +195,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
     def on_engine_DevicesListed(self, event) -> None:
         if self.bridge.is_current(event):
             self.pane("device").show_devices(event)
+            self._show_parallel()  # "all" GPUs is a number now
 
     def on_engine_ModelDescribed(self, event) -> None:
         if self.bridge.is_current(event):
@@ -279,6 +281,7 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
         if config is not None and config != self.config:
             live, later = editing.live_changes(self.config, config)
             old, self.config = self.config, config
+            self._show_parallel()
             if self.history.state in p.ACTIVE_STATES:
                 if live:
                     self.bridge.send(p.SetHparams(**live))
@@ -287,6 +290,10 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
             if old.data != config.data or old.model != config.model or old.train.loss != config.train.loss:
                 self._request_previews()
         self.refresh_status()
+
+    def _show_parallel(self) -> None:
+        if self.deck.built:
+            self.pane("device").show_parallel(self.config.device, self.config.train.batch_size)
 
     def _show_problems(self) -> None:
         """Every problem beside its field (config checks first, then load errors); the first blocks Start."""

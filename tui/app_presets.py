@@ -113,6 +113,7 @@ class PresetActions:
         self._show_problems()
         self.sub_title = config.name
         self.deck.fill(config)
+        self._show_parallel()
         self._request_previews()
 
     def open_preset(self, path: str) -> bool:

@@ -97,6 +97,9 @@ def _slug(name: str) -> str:
 def check_device(device) -> None:
     if device.precision != "fp32":
         raise unsupported("device.precision", device.precision, "export trains in fp32: set device.precision: fp32")
+    if device.distributed:
+        raise unsupported("device.devices", device.devices, "export writes a one-process script: set device.devices: "
+                          "1 (and train.batch_size to the global batch, devices × batch_size, for the same training)")
 
 
 def render(config, changes: dict[int, dict], origin: str, summary: dict | None = None) -> str:

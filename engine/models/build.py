@@ -94,6 +94,13 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def unwrap_to_ddp(model: nn.Module) -> nn.Module | None:
+    """The DistributedDataParallel wrapper inside torch.compile's, or None when the model has none."""
+    while hasattr(model, "_orig_mod"):
+        model = model._orig_mod
+    return model if isinstance(model, torch.nn.parallel.DistributedDataParallel) else None
+
+
 def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
     """ReLU and LeakyReLU layers by name: the ones whose units can die (for dead-ReLU statistics)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))}

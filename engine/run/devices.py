@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from torchtui.engine.config import DeviceConfig
+from torchtui.engine.run.device_config import DeviceConfig
 
 
 def resolve_device(name: str) -> tuple[torch.device, list[str]]:
@@ -67,8 +67,9 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def apply_backend_flags(cfg: DeviceConfig, device: torch.device) -> list[str]:
-    """Set TF32 and thread count; return warnings for switches that do nothing on this device."""
+def apply_backend_flags(cfg: DeviceConfig, device: torch.device, threads: bool = True) -> list[str]:
+    """Set TF32 and (unless `threads` is False: a data-parallel rank, whose launcher shares the cores out)
+    the thread count; return warnings for switches that do nothing on this device."""
     warnings: list[str] = []
     if cfg.tf32:
         if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8:
@@ -76,7 +77,7 @@ def apply_backend_flags(cfg: DeviceConfig, device: torch.device) -> list[str]:
             torch.backends.cudnn.allow_tf32 = True
         else:
             warnings.append("device.tf32: TF32 needs an Ampere or newer NVIDIA GPU; ignored")
-    if cfg.threads:
+    if cfg.threads and threads:
         torch.set_num_threads(cfg.threads)
     return warnings
 

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -20,6 +21,7 @@ from torchtui.engine.run.callbacks.events import EvalEvents, deliver
 from torchtui.engine.run.callbacks.predictions import PredictionsCallback
 from torchtui.engine.run.callbacks.stats import StatsCallback
 from torchtui.engine.run.controls import Controls
+from torchtui.engine.run.sync import SyncedControls
 from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prepare_run
 from torchtui.engine.run.writer import Writer
 from torchtui.engine.schema import ConfigError
@@ -90,50 +92,72 @@ class Engine:
         self.emit(p.StateChanged(run_id, state, reason))
 
     def _run(self, command: p.Start) -> None:
+        if _data_parallel(command):
+            from torchtui.engine.run.launcher import run_distributed
+
+            run_distributed(self, command)  # the ranks train in processes of their own; this thread relays
+            return
+        self._train(command)
+
+    def run_rank(self, command: p.Start, dist) -> tuple[str, str] | None:
+        """Train as one rank of a data-parallel run (distributed.rank_main); (message, traceback) if it failed."""
+        return self._train(command, dist)
+
+    def _train(self, command: p.Start, dist=None) -> tuple[str, str] | None:
+        """Prepare and train the run in this thread; returns (message, traceback) when it failed with an error."""
         from torchtui.engine.run.requests import forget_data
 
         forget_data()  # a preview's copy of the data would otherwise sit beside the run's for the whole run
         started = time.perf_counter()
         try:
-            run, state = prepare_run(command, self.emit, self.runs_dir)
+            run, state = prepare_run(command, self.emit, self.runs_dir, dist)
         except ConfigError as err:
             self.emit(p.Error(None, str(err), err.details))
             self._set_state(p.FAILED, None, err.first_line)
-            return
+            return str(err), err.details
         except Exception as err:  # noqa: BLE001
             self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
-            return
+            return f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()
         self.run = run
-        run.writer = Writer()  # metrics rows and checkpoints are written off the training thread
-        controls = Controls(self, run)
+        leader = dist is None or dist.leader  # only rank 0 of a data-parallel run reports and writes files
+        if leader:
+            run.writer = Writer()  # metrics rows and checkpoints are written off the training thread
+        controls = (SyncedControls if dist is not None else Controls)(self, run)
         checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
                                   run.config.train.checkpoint_every)
         early = _early_stopping(run)
         if state and state.get("early_stop"):
             early.load_state_dict(state["early_stop"])
         stats = StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every)
-        run.callbacks = CallbackList([
-            stats, EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints, early, controls,
-        ])
-        controls.checkpoints, controls.stats = checkpoints, stats
+        stats.buffer.per_step_rows = dist is not None
+        reporting = [EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints] if leader else []
+        run.callbacks = CallbackList([stats, *reporting, early, controls])
+        controls.checkpoints, controls.stats = (checkpoints if leader else None), stats
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
         if run.resume_edits:  # config.yaml's edited lr (…) applies from the resumed step, recorded as a live change
             controls.handle(run, p.SetHparams(**run.resume_edits))
+        failure = None
         try:
             end_state = loop.fit(run)
         except torch.cuda.OutOfMemoryError as err:
             run.request_stop(p.FAILED, OOM_HINT)
-            self.emit(p.Error(run.run_id, f"{OOM_HINT} ({err})".strip(), traceback.format_exc()))
+            failure = f"{OOM_HINT} ({err})".strip(), traceback.format_exc()
+            self.emit(p.Error(run.run_id, *failure))
             end_state = p.FAILED
         except Exception as err:  # noqa: BLE001 - user code (models, data) may raise anything
             run.request_stop(p.FAILED, f"{type(err).__name__}: {err}")
-            self.emit(p.Error(run.run_id, f"the run failed: {type(err).__name__}: {err}", traceback.format_exc()))
+            failure = f"the run failed: {type(err).__name__}: {err}", traceback.format_exc()
+            self.emit(p.Error(run.run_id, *failure))
             end_state = p.FAILED
         finally:
             self.run = None
-        self._finish(run, end_state, time.perf_counter() - started)
+        if dist is not None:
+            dist.note(run.step, end=end_state, reason=run.end_reason)
+        if leader:
+            self._finish(run, end_state, time.perf_counter() - started)
+        return failure
 
     def _finish(self, run: loop.Run, end_state: str, seconds: float) -> None:
         if run.writer is not None:  # every row and checkpoint on disk (and reported) before the summary
@@ -144,7 +168,7 @@ class Engine:
             "epochs": run.epoch, "steps": run.step, "seconds": round(seconds, 3),
             "val": _scalars(run.last_val), "test": _scalars(run.last_test),
             "best": {run.config.train.best_metric: run.best}, "task": run.task, "loss": run.loss_name,
-            "device": str(run.device),
+            "device": device_label(run),
         }
         try:
             run.folder.write_summary(summary)
@@ -154,6 +178,27 @@ class Engine:
             run.folder.unlock()  # the summary is the last thing this run writes
         self.emit(p.RunFinished(run.run_id, end_state, summary))
         self._set_state(end_state, run.run_id, run.end_reason)
+
+
+def _data_parallel(command: p.Start) -> bool:
+    """Whether the Start asks for several devices (its config, or the resumed run's config.yaml)."""
+    from torchtui.engine.config import from_dict
+    from torchtui.engine.runs import RunFolder
+
+    try:
+        raw = command.config or RunFolder(Path(command.resume)).read_config()
+        return from_dict(raw).device.distributed
+    except Exception:  # noqa: BLE001 - the run's own start reports what is wrong with it
+        return False
+
+
+def device_label(run: loop.Run) -> str:
+    """Where a run trains: cuda:0, or the devices of a data-parallel run (cuda:0,1 ddp · cpu ×2 ddp)."""
+    if run.dist is None:
+        return str(run.device)
+    if run.device.type == "cuda":
+        return f"cuda:{','.join(str(i) for i in run.dist.devices)} ddp"
+    return f"{run.device.type} ×{run.dist.world} ddp"
 
 
 def _scalars(metrics: dict) -> dict:
@@ -173,8 +218,9 @@ def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
     total = sum(t.numel() for t in model.parameters())
     return p.RunStarted(
         run_id=run.run_id, run_dir=str(run.folder.path), name=run.config.name, task=run.task, loss=run.loss_name,
-        device=str(run.device), params=total, trainable=sum(t.numel() for t in run.params),
+        device=device_label(run), params=total, trainable=sum(t.numel() for t in run.params),
         splits=run.data.sizes(), steps_per_epoch=run.steps_per_epoch, total_steps=run.total_steps,
         epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config_dict,
         class_names=list(run.data.class_names), layers=list(run.layer_names),
+        world_size=run.dist.world if run.dist is not None else 1,
     )

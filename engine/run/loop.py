@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -58,6 +59,7 @@ class Run:
     resume_edits: dict = field(default_factory=dict)  # live fields config.yaml changed before a resume
     last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
     writer: Any = None                 # run.writer.Writer: file writes off the training thread (None: inline)
+    dist: Any = None                   # distributed.Dist: this process is one rank of a data-parallel run
 
     @property
     def total_steps(self) -> int:
@@ -88,6 +90,8 @@ def fit(run: Run) -> str:
         run.model.train()
         perm = (torch.arange(len(run.data.train), device=run.device) if cfg.overfit_batches  # the same batches
                 else epoch_permutation(len(run.data.train), cfg.seed, run.epoch, run.device))
+        if run.dist is not None:
+            perm = run.dist.shard(perm, cfg.batch_size)  # this rank's part of every batch
         batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:
@@ -95,10 +99,13 @@ def fit(run: Run) -> str:
                 if run.should_stop:
                     break
             run.last_batch = (xb, yb)
-            with autocast_context(run.device, run.amp_dtype):
-                out = run.model(xb)
-                loss = run.loss_fn(out, yb)
-            backward(run, loss / accumulate if accumulate > 1 else loss)
+            if run.dist is None:
+                with autocast_context(run.device, run.amp_dtype):
+                    out = run.model(xb)
+                    loss = run.loss_fn(out, yb)
+                backward(run, loss / accumulate if accumulate > 1 else loss)
+            else:
+                out, loss = data_parallel_batch(run, xb, yb, accumulate)
             run.batch_in_epoch += 1
             if run.batch_in_epoch % accumulate == 0 or run.batch_in_epoch == run.batches_per_epoch:
                 optimizer_step(run)
@@ -111,11 +118,28 @@ def fit(run: Run) -> str:
         run.epoch, run.batch_in_epoch = run.epoch + 1, 0
         validate(run)
         cb.on_train_epoch_end(run)
-    if run.end_state == FINISHED and len(run.data.test):
+    if run.dist is not None:
+        with run.dist.together():
+            cb.on_flush(run)  # steps since the last sync point, flushed by every rank
+    if run.end_state == FINISHED and len(run.data.test) and (run.dist is None or run.dist.leader):
         run.last_test = evaluate(run, "test")
         cb.on_validation_end(run, "test", run.last_test)
     cb.on_fit_end(run)
     return run.end_state
+
+
+def data_parallel_batch(run: Run, xb: torch.Tensor, yb: torch.Tensor, accumulate: int):
+    """Forward and backward of this rank's part of a batch; DDP averages the gradients over the ranks in the
+    backward of a step's last micro-batch. Returns the outputs and the part's mean loss."""
+    last = (run.batch_in_epoch + 1) % accumulate == 0 or run.batch_in_epoch + 1 == run.batches_per_epoch
+    with nullcontext() if last else run.dist.no_sync(run.model):
+        with autocast_context(run.device, run.amp_dtype):
+            out = run.model(xb)
+            loss = run.loss_fn(out, yb)
+        # A last batch split unevenly: each part weighs by its rows, so the average is the whole batch's mean.
+        weight = run.dist.weight(run.batch_in_epoch, run.config.train.batch_size, len(yb)) / accumulate
+        backward(run, loss * weight if weight != 1.0 else loss)
+    return out, loss
 
 
 def backward(run: Run, loss: torch.Tensor) -> None:
@@ -161,13 +185,23 @@ def reevaluate(run: Run) -> torch.Tensor:
 
 
 def validate(run: Run) -> None:
-    """Evaluate the val split (when there is one), step the plateau scheduler and tell the callbacks."""
-    run.callbacks.on_flush(run)
+    """Evaluate the val split (when there is one), step the plateau scheduler and tell the callbacks.
+
+    Data parallel, every rank comes here at the same step: they flush together, rank 0 evaluates, and each
+    rank steps its plateau scheduler and early stopping on rank 0's figures (so they decide alike)."""
+    if run.dist is None:
+        run.callbacks.on_flush(run)
+    else:
+        with run.dist.together():
+            run.callbacks.on_flush(run)
     if run.should_stop and run.end_state == DIVERGED:
         return
     if not len(run.data.val):
         return
-    metrics = evaluate(run, "val")
+    if run.dist is None:
+        metrics = evaluate(run, "val")
+    else:
+        metrics = run.dist.broadcast(evaluate(run, "val") if run.dist.leader else None)
     run.last_val = metrics
     if run.plateau is not None:
         run.plateau.step(metrics["loss"])

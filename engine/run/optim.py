@@ -259,6 +259,14 @@ def live_problem(optimizer: str, field: str, value: float) -> str | None:
     return None
 
 
+def parallel_problems(optimizer: str, device) -> Iterator[tuple[str, str]]:
+    """An optimizer that cannot train data parallel (a closure's re-evaluations, sparse gradients)."""
+    spec = OPTIMIZERS.get(optimizer)
+    if device.distributed and spec is not None and (spec.closure or spec.sparse):
+        yield "train.optimizer", (f"{optimizer} does not train data parallel (device.devices {device.devices}); use "
+                                  "adam, or one device")
+
+
 def precision_problems(optimizer: str, precision: str) -> Iterator[tuple[str, str]]:
     """("device.precision", problem) when the optimizer cannot train at that precision."""
     spec = OPTIMIZERS.get(optimizer)

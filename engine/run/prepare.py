@@ -24,13 +24,14 @@ from torchtui.engine.schema import ConfigError
 Emit = Callable[[object], None]
 
 
-def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict | None]:
+def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None, dist=None) -> tuple[Run, dict | None]:
     """Build everything a run needs; returns the Run and the checkpoint to resume from (or None).
 
-    Raises ConfigError for anything the user can fix in the config (it names the field).
+    `dist` (distributed.Dist) makes it one rank of a data-parallel run: rank 0 owns the folder, the others
+    only train. Raises ConfigError for anything the user can fix in the config (it names the field).
     """
     locked: list[RunFolder] = []  # the folder this run writes, once its lock is taken (released by Engine._finish)
-    if cmd.resume:
+    if cmd.resume and (dist is None or dist.leader):
         locked.append(RunFolder(Path(cmd.resume)))
         try:
             locked[0].lock()  # before anything in it is read or written: two writers would log every step twice
@@ -39,15 +40,17 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None) -> tuple[Run, dict
         except OSError as err:
             raise ConfigError([f"resume: cannot open {cmd.resume} ({err.strerror or err})"]) from None
     try:
-        return _prepare(cmd, emit, runs_dir, locked)
+        return _prepare(cmd, emit, runs_dir, locked, dist)
     except BaseException:
         for folder in locked:
             folder.unlock()
         raise
 
 
-def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolder]) -> tuple[Run, dict | None]:
+def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolder], dist) -> tuple[Run, dict | None]:
     folder, state, edits = (locked or [None])[0], None, {}
+    if folder is None and cmd.resume:  # a rank other than 0: it reads the checkpoint, rank 0 holds the folder
+        folder = RunFolder(Path(cmd.resume))
     if folder is not None:
         folder.remove_stale_temp_files()  # from a write the process was killed in
         state = _resume_state(folder, cmd.checkpoint)
@@ -57,8 +60,8 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         raw = cmd.config
     config = from_dict(raw)
     dev_cfg = config.device
-    device, warnings = devices.resolve_device(dev_cfg.device)
-    warnings += devices.apply_backend_flags(dev_cfg, device)
+    device, warnings = (dist.device, []) if dist is not None else devices.resolve_device(dev_cfg.device)
+    warnings += devices.apply_backend_flags(dev_cfg, device, threads=dist is None)
     amp_dtype, needs_scaler, amp_warn = devices.precision_settings(dev_cfg, device)
     warnings += amp_warn
     torch.manual_seed(config.train.seed)
@@ -75,22 +78,33 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
             raise ConfigError([str(err)]) from None
     model = model.to(device)
     splits = splits.to(device)
+    layer_names, groups = models.param_groups_by_layer(model)
+    if dist is not None:
+        model = _data_parallel(model, dist, len(splits.train))
 
     params = optim.trainable_parameters(model)
     optimizer = optim.make_optimizer(params, config.train)
-    n_batches = num_batches(len(splits.train), config.train.batch_size)
+    n_batches = (dist.batches(len(splits.train), config.train.batch_size) if dist is not None
+                 else num_batches(len(splits.train), config.train.batch_size))
+    if n_batches == 0 and len(splits.train):
+        raise ConfigError([f"device.devices: {len(splits.train)} train samples cannot give each of {dist.world} "
+                           "processes one; use fewer devices"])
     steps_per_epoch = -(-n_batches // config.train.accumulate)
     scheduler, plateau = optim.make_scheduler(optimizer, config.train, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type) if needs_scaler else None
-    layer_names, groups = models.param_groups_by_layer(model)
 
-    if folder is None:
-        folder = RunFolder.create(cmd.runs_dir or runs_dir, config.name)
-        folder.lock()  # a new folder: nobody else can hold it yet
-        locked.append(folder)
-        folder.write_origin(origin(cmd, config))
     plain = config.to_dict()
-    folder.write_config(plain)
+    if dist is None or dist.leader:
+        if folder is None:
+            folder = RunFolder.create(cmd.runs_dir or runs_dir, config.name)
+            folder.lock()  # a new folder: nobody else can hold it yet
+            locked.append(folder)
+            folder.write_origin(origin(cmd, config))
+        folder.write_config(plain)
+    if dist is not None:  # every rank learns where the run writes (its own record goes there too)
+        where = dist.broadcast(str(folder.path) if dist.leader else None)
+        folder = folder if dist.leader else _ReadOnlyFolder(Path(where))
+        dist.open_record(where)
     run = Run(
         config=config, config_dict=plain, run_id=folder.run_id, folder=folder, data=splits, model=model, optimizer=optimizer,
         scheduler=scheduler, plateau=plateau, scaler=scaler,
@@ -98,16 +112,37 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
         task=splits.task, loss_name=loss_name, n_outputs=n_out, steps_per_epoch=steps_per_epoch,
         batches_per_epoch=n_batches, params=params, layer_names=layer_names,
-        grad_clip=config.train.grad_clip,
+        grad_clip=config.train.grad_clip, dist=dist,
     )
     if dev_cfg.compile:
         warnings += _compile(run)
     if state is not None:
         restore(run, state)
         run.resume_edits = edits
+    if dist is not None and dist.world > 1:
+        # Dropout and augmentation draw differently on each rank (the split and the batches do not).
+        torch.manual_seed((config.train.seed * 1_000_003 + dist.rank * 7919 + run.step) & ((1 << 63) - 1))
     for message in warnings:
         emit(Log(run.run_id, "warning", message))
     return run, state
+
+
+class _ReadOnlyFolder(RunFolder):
+    """The run folder as a rank other than 0 sees it: rank 0 writes everything in it."""
+
+    def truncate_metrics_after(self, step: int) -> None:
+        return None
+
+
+def _data_parallel(model: torch.nn.Module, dist, train_size: int) -> torch.nn.Module:
+    """The model wrapped in DistributedDataParallel (which makes every rank start from rank 0's weights)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.train_size = train_size
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(["device.devices: the model has no trainable parameters to train data parallel"])
+    ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def _resume_state(folder: RunFolder, kind: str) -> dict:
@@ -124,8 +159,10 @@ def _resume_state(folder: RunFolder, kind: str) -> dict:
         raise ConfigError([f"resume: {path} is damaged ({ckpt.load_problem(err)}){offer}"]) from None
 
 
-# What may differ between config.yaml and the checkpoint's config when a run resumes.
-RESUME_FREE = ("name", "description", "train.epochs")
+# What may differ between config.yaml and the checkpoint's config when a run resumes: where it trains is not
+# what it is (a checkpoint loads on any device and any number of them).
+RESUME_FREE = ("name", "description", "train.epochs", "device.device", "device.devices", "device.strategy",
+               "device.threads")
 
 
 def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:
@@ -141,8 +178,8 @@ def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:
     if fixed:
         shown = ", ".join(f"{k} ({old.get(k, '–')} → {new.get(k, '–')})" for k in fixed[:4])
         more = f" and {len(fixed) - 4} more" if len(fixed) > 4 else ""
-        raise ConfigError([f"resume: config.yaml no longer matches {checkpoint}: {shown}{more}; only train.epochs "
-                           f"and the live fields ({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
+        raise ConfigError([f"resume: config.yaml no longer matches {checkpoint}: {shown}{more}; only train.epochs, "
+                           f"where it trains (device.device, devices, threads) and the live fields ({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
                            "edit, or train the edited setup as a new run (torchtui train RUN_DIR/config.yaml)"])
     return {live[k]: new[k] for k in changed}
 
@@ -220,6 +257,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "batch_in_epoch": run.batch_in_epoch,
         "best": run.best,
         "grad_clip": run.grad_clip,
+        "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
         "rng": ckpt.rng_state(),
         "data": run.data.preprocessing(),  # what `torchtui predict` applies to new inputs
         "saved_at": time.time(),
@@ -239,6 +277,10 @@ def restore(run: Run, state: dict) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.step, run.epoch = state["step"], state["epoch"]
     run.batch_in_epoch, run.best = state["batch_in_epoch"], state["best"]
+    saved, world = state.get("world_size", 1), run.dist.world if run.dist is not None else 1
+    if saved != world and run.batch_in_epoch:  # the position in the epoch, in samples, as batches of this world
+        per_batch = run.config.train.batch_size
+        run.batch_in_epoch = run.batch_in_epoch * per_batch * saved // (per_batch * world) if per_batch else 0
     run.grad_clip = state.get("grad_clip", run.grad_clip)
     ckpt.set_rng_state(state["rng"])
     run.folder.truncate_metrics_after(run.step)

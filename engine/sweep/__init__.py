@@ -119,6 +119,10 @@ def parse(raw, base: dict, trials: int | None = None) -> SweepSpec:
     searched = raw.get("params") if isinstance(raw.get("params"), dict) else {}
     if (base.get("train") or {}).get("epochs") == 0 and "train.epochs" not in searched:
         problems.append("train.epochs: a sweep's trials must end, and 0 trains until stopped: set train.epochs")
+    devices = str((base.get("device") or {}).get("devices", "1")).strip()
+    if devices not in ("1", "") or "device.devices" in searched:
+        problems.append(f"device.devices: a sweep trains each trial on one device ({devices!r} asked for); run "
+                        "trials side by side with --parallel N instead")
     given = trials if trials is not None else raw.get("trials")
     if given is not None and (not isinstance(given, int) or isinstance(given, bool) or not 1 <= given <= MAX_TRIALS):
         where = "--trials" if trials is not None else "sweep.trials"

@@ -427,3 +427,4 @@ async def test_model_pane_round_trips_a_cnn_with_fine_tuning():
         await pilot.pause()
         assert app.pane.value() == to_plain(config) and app.changes == []
         assert app.query_one("#model-strict-field").display
+

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from torchtui.engine.config import DeviceConfig
+from torchtui.engine.run.device_config import DeviceConfig
 from torchtui.engine.protocol import DevicesListed
 from torchtui.tui.panes.form import ConfigForm
 from torchtui.tui.panes.form_pane import FormPane
@@ -43,6 +43,22 @@ def device_line(device: dict) -> str:
     return f"{name}: {device.get('model', kind)}"
 
 
+def parallel_line(device: DeviceConfig, batch_size: int, listed: list[dict] | None) -> str:
+    """"data parallel: 2 processes × batch 64 = global batch 128 (DDP, gloo)", or "" for one device."""
+    if not device.distributed:
+        return ""
+    gpus = sum(1 for d in listed or [] if d.get("kind") == "cuda") or None
+    world = device.world_size(gpus)
+    on_gpus = device.device.startswith("cuda") or device.device_list is not None or device.devices.strip() == "all" \
+        or (device.device == "auto" and bool(gpus))
+    how = "DistributedDataParallel, NCCL" if on_gpus else "DistributedDataParallel, gloo on the CPU"
+    if world is None:
+        return f"data parallel on every GPU × batch {batch_size or 'all'} each ({how})"
+    if not batch_size:
+        return f"data parallel: {world} processes, each a share of the full batch ({how})"
+    return f"data parallel: {world} processes × batch {batch_size} = global batch {world * batch_size} ({how})"
+
+
 class DevicePane(FormPane):
     """Edits `DeviceConfig`; `show_devices` fills the device choices once torch has been loaded."""
 
@@ -52,6 +68,7 @@ class DevicePane(FormPane):
     DevicePane { padding: 0 1; }
     DevicePane #device-list { margin-top: 1; color: $text-muted; }
     DevicePane #device-memory { margin-top: 1; }
+    DevicePane #device-parallel { margin-top: 1; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -60,11 +77,17 @@ class DevicePane(FormPane):
         self.form = ConfigForm(DeviceConfig, SECTION, choices={"device": FALLBACK_DEVICES}, id="device-form")
         self.listing = Static(LOADING, id="device-list")
         self.memory = Static("", id="device-memory")
+        self.parallel = Static("", id="device-parallel")
 
     def compose(self) -> ComposeResult:
         yield self.form
+        yield self.parallel
         yield self.listing
         yield self.memory
+
+    def show_parallel(self, device: DeviceConfig, batch_size: int) -> None:
+        """Say what several devices mean for the batch: train.batch_size is each process's, the step sees all."""
+        self.parallel.update(Text(parallel_line(device, batch_size, self.devices)))
 
 
     def after_set(self) -> None:

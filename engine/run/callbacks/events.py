@@ -20,7 +20,7 @@ def append_rows(run, emit: Emit, rows: list | Callable[[], list],
                                    "training goes on, rows are lost until it can write again"))
         run.folder.metrics_failing = err is not None
 
-    if not rows or run.folder is None:  # a DDP rank other than 0 writes nothing
+    if not rows or (run.dist is not None and not run.dist.leader):  # data parallel, rank 0 writes the files
         return
 
     def write():

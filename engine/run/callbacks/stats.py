@@ -31,7 +31,8 @@ class StatsCallback(Callback):
         self.emit = emit
         self.auto = every == 0
         self.buffer = StepBuffer(layer_of_param, layer_names, every or AUTO_START, acc_every=ACC_EVERY)
-        self.lrs: list[float] = []
+        self.wanted_every = self.buffer.every  # auto: the interval the step rate asks for (data parallel, rank 0
+        self.lrs: list[float] = []             # proposes it at a sync point, where every rank takes it up)
         self.last_flush = time.perf_counter()
 
     def restart_clock(self) -> None:
@@ -44,17 +45,22 @@ class StatsCallback(Callback):
     def on_train_batch_end(self, run, loss, outputs, targets):
         self.buffer.after_step(run.params, run.step, loss, outputs if run.predict is not None else None, targets)
         self.lrs.append(run.lr)
-        if len(self.buffer) >= FLUSH_STEPS or time.perf_counter() - self.last_flush >= FLUSH_SECONDS:
-            self.on_flush(run)
+        if run.dist is None and (len(self.buffer) >= FLUSH_STEPS or
+                                 time.perf_counter() - self.last_flush >= FLUSH_SECONDS):
+            self.on_flush(run)  # data parallel, the ranks flush together at their sync points (Controls)
 
     def on_flush(self, run):
         deliver(run)  # the writer thread's finished writes: CheckpointSaved, or a full disk's Error
+        if run.dist is not None and not run.dist.lockstep:
+            return  # a flush is a collective there: it waits for the next point every rank reaches
         if not len(self.buffer):
             return
-        out = self.buffer.flush(run.predict)
+        out = self.buffer.flush(run.predict, run.dist.all_reduce_sum if run.dist is not None else None)
         self.last_flush = time.perf_counter()
         if self.auto and len(out.step) >= 10 and out.seconds > 0:
-            self.buffer.every = sample_interval(len(out.step) / out.seconds)
+            self.wanted_every = sample_interval(len(out.step) / out.seconds)
+            if run.dist is None:
+                self.buffer.every = self.wanted_every
         lrs, self.lrs = self.lrs, []
         bad = out.bad_step is not None and not (run.scaler is not None and out.bad_what == "gradients")
         if bad:

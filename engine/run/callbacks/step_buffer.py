@@ -54,6 +54,8 @@ class StepBuffer:
     updates: list[torch.Tensor] = field(default_factory=list)  # per sampled step: ‖Δw‖ of each param, then ‖w‖
     samples: int = 0
     since: float = field(default_factory=time.perf_counter)
+    per_step_rows: bool = False                  # data parallel: each step's rows are kept to weigh the ranks
+    sizes: list[int] = field(default_factory=list)
     _snapshot: list[torch.Tensor] | None = None  # the weights before a sampled step (allocated once, reused)
     _pending: bool = False                       # a snapshot waits for its step's after_step
 
@@ -84,7 +86,10 @@ class StepBuffer:
         snapshotted."""
         self.steps.append(step)
         self.losses.append(loss.detach())
-        self.samples += len(targets)
+        rows = len(targets)
+        self.samples += rows
+        if self.per_step_rows:
+            self.sizes.append(rows)
         if outputs is not None and step % self.acc_every == 0:
             self.outputs.append(outputs.detach())
             self.targets.append(targets)
@@ -97,6 +102,24 @@ class StepBuffer:
             self.sampled.append(step)
             self._pending = False
 
+    def _reduced(self, losses: torch.Tensor, correct: torch.Tensor | None, reduce):
+        """Data parallel: each step's loss as the mean over every rank's rows (each rank's mean, weighted by
+        its rows), the correct predictions of all ranks, and the rows behind them, in one all-reduce."""
+        device = losses.device
+        rows = torch.tensor(self.sizes, dtype=torch.float32, device=device)
+        acc_rows = torch.tensor(self.acc_sizes if correct is not None else [], dtype=torch.float32, device=device)
+        pieces = [losses * rows, rows, acc_rows, rows.sum().reshape(1)]
+        if correct is not None:
+            pieces.insert(2, correct.float())
+        summed = reduce(torch.cat(pieces))
+        n, a = len(rows), len(acc_rows)
+        losses = summed[:n] / summed[n:2 * n]
+        if correct is not None:
+            correct, rest = summed[2 * n:2 * n + a], summed[2 * n + a:]
+        else:
+            rest = summed[2 * n:]
+        return losses, correct, [rest]  # acc rows then all rows, decoded after the one transfer
+
     def _correct_per_step(self, predict) -> torch.Tensor:
         """Correct predictions of each buffered step, from a few batched ops instead of three per step."""
         hits = (predict(torch.cat(self.outputs)) == torch.cat(self.targets)).float().cumsum(0)
@@ -104,24 +127,34 @@ class StepBuffer:
         totals = hits[ends]
         return torch.cat([totals[:1], totals[1:] - totals[:-1]])
 
-    def flush(self, predict=None) -> Flushed:
-        """Pull everything to the host in one transfer and reset."""
+    def flush(self, predict=None, reduce=None) -> Flushed:
+        """Pull everything to the host in one transfer and reset. `reduce` (data parallel) sums a tensor over the
+        ranks: the losses and batch accuracies are then those of the whole batches, the same on every rank."""
         # note: this is the CPU-GPU sync point, once per flush rather than once per step.
         n, p = len(self.steps), len(self.layer_of_param)
-        parts = [torch.stack(self.losses).float()]
+        losses = torch.stack(self.losses).float()
+        has_acc = bool(self.outputs) and predict is not None
+        correct = self._correct_per_step(predict) if has_acc else None
+        a = len(self.acc_steps) if has_acc else 0
+        tail: list[torch.Tensor] = []
+        if reduce is not None and n:
+            losses, correct, tail = self._reduced(losses, correct, reduce)
+        parts = [losses]
         if self.norms:
             parts.append(torch.stack(self.norms).float().flatten())
-        has_acc = bool(self.outputs) and predict is not None
         if has_acc:
-            parts.append(self._correct_per_step(predict))
+            parts.append(correct)
         if self.sampled:
             parts.append(torch.stack(self.updates).float().flatten())
-        flat = torch.cat([t.to("cpu", torch.float64) for t in parts]).tolist() if n else []
+        flat = torch.cat([t.to("cpu", torch.float64) for t in parts + tail]).tolist() if n else []
+        samples, acc_sizes = self.samples, list(self.acc_sizes)
+        if tail:  # the rows of all ranks: per accuracy step, then in all
+            samples, acc_sizes = int(flat[-1]), [int(v) for v in flat[-1 - a:-1]]
+            flat = flat[:-1 - a]
         s = len(self.sampled)
         losses, flat = flat[:n], flat[n:]
         norms = {step: flat[i * p:(i + 1) * p] for i, step in enumerate(self.sampled)}
         flat = flat[s * p:]
-        a = len(self.acc_steps)
         correct, flat = (flat[:a], flat[a:]) if has_acc else ([], flat)
         deltas = [flat[2 * i * p:(2 * i + 1) * p] for i in range(s)]
         weights = [flat[(2 * i + 1) * p:(2 * i + 2) * p] for i in range(s)]
@@ -129,16 +162,17 @@ class StepBuffer:
         out = Flushed(
             step=list(self.steps), loss=losses, correct=correct,
             grad_norm=[_total(norms[st]) for st in self.sampled],
-            acc_steps=list(self.acc_steps) if has_acc else [], acc_sizes=list(self.acc_sizes) if has_acc else [],
+            acc_steps=list(self.acc_steps) if has_acc else [], acc_sizes=acc_sizes if has_acc else [],
             layer_steps=list(self.sampled),
             layer_grad_norm=[self._by_layer(norms[st]) for st in self.sampled],
             update_ratio=[_ratio(self._by_layer(d), self._by_layer(w)) for d, w in zip(deltas, weights)],
             weight_norm=[self._by_layer(w) for w in weights],
-            samples=self.samples, seconds=now - self.since,
+            samples=samples, seconds=now - self.since,
         )
         self._find_bad(out, norms)
         snapshot = self._snapshot
-        self.__init__(self.layer_of_param, self.layer_names, self.every, self.acc_every)
+        self.__init__(self.layer_of_param, self.layer_names, self.every, self.acc_every,
+                      per_step_rows=self.per_step_rows)
         self.since, self._snapshot = now, snapshot
         return out
 
