@@ -13,7 +13,9 @@ Prints, in one run:
   3. the peak device memory of each (torch.cuda.max_memory_allocated), and the Device pane's figures
      (engine.run.devices.list_devices: memory used, utilisation) beside NVML's (nvidia-smi);
   4. a CUDA out-of-memory (an absurd batch) ending the run as `failed` with the hint, the engine alive
-     (a small run after it still finishes).
+     (a small run after it still finishes);
+  5. data parallel: samples/s of the big MLP on one GPU vs all of them (DDP, NCCL); with one GPU, DDP on it
+     (strategy ddp) vs the plain run.
 Without CUDA it says so and exits 0. Not a test: it always exits 0 and ends with a PASS/MISS table.
 """
 
@@ -224,6 +226,41 @@ def out_of_memory(host, device: str) -> list[str]:
             f"  a run after it: {after.state} ({'PASS' if state == p.FAILED and hint and after.state == p.FINISHED else 'MISS'})"]
 
 
+# ---------------------------------------------------------------- 5. data parallel
+
+
+def data_parallel(host, cfg: dict, device: str) -> tuple[list[str], bool]:
+    """samples/s of the big MLP on one device vs every GPU here (batch per device, so the step sees N × more);
+    with one GPU (or on the CPU: 2 processes), DDP on it vs the plain run: DDP's own cost and the NCCL path."""
+    gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+    plain = with_device(cfg, "cuda" if gpus else "cpu")
+    if gpus >= 2:
+        wide = {**plain, "device": {**plain["device"], "devices": "all"}}
+        labels = ("1 GPU", f"{gpus} GPUs (ddp, NCCL)")
+    elif gpus == 1:
+        wide = {**plain, "device": {**plain["device"], "strategy": "ddp"}}
+        labels = ("1 GPU", "1 GPU under ddp (NCCL)")
+    else:
+        wide = {**plain, "device": {**plain["device"], "devices": 2}}
+        labels = ("1 process", "2 processes (ddp, gloo)")
+    out, ok = [], True
+    rates = []
+    for label, run_cfg in zip(labels, (plain, wide)):
+        try:
+            sps, steps, done = engine_run(host, run_cfg)
+        except Exception as err:  # noqa: BLE001 - report, go on
+            out.append(f"  {label:<28} failed: {type(err).__name__}: {str(err)[:160]}")
+            return out, False
+        rates.append(sps)
+        ok &= done.state == p.FINISHED and done.summary.get("steps") == steps
+        out.append(f"  {label:<28}{sps:>11,.0f} samples/s  ({done.state}, {done.summary.get('steps')} steps, "
+                   f"{done.summary.get('device')})")
+    out.append(f"  ratio {rates[1] / rates[0]:.2f}" + (" (N GPUs / 1)" if gpus >= 2 else ""))
+    if gpus < 2:
+        out.append("  several GPUs: not measured here (one GPU)" if gpus else "  GPUs: none here")
+    return out, ok
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -288,6 +325,11 @@ def main() -> None:
             for line in lines:
                 print(line)
             verdicts.append(("OOM ends the run failed, engine alive", lines[-1].endswith("(PASS)")))
+        print("\n5. data parallel (DistributedDataParallel)", flush=True)
+        lines, ok = data_parallel(host, loads["mlp 784-512-512-10"], args.device)
+        for line in lines:
+            print(line)
+        verdicts.append(("data-parallel run finishes, same steps as planned", ok))
     finally:
         host.close()
         shutil.rmtree(runs, ignore_errors=True)

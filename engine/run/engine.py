@@ -38,6 +38,7 @@ class Engine:
         self.inbox: queue.Queue = queue.Queue()
         self.state = p.IDLE
         self.run: loop.Run | None = None
+        self._busy = False
         self._shutdown = False
         self.thread = threading.Thread(target=self._main, name="torchtui-engine", daemon=True)
 
@@ -91,13 +92,22 @@ class Engine:
         self.state = state
         self.emit(p.StateChanged(run_id, state, reason))
 
-    def _run(self, command: p.Start) -> None:
-        if _data_parallel(command):
-            from torchtui.engine.run.launcher import run_distributed
+    @property
+    def busy(self) -> bool:
+        """A run is being prepared or trained (here, or by the ranks of a data-parallel run)."""
+        return self._busy
 
-            run_distributed(self, command)  # the ranks train in processes of their own; this thread relays
-            return
-        self._train(command)
+    def _run(self, command: p.Start) -> None:
+        self._busy = True
+        try:
+            if _data_parallel(command):
+                from torchtui.engine.run.launcher import run_distributed
+
+                run_distributed(self, command)  # the ranks train in processes of their own; this thread relays
+            else:
+                self._train(command)
+        finally:
+            self._busy = False
 
     def run_rank(self, command: p.Start, dist) -> tuple[str, str] | None:
         """Train as one rank of a data-parallel run (distributed.rank_main); (message, traceback) if it failed."""

@@ -169,12 +169,15 @@ class RunServer:
         started = time.monotonic()
         self.engine.start()
         threading.Thread(target=self._accept_loop, daemon=True, name="torchtui-accept").start()
+        idle_before = False
         while not stopping.is_set() and self.engine.thread.is_alive():
-            idle = self.engine.run is None and self.engine.inbox.empty()
+            # Idle on two looks in a row: a Start taken from the inbox is not `busy` for a few bytecodes.
+            idle = not self.engine.busy and self.engine.inbox.empty()
             with self.lock:
                 nobody = not self.clients
-            if idle and nobody and (self.ever_attached or time.monotonic() - started > FIRST_CLIENT_S):
+            if idle and idle_before and nobody and (self.ever_attached or time.monotonic() - started > FIRST_CLIENT_S):
                 break
+            idle_before = idle
             stopping.wait(0.2)
         self.engine.send(p.Shutdown())
         self.engine.join(timeout=60)
