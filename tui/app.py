@@ -279,6 +279,8 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
         config, self.config_problems = editing.collect(sections, self.config)
         self._show_problems()
         if config is not None and config != self.config:
+            config = editing.named_for_data(self.config, config)
+            self.sub_title = config.name
             live, later = editing.live_changes(self.config, config)
             old, self.config = self.config, config
             self._show_parallel()
@@ -297,7 +299,8 @@ class TorchTUI(PresetActions, RunsActions, LrFindActions, KeyActions, RunControl
 
     def _show_problems(self) -> None:
         """Every problem beside its field (config checks first, then load errors); the first blocks Start."""
-        problems = self.config_problems + [v for v in self.load_problems.values() if v not in self.config_problems]
+        # Each once: the data preview and the model summary both load the data, and either answers first.
+        problems = list(dict.fromkeys(self.config_problems + list(self.load_problems.values())))
         self.deck.show_problems(problems)
         self.problem = problems[0] if problems else ""
         self.refresh_status()

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from torchtui.engine import protocol as p
+from torchtui.tui.app_keys import WIDE_VIEW
 
 
 SECTIONS = ("data", "model", "train", "device")
+ROOMY_COLUMNS = 160  # from here the setup and the charts both have room side by side while a run trains
 
 
 class RunControl:
@@ -62,6 +64,10 @@ class RunControl:
             self.bridge.send(command)
         self.screen.remove_class("show-more")
         self.screen.add_class("show-charts")
+        if not self.screen.has_class("narrow") and self.size.width < ROOMY_COLUMNS and not self.screen.has_class(WIDE_VIEW):
+            # 120-159 columns: beside the setup the charts get ~60 columns; while training they take the width
+            self.screen.add_class(WIDE_VIEW)
+            self.log_pane.add("info", "the charts take the width while the run trains: v brings the setup back")
         self.refresh_status()
 
     def start_stepping(self) -> None:

@@ -121,7 +121,9 @@ def fit(run: Run) -> str:
     if run.dist is not None:
         with run.dist.together():
             cb.on_flush(run)  # steps since the last sync point, flushed by every rank
-    if run.end_state == FINISHED and len(run.data.test) and (run.dist is None or run.dist.leader):
+    # The test split once training is over: finished, or stopped by the user (whose runs in the app often train
+    # until stopped: `line`, which has no val split, showed no metrics at all after x).
+    if run.end_state in (FINISHED, STOPPED) and len(run.data.test) and (run.dist is None or run.dist.leader):
         run.last_test = evaluate(run, "test")
         cb.on_validation_end(run, "test", run.last_test)
     cb.on_fit_end(run)

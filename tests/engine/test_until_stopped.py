@@ -14,6 +14,7 @@ def test_epochs_0_trains_past_any_length_until_stopped(tmp_path):
     host = InProcessHost(str(tmp_path / "runs"))
     try:
         config = tiny(epochs=0)
+        config["data"]["test_fraction"] = 0.1
         host.send(p.Start(config=config))
         started = host.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=60)
         assert started.epochs == 0 and started.total_steps == 0
@@ -23,8 +24,13 @@ def test_epochs_0_trains_past_any_length_until_stopped(tmp_path):
         stats = of(seen, p.StepStats)
         assert all(s.eta_s is None and s.progress == 0.0 for s in stats)
         host.send(p.Stop())
-        done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60)
+        after: list = []
+        done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60, seen=after)
         assert done.state == p.STOPPED and done.summary["epochs"] >= 3
+        # Stopped is over too: the test split is evaluated (issue 14: `line`, with no val split, showed no
+        # metrics at all after x in the app, where toy presets train until stopped).
+        tests = [e for e in of(after, p.EvalResult) if e.split == "test"]
+        assert tests and done.summary["test"] == tests[-1].metrics and "accuracy" in done.summary["test"]
     finally:
         host.close()
 

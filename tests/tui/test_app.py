@@ -138,12 +138,28 @@ async def test_a_data_file_that_cannot_load_blocks_start_beside_its_field(fake_a
         await until(pilot, lambda: not fake_app.problem, what="problem cleared")
 
 
+async def test_a_data_problem_both_answers_report_shows_once_beside_its_field(fake_app):
+    """Issue 14 item 11: the model summary loads the data too; when it answered first, the message showed twice."""
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.bridge.ready and fake_app.panes_ready, what="engine ready")
+        sent = fake_app.fake_host.sent
+        model = [c for c in sent if isinstance(c, p.DescribeModel)][-1]
+        preview = [c for c in sent if isinstance(c, p.PreviewData)][-1]
+        problem = "data.path: no such file '/nonexistent.csv'"
+        fake_app.fake_host.emit(p.ModelDescribed(model.request_id, None, error=problem),
+                                p.DataPreviewed(preview.request_id, error=problem))
+        await until(pilot, lambda: len(fake_app.load_problems) == 2, what="both answers")
+        await pilot.pause()
+        assert str(fake_app.query_one("#data-path-error").content).count("no such file") == 1
+
+
 async def test_exit_while_panes_are_still_mounting_waits_for_them(fake_app, monkeypatch):
     """A quit within the first second: Textual's teardown of a half-mounted pane would raise."""
     # build the panes but hold their mounting
     monkeypatch.setattr(type(fake_app), "_after_first_paint", lambda app: (app.deck.build(app.config),
                                                                           app.bridge.start()))
     async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.deck.built, what="panes built (after the first frame)")
         fake_app.exit()
         await pilot.pause()
         assert fake_app.return_code is None and not fake_app.panes_ready  # deferred
@@ -430,3 +446,38 @@ async def test_a_preset_opened_while_the_panes_mount_is_what_the_panes_hold(fake
         app.revalidate()
         assert app.config == expected
         assert "applies on restart" not in app.notice
+
+
+async def test_a_run_is_named_after_the_data_the_panes_chose(fake_app):
+    """Issue 14 item 11: iris.csv set up from another preset ran as `…-moons`; it is an iris run."""
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        csv = str(presets.builtin_dir() / "examples" / "iris.csv")
+        dataset = fake_app.pane("dataset")
+        dataset.set_values({**dataclasses.asdict(fake_app.config.data), "source": "csv", "path": csv,
+                            "target": "species"})
+        fake_app.revalidate()
+        assert fake_app.config.data.path == csv and fake_app.config.name == "iris"
+        assert fake_app.sub_title == "iris" and "name" not in fake_app.notice
+
+
+async def test_at_120_columns_a_starting_run_gives_the_charts_the_width(fake_app):
+    """Issue 14 item 9: at 120x40 the charts had ~25 columns each beside the setup."""
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready and fake_app.bridge.ready, what="ready")
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await until(pilot, lambda: fake_app.screen.has_class("charts-wide"), what="charts full width")
+        assert not fake_app.query_one("#setup").display or fake_app.query_one("#setup").region.width == 0
+        assert fake_app.query_one("#loss-chart").region.width > 50
+        await pilot.press("v")  # the setup comes back
+        await until(pilot, lambda: not fake_app.screen.has_class("charts-wide"), what="setup back")
+
+
+async def test_at_160_columns_the_setup_stays_beside_the_charts(fake_app):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready and fake_app.bridge.ready, what="ready")
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await until(pilot, lambda: any(isinstance(c, p.Start) for c in fake_app.fake_host.sent), what="started")
+        assert not fake_app.screen.has_class("charts-wide")

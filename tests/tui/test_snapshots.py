@@ -14,7 +14,7 @@ CHARTS = ("loss-chart", "metric-chart", "grad-chart", "lr-chart", "prediction")
 
 @pytest.fixture
 def fixed_app(monkeypatch):
-    monkeypatch.setattr("torchtui.tui.widgets.log_pane.time.strftime", lambda fmt: "12:00:00 ")
+    monkeypatch.setattr("torchtui.tui.widgets.log_pane.stamp", lambda: "12:00:00 ")
     host = FakeHost()
     return TorchTUI(presets.load("moons"), EngineBridge(host)), host
 
@@ -25,7 +25,7 @@ def replay(app, host, charts_view: bool):
         await until(pilot, lambda: len(app.history.train_loss) == 200, what="the scripted run")
         if charts_view:
             await pilot.press("v")
-        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")  # the charts come in before the panes
         shown = [app.charts[c] for c in CHARTS if app.charts[c].display]
         # a chart just made visible has no size until the next layout: wait for size, then for a redraw
         await until(pilot, lambda: all(c.size.width and not c.dirty for c in shown), what="charts drawn")

@@ -18,12 +18,37 @@ def collect(sections: dict[str, dict], base: ExperimentConfig) -> tuple[Experime
         return None, err.problems
 
 
+def data_name(data) -> str:
+    """What the data is called, for a run's name: a file's stem (iris for iris.csv), a torchvision dataset, the
+    function of a `code` source, or the source (moons)."""
+    from pathlib import PurePath
+
+    if data.source == "torchvision" and getattr(data, "dataset", ""):
+        return data.dataset.lower()
+    path = data.path.strip()
+    if data.source == "code" and ":" in path:
+        return path.rsplit(":", 1)[1]
+    if path:
+        return PurePath(path.rstrip("/\\")).stem or data.source
+    return data.source
+
+
+def named_for_data(old: ExperimentConfig, new: ExperimentConfig) -> ExperimentConfig:
+    """`new`, named after its data when the panes changed which data it trains on (source or file): a run of
+    iris.csv set up from the spiral preset is an iris run, not a spiral one."""
+    import dataclasses
+
+    if (old.data.source, old.data.path, old.data.dataset) == (new.data.source, new.data.path, new.data.dataset):
+        return new
+    return dataclasses.replace(new, name=data_name(new.data))
+
+
 def live_changes(old: ExperimentConfig, new: ExperimentConfig) -> tuple[dict, list[str]]:
     """(SetHparams keyword arguments, dotted paths of other changed fields that apply on restart)."""
     live = {name: getattr(new.train, name) for name in LIVE_FIELDS
             if getattr(new.train, name) != getattr(old.train, name)}
     later = [path for path in _diff(old.to_dict(), new.to_dict(), "")
-             if path not in {f"train.{name}" for name in LIVE_FIELDS}]
+             if path not in {f"train.{name}" for name in LIVE_FIELDS} and path not in ("name", "description")]
     return live, later
 
 

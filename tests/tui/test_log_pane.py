@@ -1,0 +1,38 @@
+"""The log pane's border can be seen: issue 14 item 11 found it at 1.06:1 in a 256-colour terminal."""
+
+import pytest
+from rich.color import Color as RichColor
+from rich.color import ColorSystem
+from textual.color import Color
+
+from torchtui.tui.widgets.log_pane import LogPane
+
+from .conftest import until
+
+
+def in_256_colours(color: Color) -> Color:
+    r, g, b = RichColor.parse(color.hex[:7]).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+    return Color(r, g, b)
+
+
+def contrast(a: Color, b: Color) -> float:
+    """WCAG 2 contrast ratio."""
+    def luminance(c: Color) -> float:
+        parts = [x / 255 for x in (c.r, c.g, c.b)]
+        lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in parts]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+async def test_the_log_border_has_3_to_1_contrast_in_256_colours(fake_app, theme):
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        fake_app.theme = theme
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        await pilot.pause()
+        log = fake_app.query_one(LogPane)
+        _, border = log.styles.border_top
+        behind, _ = log.background_colors
+        border = behind.blend(border.with_alpha(1.0), border.a) if border.a < 1 else border
+        assert contrast(in_256_colours(border), in_256_colours(behind)) >= 3.0
