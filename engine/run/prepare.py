@@ -73,7 +73,8 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
     warnings += notes
     if config.train.overfit_batches:
         try:
-            splits = splits.overfit(config.train.overfit_batches * (config.train.batch_size or len(splits.train)))
+            per_step = config.train.batch_size * (dist.world if dist is not None else 1)  # a batch of all ranks
+            splits = splits.overfit(config.train.overfit_batches * (per_step or len(splits.train)))
         except DataError as err:
             raise ConfigError([str(err)]) from None
     model = model.to(device)

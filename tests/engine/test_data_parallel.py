@@ -77,6 +77,22 @@ def test_an_uneven_last_batch_weighs_each_rank_by_its_rows(host):
         assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=0) for k in a)
 
 
+@pytest.mark.parametrize("train", [{"accumulate": 2}, {"eval_every": 3}, {"overfit_batches": 2, "epochs": 5},
+                                   {"batch_size": 0}], ids=["accumulate", "eval_every", "overfit", "full-batch"])
+def test_the_same_holds_with_accumulation_evaluations_overfitting_and_full_batches(host, train):
+    """Gradient accumulation (DDP's no_sync on all but a step's last micro-batch), extra evaluations, the
+    overfit check (N batches of all ranks) and batch_size 0 (each rank a share of the split)."""
+    train = dict(train)
+    batch = train.pop("batch_size", 8)
+    ddp_events, ddp_end = run_to_end(host, config(devices=2, batch_size=batch, **train), timeout=120)
+    one_events, one_end = run_to_end(host, config(devices=1, batch_size=2 * batch, **train), timeout=120)
+    ddp_loss, one_loss = losses(ddp_events), losses(one_events)
+    assert ddp_end.state == one_end.state == p.FINISHED and sorted(ddp_loss) == sorted(one_loss)
+    assert max(abs(ddp_loss[s] - one_loss[s]) for s in one_loss) < 1e-5
+    a, b = weights(ddp_end.summary["run_dir"]), weights(one_end.summary["run_dir"])
+    assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=0) for k in a)
+
+
 def test_pause_step_and_an_lr_change_apply_at_the_same_step_on_every_rank(host):
     host.send(p.Start(config=config(epochs=0)))  # until stopped
     started = host.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=120)
