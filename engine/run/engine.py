@@ -75,8 +75,8 @@ class Engine:
         elif self._answer(command):
             pass
         else:
-            name = type(command).__name__
-            self.emit(p.Log(None, "warning", f"{name}: no run is active (start one first)"))
+            what = IDLE_WORDS.get(type(command), type(command).__name__)
+            self.emit(p.Log(None, "warning", f"cannot {what}: no run is active (start one first)"))
 
     def _answer(self, command) -> bool:
         """Reply to a request that needs torch but no run; False if `command` is not a request."""
@@ -188,6 +188,11 @@ class Engine:
             run.folder.unlock()  # the summary is the last thing this run writes
         self.emit(p.RunFinished(run.run_id, end_state, summary))
         self._set_state(end_state, run.run_id, run.end_reason)
+
+
+# What a command asks for, in the words of the log line that says it cannot be done without a run.
+IDLE_WORDS = {p.Pause: "pause", p.Resume: "resume", p.Step: "take a step", p.Stop: "stop",
+              p.SetHparams: "change the hyperparameters", p.EvaluateNow: "evaluate", p.CheckpointNow: "checkpoint"}
 
 
 def _data_parallel(command: p.Start) -> bool:

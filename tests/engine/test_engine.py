@@ -228,3 +228,13 @@ def test_best_checkpoint_holds_the_best_evaluation_even_when_writes_are_throttle
     saved = load_checkpoint(Path(done.summary["run_dir"]) / "checkpoints" / "best.pt")
     assert saved["best"] == pytest.approx(best.metrics["accuracy"]) and saved["step"] == best.step
     assert len([e for e in of(events, p.CheckpointSaved) if e.kind == "best"]) < len(evals)  # throttled
+
+
+def test_a_command_with_no_run_says_what_it_could_not_do_in_words(local):
+    """Not the protocol's class name ('EvaluateNow: no run is active'): the log is read by people."""
+    local.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=60)
+    for command, words in ((p.EvaluateNow(), "cannot evaluate"), (p.Stop(), "cannot stop"),
+                           (p.SetHparams(lr=0.1), "cannot change the hyperparameters")):
+        local.send(command)
+        said = local.wait_for(lambda e: isinstance(e, p.Log) and e.level == "warning", timeout=30)
+        assert said.message == f"{words}: no run is active (start one first)"
