@@ -36,3 +36,16 @@ async def test_the_log_border_has_3_to_1_contrast_in_256_colours(fake_app, theme
         behind, _ = log.background_colors
         border = behind.blend(border.with_alpha(1.0), border.a) if border.a < 1 else border
         assert contrast(in_256_colours(border), in_256_colours(behind)) >= 3.0
+
+
+async def test_a_long_line_wraps_at_120_columns_instead_of_being_cut(fake_app):
+    """Issue 14 item 9: at 120x40 the log cut its lines at the pane's edge."""
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        log = fake_app.query_one(LogPane)
+        words = [f"word{i}" for i in range(60)]  # ~400 characters, several widths of the pane
+        log.add("warning", " ".join(words))
+        await until(pilot, lambda: len(log.lines) >= 2, what="the line written")
+        shown = " ".join(strip.text for strip in log.lines)
+        assert all(word in shown.split() for word in words)  # every word on screen, none cut at the edge
+        assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width

@@ -9,6 +9,7 @@ from textual.widgets import RichLog
 
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "change": "cyan"}
 MAX_LINES = 2000  # bounded: a long run's log must not grow the app's memory
+MIN_WIDTH = 20  # the narrowest a line is wrapped to (a pane not yet laid out)
 
 
 def stamp() -> str:
@@ -26,7 +27,9 @@ class LogPane(RichLog):
     """
 
     def __init__(self, **kwargs):
-        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, **kwargs)
+        # min_width: RichLog renders at least 78 columns by default, so beside the setup (58 at 120 columns) a
+        # line ran past the edge instead of wrapping; lines wrap at the pane's width as it is when written.
+        super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, min_width=MIN_WIDTH, **kwargs)
         self.border_title = "log"
         self.last_error: tuple[str, str] | None = None
         self.lines_written: list[str] = []  # plain text, for tests and copy-out
