@@ -49,3 +49,19 @@ async def test_a_long_line_wraps_at_120_columns_instead_of_being_cut(fake_app):
         shown = " ".join(strip.text for strip in log.lines)
         assert all(word in shown.split() for word in words)  # every word on screen, none cut at the edge
         assert max(strip.cell_length for strip in log.lines) <= log.scrollable_content_region.width
+
+
+async def test_lines_wrap_again_when_the_pane_gets_wider(fake_app):
+    """A line wrapped beside the setup (58 columns) was left in short pieces when the charts took the width."""
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        log = fake_app.query_one(LogPane)
+        narrow = log.scrollable_content_region.width
+        log.add("info", " ".join(f"word{i}" for i in range(30)))
+        await until(pilot, lambda: len(log.lines) >= 3, what="the line wrapped in the narrow pane")
+        await pilot.resize_terminal(200, 50)
+        await until(pilot, lambda: log.scrollable_content_region.width > narrow + 40, what="a wider pane")
+        await until(pilot, lambda: max(s.cell_length for s in log.lines) > narrow, what="the lines wrapped again")
+        wide = log.scrollable_content_region.width
+        assert max(s.cell_length for s in log.lines) <= wide
+        assert " ".join(s.text for s in log.lines).split()[-1] == "word29"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "change": "cyan"}
@@ -33,6 +35,8 @@ class LogPane(RichLog):
         self.border_title = "log"
         self.last_error: tuple[str, str] | None = None
         self.lines_written: list[str] = []  # plain text, for tests and copy-out
+        self._texts: deque[Text] = deque(maxlen=MAX_LINES)  # as written, to wrap again at a new width
+        self._wrapped_at = 0  # the pane's width when its lines were wrapped
 
     def add(self, level: str, message: str, traceback: str = "") -> None:
         line = Text(stamp(), style="dim")
@@ -41,5 +45,19 @@ class LogPane(RichLog):
             self.last_error = (message, traceback)
             line.append("  (t: traceback)", style="dim")
         self.write(line)
+        self._texts.append(line)
         self.lines_written.append(message)
         del self.lines_written[:-MAX_LINES]
+
+    def on_resize(self, event: Resize) -> None:
+        """RichLog wraps a line once, at the width it is written at: when the width changes (the terminal
+        resized, the setup hidden or shown) the kept lines are written again at the new one. RichLog's own
+        handler runs after this one and renders lines written before the first layout."""
+        if not self._size_known:
+            self._wrapped_at = event.size.width
+            return
+        if event.size.width != self._wrapped_at:
+            self._wrapped_at = event.size.width
+            self.clear()
+            for line in self._texts:
+                self.write(line)
