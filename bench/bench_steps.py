@@ -12,7 +12,7 @@ of bench_engine.py, without the client). Under valgrind code runs ~50x slower, s
 step counter there: it reads as many seconds as the steps took at full speed (timed first, without
 valgrind), and the flush every 0.1 s, the per-layer samples ~10 a second, the checkpoint and prediction
 intervals come out as they do at full speed. Needs valgrind (apt-get install valgrind); without it, it says
-so and exits 0. About 6 minutes per workload on 2 cores (torch's import alone is ~10 G instructions).
+so and exits 0. About 6 minutes for the small MLP on 2 cores (torch's import alone is ~10 G instructions).
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def measure(workload: str, e1: int, e2: int, keep: str | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["small", "big", "preset"], action="append",
-                        help="one workload (repeatable; default small and big)")
+                        help="a workload (repeatable; default small: the big MLP is compute-bound, its overhead shows in "
+                             "bench_engine.py, and its runs take ~40 minutes under valgrind)")
     parser.add_argument("--epochs", type=int, nargs=2, default=[1, 2], metavar=("E1", "E2"),
                         help="the two run lengths whose difference is counted (default 1 2)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's files there (for callgrind_annotate)")
@@ -152,7 +153,7 @@ def main() -> None:
     e1, e2 = args.epochs
     if not 0 < e1 < e2:
         parser.error("--epochs E1 E2 needs 0 < E1 < E2")
-    results = {w: measure(w, e1, e2, args.keep) for w in args.only or ["small", "big"]}
+    results = {w: measure(w, e1, e2, args.keep) for w in args.only or ["small"]}
     print("\ninstructions per training step (callgrind, all threads), whole runs, start-up cancelled")
     print(f"{'workload':<10}{'bare':>14}{'engine':>14}{'engine - bare':>16}{'bare / engine':>16}")
     for w, r in results.items():
