@@ -3,6 +3,7 @@
 import dataclasses
 import re
 
+import pytest
 import yaml
 from textual.widgets import Select
 
@@ -429,13 +430,17 @@ async def test_o_checks_the_setup_on_one_batch_and_says_how_it_went(fake_app):
                     what="failed verdict")
 
 
-async def test_a_preset_opened_while_the_panes_mount_is_what_the_panes_hold(fake_app):
+@pytest.mark.parametrize("when", ["before the panes are built", "while they mount"])
+async def test_a_preset_opened_while_the_panes_mount_is_what_the_panes_hold(fake_app, when):
     """Controls mounted before a fill announce their old values after it: moons' 64 came back into spiral's
     first layer (the pane showed 128, the run would have trained 64) and its init and scheduler Selects
-    reverted, with a false "applies on restart" notice."""
+    reverted, with a false "applies on restart" notice. Before the panes were built, opening a preset (or
+    attaching to a run) raised KeyError: 'dataset'."""
     app = fake_app
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
+        if when == "while they mount":
+            await until(pilot, lambda: app.deck.built, what="panes built")
+        assert not app.panes_ready
         assert app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
         expected = app.config
         await until(pilot, lambda: app.panes_ready, what="panes mounted")

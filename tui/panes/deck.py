@@ -63,7 +63,8 @@ class PaneDeck:
         return False
 
     def fill(self, config: ExperimentConfig) -> None:
-        for pane_id, section, *_ in PANES:
+        """Show `config` in the panes; before build() a no-op (build fills them from the app's config then)."""
+        for pane_id, section, *_ in PANES if self.built else ():
             self.panes[pane_id].set_values(getattr(config, section))
 
     def sections(self) -> dict[str, dict]:
