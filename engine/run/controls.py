@@ -27,7 +27,8 @@ class Controls(Callback):
     def on_train_batch_start(self, run):
         if not self.paused and not self.engine.inbox.qsize():  # the common case: nothing to do
             return
-        self._drain(run)
+        for command in self._received():
+            self.handle(run, command)
         waited = False
         while self.paused and not run.should_stop:
             if self.budget > 0:
@@ -39,15 +40,14 @@ class Controls(Callback):
         if waited and self.stats is not None:
             self.stats.restart_clock()  # samples/s and ETA count training time, not time spent paused
 
-    def _drain(self, run) -> None:
-        if self.engine.inbox.empty():  # the common case, checked without raising queue.Empty every step
-            return
+    def _received(self) -> list:
+        """The commands waiting in the engine's inbox, in order (taken out of it)."""
+        out = []
         while True:
             try:
-                command = self.engine.inbox.get_nowait()
+                out.append(self.engine.inbox.get_nowait())
             except queue.Empty:
-                return
-            self.handle(run, command)
+                return out
 
     def handle(self, run, command) -> None:
         emit = self.engine.emit

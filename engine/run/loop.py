@@ -191,11 +191,8 @@ def validate(run: Run) -> None:
 
     Data parallel, every rank comes here at the same step: they flush together, rank 0 evaluates, and each
     rank steps its plateau scheduler and early stopping on rank 0's figures (so they decide alike)."""
-    if run.dist is None:
+    with nullcontext() if run.dist is None else run.dist.together():
         run.callbacks.on_flush(run)
-    else:
-        with run.dist.together():
-            run.callbacks.on_flush(run)
     if run.should_stop and run.end_state == DIVERGED:
         return
     if not len(run.data.val):

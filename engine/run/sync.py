@@ -59,14 +59,6 @@ class SyncedControls(Controls):
         run.callbacks.on_flush(run)
         self._apply(run, payload["commands"])
 
-    def _received(self) -> list:
-        out = []
-        while True:
-            try:
-                out.append(self.engine.inbox.get_nowait())
-            except queue.Empty:
-                return out
-
     def _next_command(self) -> list:
         """Rank 0, paused: the next command, or none after HEARTBEAT_S."""
         try:
