@@ -30,6 +30,7 @@ class Start:
     # The parent run (when model.pretrained is a run's checkpoint) is found from the config itself.
     origin: dict = field(default_factory=dict)
     checkpoint: str = "last"  # which checkpoint a resume continues from: last or best
+    request_id: int = 0       # echoed by the run's RunStarted: a client knows which run is the one it asked for
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,16 @@ class Stop:
 class SetHparams:
     """Change hyperparameters of the active run from its next step; None leaves a value alone.
 
-    `lr_scale` multiplies whatever the lr is when the command is applied, so two quick ×2 presses make ×4.
+    Two lrs: `lr` sets the base lr (train.lr, what a schedule is shaped from), `current_lr` the lr of the next
+    step; either scales the whole schedule by one factor (engine/run/steering.py). `lr_scale` multiplies both
+    as they are when the command is applied, so two quick ×2 presses make ×4. The change is checked whole
+    first: a refused one (an Error) changes nothing.
     """
     lr: float | None = None
     lr_scale: float | None = None
     weight_decay: float | None = None
     grad_clip: float | None = None
+    current_lr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class RunStarted:
     class_names: list = field(default_factory=list)
     layers: list = field(default_factory=list)
     world_size: int = 1  # processes training it together (data parallel); batch sizes are per process
+    request_id: int = 0  # the Start's: the client that sent it knows this run is its own (0: not asked for)
+    base_lr: float = 0.0  # the base lr it starts (or resumes) with: train.lr as live changes left it
 
 
 @dataclass(frozen=True)
@@ -235,7 +242,8 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class HparamsChanged:
-    """A live change took effect at `step`: name → [old, new]."""
+    """A live change took effect after `step` steps: name → [old, new]. "lr" is the current lr (what the next
+    step uses), "base_lr" the base the schedule is shaped from (train.lr); an lr change carries both."""
     run_id: str
     step: int
     changes: dict

@@ -212,6 +212,14 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(self.summary_path, dumps(summary, indent=2) + "\n")
 
+    def read_summary(self) -> dict:
+        """summary.json as a dict ({} when there is none or it cannot be read)."""
+        try:
+            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
 
 REPLAY_CHUNK = 2000  # steps per replayed StepStats: the client's history takes them in batches, like live ones
 

@@ -67,7 +67,9 @@ def live_changes(path: Path) -> dict[int, dict]:
         except ValueError:
             continue  # a torn last line of a live run
         if isinstance(row, dict) and isinstance(row.get("step"), int):
-            changes.setdefault(row["step"], {}).update({k: v for k, v in row.items() if k not in ("type", "step")})
+            # base_lr moves with lr by the same factor: the script scales its schedule by lr's (new ÷ current)
+            changes.setdefault(row["step"], {}).update({k: v for k, v in row.items()
+                                                       if k not in ("type", "step", "base_lr")})
     return changes
 
 

@@ -22,9 +22,10 @@ from torchtui.engine.run.callbacks.events import EvalEvents, deliver
 from torchtui.engine.run.callbacks.predictions import PredictionsCallback
 from torchtui.engine.run.callbacks.stats import StatsCallback
 from torchtui.engine.run.controls import Controls
-from torchtui.engine.run.sync import SyncedControls
 from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prepare_run
-from torchtui.engine.run.writer import Writer
+from torchtui.engine.run.session import Session
+from torchtui.engine.run.steering import apply_live_change
+from torchtui.engine.run.sync import SyncedControls
 from torchtui.engine.schema import ConfigError
 
 OOM_HINT = "CUDA ran out of memory: lower train.batch_size (or the model size) and start again"
@@ -36,12 +37,17 @@ class Engine:
     def __init__(self, emit: Callable[[object], None], runs_dir: str | None = None):
         self.emit = emit
         self.runs_dir = runs_dir
-        self.inbox: queue.Queue = queue.Queue()
-        self.state = p.IDLE
-        self.run: loop.Run | None = None
-        self._busy = False
-        self._shutdown = False
+        self.session = Session(emit)  # the state machine, the inbox and the active run: one owner
+        self.inbox = self.session.inbox
         self.thread = threading.Thread(target=self._main, name="torchtui-engine", daemon=True)
+
+    @property
+    def state(self) -> str:
+        return self.session.state
+
+    @property
+    def run(self) -> loop.Run | None:
+        return self.session.run
 
     def start(self) -> "Engine":
         self.thread.start()
@@ -60,7 +66,7 @@ class Engine:
         # str(): torch.__version__ is a str subclass defined in torch; pickled as is, unpickling it would
         # import torch (2 s, 200 MB) in the UI process.
         self.emit(p.EngineReady(str(torch.__version__), os.getpid()))
-        while not self._shutdown:
+        while not self.session.shutdown:
             command = self.inbox.get()
             if isinstance(command, p.Shutdown):
                 break
@@ -81,25 +87,21 @@ class Engine:
 
     def _answer(self, command) -> bool:
         """Reply to a request that needs torch but no run; False if `command` is not a request."""
-        from torchtui.engine.run.requests import HANDLERS
+        from torchtui.engine.run.requests import answer
 
-        handler = HANDLERS.get(type(command))
-        if handler is None:
-            return False
-        self.emit(handler(command))
-        return True
+        return answer(command, self.emit)
 
     def _set_state(self, state: str, run_id: str | None, reason: str = "") -> None:
-        self.state = state
-        self.emit(p.StateChanged(run_id, state, reason))
+        self.session.set_state(state, run_id, reason)
 
     @property
     def busy(self) -> bool:
         """A run is being prepared or trained (here, or by the ranks of a data-parallel run)."""
-        return self._busy
+        return self.session.busy
 
     def _run(self, command: p.Start) -> None:
-        self._busy = True
+        self.session.busy = True
+        self.session.begin(command.request_id)
         try:
             if _data_parallel(command):
                 from torchtui.engine.run.launcher import run_distributed
@@ -108,7 +110,7 @@ class Engine:
             else:
                 self._train(command)
         finally:
-            self._busy = False
+            self.session.busy = False
 
     def run_rank(self, command: p.Start, dist) -> tuple[str, str] | None:
         """Train as one rank of a data-parallel run (distributed.rank_main); (message, traceback) if it failed."""
@@ -120,8 +122,9 @@ class Engine:
 
         forget_data()  # a preview's copy of the data would otherwise sit beside the run's for the whole run
         started = time.perf_counter()
+        session = self.session
         try:
-            run, state = prepare_run(command, self.emit, self.runs_dir, dist)
+            run, state = prepare_run(command, session, self.runs_dir, dist)
         except ConfigError as err:
             self.emit(p.Error(None, str(err), err.details))
             self._set_state(p.FAILED, None, err.first_line)
@@ -130,25 +133,13 @@ class Engine:
             self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
             return f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()
-        self.run = run
-        leader = dist is None or dist.leader  # only rank 0 of a data-parallel run reports and writes files
-        if leader:
-            run.writer = Writer()  # metrics rows and checkpoints are written off the training thread
-        controls = (SyncedControls if dist is not None else Controls)(self, run)
-        checkpoints = Checkpoints(self.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
-                                  run.config.train.checkpoint_every)
-        early = _early_stopping(run)
-        if state and state.get("early_stop"):
-            early.load_state_dict(state["early_stop"])
-        stats = StatsCallback(self.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every)
-        stats.buffer.per_step_rows = dist is not None
-        reporting = [EvalEvents(self.emit), PredictionsCallback(self.emit), checkpoints] if leader else []
-        run.callbacks = CallbackList([stats, *reporting, early, controls])
-        controls.checkpoints, controls.stats = (checkpoints if leader else None), stats
+        session.attach(run, _callbacks(session, run, state))
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
-        if run.resume_edits:  # config.yaml's edited lr (…) applies from the resumed step, recorded as a live change
-            controls.handle(run, p.SetHparams(**run.resume_edits))
+        if run.resume_edits and apply_live_change(run, p.SetHparams(**run.resume_edits), resumed=True):
+            self.emit(p.Log(run.run_id, "info", f"resumed with {_edit_text(run.resume_edits)} from step {run.step}: "
+                                                "recorded in metrics.jsonl as a live change; config.yaml keeps the "
+                                                "setup the run started with"))
         failure = None
         frozen = _freeze_for_training()
         try:
@@ -164,23 +155,28 @@ class Engine:
             self.emit(p.Error(run.run_id, *failure))
             end_state = p.FAILED
         finally:
-            self.run = None
             if frozen:
                 gc.unfreeze()
         if dist is not None:
             dist.note(run.step, end=end_state, reason=run.end_reason)
-        if leader:
-            self._finish(run, end_state, time.perf_counter() - started)
+        if dist is None or dist.leader:  # only rank 0 of a data-parallel run reports and writes files
+            self._finish(run, end_state, time.perf_counter() - started, resumed=state is not None)
+        session.detach()
         return failure
 
-    def _finish(self, run: loop.Run, end_state: str, seconds: float) -> None:
+    def _finish(self, run: loop.Run, end_state: str, seconds: float, resumed: bool = False) -> None:
         if run.writer is not None:  # every row and checkpoint on disk (and reported) before the summary
             deliver(run, wait=True)
             run.writer.close()
+        # A resumed run's summary adds to what the run had: its time so far, and its last metrics where this part
+        # evaluated nothing (a summary is never rewritten with less than it held).
+        before = run.folder.read_summary() if resumed else {}
+        seconds += before.get("seconds", 0.0) if isinstance(before.get("seconds"), (int, float)) else 0.0
         summary = {
             "state": end_state, "reason": run.end_reason, "run_id": run.run_id, "run_dir": str(run.folder.path),
             "epochs": run.epoch, "steps": run.step, "seconds": round(seconds, 3),
-            "val": _scalars(run.last_val), "test": _scalars(run.last_test),
+            "val": _scalars(run.last_val) or _earlier(before, "val"),
+            "test": _scalars(run.last_test) or _earlier(before, "test"),
             "best": {run.config.train.best_metric: run.best}, "task": run.task, "loss": run.loss_name,
             "device": device_label(run),
         }
@@ -192,6 +188,22 @@ class Engine:
             run.folder.unlock()  # the summary is the last thing this run writes
         self.emit(p.RunFinished(run.run_id, end_state, summary))
         self._set_state(end_state, run.run_id, run.end_reason)
+
+
+def _callbacks(session: Session, run: loop.Run, state: dict | None) -> CallbackList:
+    """The run's callbacks, each given what it needs at construction: statistics, the reports and files (rank 0
+    of a data-parallel run only), early stopping, and the controls that apply commands between steps."""
+    early = _early_stopping(run)
+    if state and state.get("early_stop"):
+        early.load_state_dict(state["early_stop"])
+    stats = StatsCallback(session.emit, run.layer_names, layer_of_param(run), run.config.train.stats_every)
+    stats.buffer.per_step_rows = run.dist is not None
+    leader = run.dist is None or run.dist.leader
+    checkpoints = Checkpoints(session.emit, lambda r: checkpoint_payload(r, {"early_stop": early.state_dict()}),
+                              run.config.train.checkpoint_every) if leader else None
+    reporting = [EvalEvents(session.emit), PredictionsCallback(session.emit), checkpoints] if leader else []
+    controls = (SyncedControls if run.dist is not None else Controls)(session, run, checkpoints, stats)
+    return CallbackList([stats, *reporting, early, controls])
 
 
 def _freeze_for_training() -> bool:
@@ -231,6 +243,15 @@ def device_label(run: loop.Run) -> str:
     return f"{run.device.type} ×{run.dist.world} ddp"
 
 
+def _edit_text(edits: dict) -> str:
+    return ", ".join(f"train.{k} {v:g}" for k, v in edits.items())
+
+
+def _earlier(summary: dict, key: str) -> dict:
+    value = summary.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
@@ -252,5 +273,6 @@ def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
         splits=run.data.sizes(), steps_per_epoch=run.steps_per_epoch, total_steps=run.total_steps,
         epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config_dict,
         class_names=list(run.data.class_names), layers=list(run.layer_names),
-        world_size=run.dist.world if run.dist is not None else 1,
+        world_size=run.dist.world if run.dist is not None else 1, request_id=command.request_id,
+        base_lr=run.base_lr,
     )

@@ -117,7 +117,7 @@ class _Relay:
             except queue.Empty:
                 return
             if isinstance(command, p.Shutdown):
-                self.engine._shutdown = True  # the engine ends once the ranks have saved and stopped
+                self.engine.session.shutdown = True  # the engine ends once the ranks have saved and stopped
             if isinstance(command, p.Start):
                 self.engine.emit(p.Error(None, "a run is already active: stop it before starting another"))
                 continue
@@ -149,7 +149,7 @@ class _Relay:
             self.held.append(event)  # reported once every rank has ended, naming a rank that failed
             return
         if isinstance(event, p.StateChanged):
-            self.engine.state = event.state
+            self.engine.session.set_state(event.state, event.run_id, emit=False)
         self.engine.emit(event)
 
     def end(self, failure: tuple[int, str] | None) -> None:
@@ -184,7 +184,7 @@ class _Relay:
 
     def _report(self, event) -> None:
         if isinstance(event, p.StateChanged):
-            self.engine.state = event.state
+            self.engine.session.set_state(event.state, event.run_id, emit=False)
         self.engine.emit(event)
 
 

@@ -45,15 +45,13 @@ class Run:
     batches_per_epoch: int
     params: list[nn.Parameter]
     layer_names: list[str]
-    callbacks: Any = None              # callbacks.CallbackList
+    session: Any = None                # session.Session: the state machine, the controls, the stop request
     grad_clip: float = 0.0
+    base_lr: float = 0.0               # the schedule's base (train.lr as live changes left it); run.lr is this step's
     step: int = 0                      # optimizer steps done
     epoch: int = 0                     # epochs completed
     batch_in_epoch: int = 0            # batches done in the current epoch
     best: float | None = None
-    should_stop: bool = False
-    end_state: str = FINISHED
-    end_reason: str = ""
     last_val: dict = field(default_factory=dict)
     last_test: dict = field(default_factory=dict)
     resume_edits: dict = field(default_factory=dict)  # live fields config.yaml changed before a resume
@@ -73,12 +71,29 @@ class Run:
 
     @property
     def lr(self) -> float:
+        """The current lr: what the next optimizer step uses (the schedule at this step, times live changes)."""
         return float(self.optimizer.param_groups[0]["lr"])
+
+    # The stop request and the callbacks belong to the session (one owner of run state); read through here.
+    @property
+    def callbacks(self):
+        return self.session.callbacks
+
+    @property
+    def should_stop(self) -> bool:
+        return self.session.should_stop
+
+    @property
+    def end_state(self) -> str:
+        return self.session.end_state
+
+    @property
+    def end_reason(self) -> str:
+        return self.session.end_reason
 
     def request_stop(self, state: str = STOPPED, reason: str = "") -> None:
         """Ask the loop to end after the current step; the first request's state wins."""
-        if not self.should_stop:
-            self.should_stop, self.end_state, self.end_reason = True, state, reason
+        self.session.request_stop(state, reason)
 
 
 def fit(run: Run) -> str:

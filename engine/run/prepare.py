@@ -18,14 +18,16 @@ from torchtui.engine.protocol import Log, Start
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run import devices, optim
 from torchtui.engine.run.loop import Run
+from torchtui.engine.run.session import Session
+from torchtui.engine.run.writer import Writer
 from torchtui.engine.runs import RunFolder, RunInUse
 from torchtui.engine.schema import ConfigError
 
 Emit = Callable[[object], None]
 
 
-def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None, dist=None) -> tuple[Run, dict | None]:
-    """Build everything a run needs; returns the Run and the checkpoint to resume from (or None).
+def prepare_run(cmd: Start, session: Session, runs_dir: str | None, dist=None) -> tuple[Run, dict | None]:
+    """Build everything a run needs; returns the Run (of `session`) and the checkpoint to resume from (or None).
 
     `dist` (distributed.Dist) makes it one rank of a data-parallel run: rank 0 owns the folder, the others
     only train. Raises ConfigError for anything the user can fix in the config (it names the field).
@@ -40,14 +42,15 @@ def prepare_run(cmd: Start, emit: Emit, runs_dir: str | None, dist=None) -> tupl
         except OSError as err:
             raise ConfigError([f"resume: cannot open {cmd.resume} ({err.strerror or err})"]) from None
     try:
-        return _prepare(cmd, emit, runs_dir, locked, dist)
+        return _prepare(cmd, session, runs_dir, locked, dist)
     except BaseException:
         for folder in locked:
             folder.unlock()
         raise
 
 
-def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolder], dist) -> tuple[Run, dict | None]:
+def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[RunFolder],
+             dist) -> tuple[Run, dict | None]:
     folder, state, edits = (locked or [None])[0], None, {}
     if folder is None and cmd.resume:  # a rank other than 0: it reads the checkpoint, rank 0 holds the folder
         folder = RunFolder(Path(cmd.resume))
@@ -56,9 +59,14 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         state = _resume_state(folder, cmd.checkpoint)
         raw = cmd.config or state["config"]
         edits = resume_edits(state["config"], raw, folder.checkpoint_path(cmd.checkpoint).name)
+        # config.yaml keeps the setup the run started with: an edited live field is a live change from the
+        # resumed step on (metrics.jsonl records it), not what the run trained with before it.
+        raw = with_live_fields(raw, state["config"])
     else:
         raw = cmd.config
     config = from_dict(raw)
+    if state is not None:
+        _check_length(config, state, folder, cmd.checkpoint)
     dev_cfg = config.device
     device, warnings = (dist.device, []) if dist is not None else devices.resolve_device(dev_cfg.device)
     warnings += devices.apply_backend_flags(dev_cfg, device, threads=dist is None)
@@ -112,8 +120,9 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         loss_fn=optim.make_loss(loss_name, config.train, splits.task),
         predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
         task=splits.task, loss_name=loss_name, n_outputs=n_out, steps_per_epoch=steps_per_epoch,
-        batches_per_epoch=n_batches, params=params, layer_names=layer_names,
-        grad_clip=config.train.grad_clip, dist=dist,
+        batches_per_epoch=n_batches, params=params, layer_names=layer_names, session=session,
+        grad_clip=config.train.grad_clip, base_lr=config.train.lr, dist=dist,
+        writer=Writer() if dist is None or dist.leader else None,  # rows and checkpoints written off the step
     )
     if dev_cfg.compile:
         warnings += _compile(run)
@@ -124,7 +133,7 @@ def _prepare(cmd: Start, emit: Emit, runs_dir: str | None, locked: list[RunFolde
         # Dropout and augmentation draw differently on each rank (the split and the batches do not).
         torch.manual_seed((config.train.seed * 1_000_003 + dist.rank * 7919 + run.step) & ((1 << 63) - 1))
     for message in warnings:
-        emit(Log(run.run_id, "warning", message))
+        session.emit(Log(run.run_id, "warning", message))
     return run, state
 
 
@@ -183,6 +192,46 @@ def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:
                            f"where it trains (device.device, devices, threads) and the live fields ({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
                            "edit, or train the edited setup as a new run (torchtui train RUN_DIR/config.yaml)"])
     return {live[k]: new[k] for k in changed}
+
+
+def with_live_fields(wanted: dict, saved: dict) -> dict:
+    """`wanted` with the live fields (lr, weight decay, clip) of `saved`: what config.yaml and the checkpoints of
+    a resumed run record, so the file stays the setup the run started with and a resume edit is not taken
+    for its history."""
+    from torchtui.engine.config import TrainConfig
+
+    train = dict(wanted.get("train") or {})
+    before = saved.get("train") or {}
+    for name in TrainConfig.LIVE:
+        if name in before:
+            train[name] = before[name]
+        else:
+            train.pop(name, None)
+    return {**wanted, "train": train}
+
+
+def base_lr_before(state: dict) -> float:
+    """The base lr of a checkpoint written before checkpoints recorded it, from what torch's schedulers keep:
+    onecycle's max_lr, or the initial_lr other schedules start from (live changes scaled both); with no schedule
+    the current lr is the base; else (plateau) the config's lr."""
+    train = (state.get("config") or {}).get("train", {})
+    group = ((state.get("optimizer") or {}).get("param_groups") or [{}])[0]
+    keys = ("max_lr", "initial_lr") + (("lr",) if train.get("scheduler", "none") == "none" else ())
+    for key in keys:
+        value = group.get(key)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return float(train.get("lr") or 0.001)
+
+
+def _check_length(config, state: dict, folder: RunFolder, checkpoint: str) -> None:
+    """A resume must have steps left to train: `--epochs N` at or below the epochs done would end the run at
+    once and rewrite its summary with less than it had."""
+    epochs, done = config.train.epochs, int(state.get("epoch", 0))
+    if epochs and done >= epochs and not state.get("batch_in_epoch"):
+        raise ConfigError([f"train.epochs: {folder.path.name} has trained {done} epochs already ({checkpoint}), so "
+                           f"{epochs} leaves nothing to train; give more: torchtui resume {folder.path} --epochs "
+                           f"{done + 1}"])
 
 
 def _normal(config: dict) -> dict:
@@ -258,6 +307,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "batch_in_epoch": run.batch_in_epoch,
         "best": run.best,
         "grad_clip": run.grad_clip,
+        "base_lr": run.base_lr,  # train.lr as live changes left it (config holds the one the run started with)
         "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
         "rng": ckpt.rng_state(),
         "data": run.data.preprocessing(),  # what `torchtui predict` applies to new inputs
@@ -266,12 +316,24 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
     }
 
 
+def _counters_back(scheduler) -> None:
+    """MultiStepLR keeps its milestones in a Counter, which a weights-only checkpoint stores as a dict; the closed
+    form SequentialLR calls at a warm-up's end needs `.elements()` (a resumed multistep + warm-up run failed
+    there with AttributeError)."""
+    from collections import Counter
+
+    for sched in [scheduler, *getattr(scheduler, "_schedulers", [])]:
+        if isinstance(getattr(sched, "milestones", None), dict) and not isinstance(sched.milestones, Counter):
+            sched.milestones = Counter({int(k): v for k, v in sched.milestones.items()})
+
+
 def restore(run: Run, state: dict) -> None:
     """Continue from a checkpoint: weights, optimizer, schedule, position and RNG, and trim metrics."""
     run.plain_model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scheduler is not None and state.get("scheduler"):
         run.scheduler.load_state_dict(state["scheduler"])
+        _counters_back(run.scheduler)
     if run.plateau is not None and state.get("plateau"):
         run.plateau.load_state_dict(state["plateau"])
     if run.scaler is not None and state.get("scaler"):
@@ -283,5 +345,6 @@ def restore(run: Run, state: dict) -> None:
         per_batch = run.config.train.batch_size
         run.batch_in_epoch = run.batch_in_epoch * per_batch * saved // (per_batch * world) if per_batch else 0
     run.grad_clip = state.get("grad_clip", run.grad_clip)
+    run.base_lr = state.get("base_lr") or base_lr_before(state)
     ckpt.set_rng_state(state["rng"])
     run.folder.truncate_metrics_after(run.step)

@@ -101,3 +101,12 @@ def _pictures(x: torch.Tensor, y: torch.Tensor) -> tuple[list, list]:
 
 HANDLERS = {p.DescribeModel: describe_model, p.ListDevices: list_devices_reply, p.PreviewData: preview_data,
             p.FindLr: lambda cmd: lr_find.answer(cmd, load=cached_data)}  # with a run active, Controls answers
+
+
+def answer(command, emit) -> bool:
+    """Reply to a request that needs torch but no run (emitted); False if `command` is not such a request."""
+    handler = HANDLERS.get(type(command))
+    if handler is None:
+        return False
+    emit(handler(command))
+    return True

@@ -9,7 +9,6 @@ each command as it comes (or nothing, every HEARTBEAT_S, so that no collective w
 from __future__ import annotations
 
 import dataclasses
-import queue
 import time
 
 from torchtui.engine import protocol as p
@@ -23,26 +22,25 @@ EVERY_RANK = (p.Pause, p.Resume, p.Step, p.Stop, p.Shutdown, p.SetHparams)
 class SyncedControls(Controls):
     """Controls whose commands apply at sync points every rank reaches, at the same step."""
 
-    def __init__(self, engine, run):
-        super().__init__(engine, run)
+    def __init__(self, session, run, checkpoints, stats):
+        super().__init__(session, run, checkpoints, stats)
         run.dist.next_sync = run.dist.last_sync_step = run.step  # meet before the first step
 
     def on_train_batch_start(self, run):
-        dist = run.dist
-        if run.step < dist.next_sync and not self.paused:
+        dist, session = run.dist, self.session
+        if run.step < dist.next_sync and not session.paused:
             return
         waited = False
         with dist.together():
             self._meet(run)
-            while self.paused and not run.should_stop:
-                if self.budget > 0:
-                    self.budget -= 1
+            while session.paused and not session.should_stop:
+                if session.take_step():
                     break
                 run.callbacks.on_flush(run)  # the client sees every step taken before the run waits
                 waited = True
                 self._apply(run, dist.broadcast(self._next_command() if dist.leader else None))
-        dist.next_sync = run.step + (1 if self.paused else dist.interval)
-        if waited and self.stats is not None:
+        dist.next_sync = run.step + (1 if session.paused else dist.interval)
+        if waited:
             self.stats.restart_clock()
             dist.last_sync = time.perf_counter()
 
@@ -50,21 +48,19 @@ class SyncedControls(Controls):
         dist = run.dist
         payload = None
         if dist.leader:
-            payload = {"commands": self._received(), "interval": self._interval(run),
-                       "every": self.stats.wanted_every if self.stats is not None else None}
+            payload = {"commands": self.session.received(), "interval": self._interval(run),
+                       "every": self.stats.wanted_every}
         payload = dist.broadcast(payload)
         dist.interval = payload["interval"]
-        if payload["every"] and self.stats is not None:
+        if payload["every"]:
             self.stats.buffer.every = payload["every"]  # sampled steps alike on every rank
         run.callbacks.on_flush(run)
         self._apply(run, payload["commands"])
 
     def _next_command(self) -> list:
         """Rank 0, paused: the next command, or none after HEARTBEAT_S."""
-        try:
-            return [self.engine.inbox.get(timeout=HEARTBEAT_S)]
-        except queue.Empty:
-            return []
+        command = self.session.next_command(timeout=HEARTBEAT_S)
+        return [] if command is None else [command]
 
     def _interval(self, run) -> int:
         """Steps to the next sync point: about SYNC_S seconds at the step rate since the last one."""

@@ -208,7 +208,8 @@ def test_live_weight_decay_is_refused_for_an_optimizer_without_it(local, models_
     assert error.message.startswith("live change refused: train.grad_clip: lbfgs builds its steps from the history")
     local.send(p.SetHparams(lr=0.5))  # the lr still changes live
     change = local.wait_for(lambda e: isinstance(e, p.HparamsChanged), seen=seen)
-    assert change.changes == {"lr": [pytest.approx(1.0), pytest.approx(0.5)]}
+    assert change.changes == {"lr": [pytest.approx(1.0), pytest.approx(0.5)],
+                              "base_lr": [pytest.approx(1.0), pytest.approx(0.5)]}
     local.send(p.Stop())
     local.wait_for(lambda e: isinstance(e, p.RunFinished), seen=seen)
     assert [e.changes for e in seen if isinstance(e, p.HparamsChanged)] == [change.changes]

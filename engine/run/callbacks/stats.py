@@ -41,10 +41,12 @@ class StatsCallback(Callback):
 
     def on_before_optimizer_step(self, run):
         self.buffer.before_step(run.params, run.step + 1)
+        # The lr this step uses, read before the optimizer steps and the schedule moves on (read after it, the
+        # row of step s held step s+1's lr: off by up to the whole warm-up's slope).
+        self.lrs.append(run.lr)
 
     def on_train_batch_end(self, run, loss, outputs, targets):
         self.buffer.after_step(run.params, run.step, loss, outputs if run.predict is not None else None, targets)
-        self.lrs.append(run.lr)
         if run.dist is None and (len(self.buffer) >= FLUSH_STEPS or
                                  time.perf_counter() - self.last_flush >= FLUSH_SECONDS):
             self.on_flush(run)  # data parallel, the ranks flush together at their sync points (Controls)
