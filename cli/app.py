@@ -34,14 +34,14 @@ def run(args) -> int:
     # The engine runs in a server of its own session, so a run outlives this terminal when the app detaches
     # (d, or a dropped connection). Started once the app has painted: its torch import would take CPU first.
     bridge = EngineBridge(start_server)
-    from torchtui.tui.app_presets import steerable
+    from torchtui.tui.controllers.presets import steerable
 
     given = any(o.startswith("train.epochs=") for o in overrides_of(args))  # --epochs N or --set train.epochs=N
     config, note = steerable(config, args.preset, epochs_given=given)
     app = TorchTUI(config, bridge, runs_dir=args.runs_dir)
-    app.preset_ref = args.preset  # recorded in each run's origin.json
+    app.setup.preset_ref = args.preset  # recorded in each run's origin.json
+    app.setup.sweep_section = sweep_section  # a sweep preset: S runs its sweep
     app.first_notes = (note,) if note else ()
-    app.sweep_section = sweep_section  # a sweep preset: S runs its sweep
     return open_app(app, bridge)
 
 

@@ -74,7 +74,9 @@ class Progress:
         elif isinstance(event, p.Error):
             self.note(f"error: {event.message}")
         elif isinstance(event, p.HparamsChanged):
-            self.note("changed " + ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in event.changes.items()))
+            # base_lr moves with lr by the same factor: lr (what the next step uses) says it
+            self.note("changed " + ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in event.changes.items()
+                                              if k != "base_lr"))
         elif isinstance(event, p.RunFinished):
             s = event.summary
             reason = f" ({s['reason']})" if s.get("reason") else ""

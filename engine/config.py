@@ -401,6 +401,13 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
+# What may differ between a run's config.yaml (or the app's setup) and its checkpoint's config when the run
+# resumes, besides the live fields (TrainConfig.LIVE, applied as live changes): its name and length, and where
+# it trains, which is not what it is (a checkpoint loads on any device and any number of them).
+RESUME_FREE = ("name", "description", "train.epochs", "device.device", "device.devices", "device.strategy",
+               "device.threads")
+
+
 def from_dict(data: Any) -> ExperimentConfig:
     """Validate a plain mapping into an ExperimentConfig; raises ConfigError listing every problem."""
     problems: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from typing import TYPE_CHECKING, Callable
 
 from torchtui.engine import protocol as p
@@ -25,7 +26,8 @@ class EngineBridge:
         self._start_host = None if given else host
         self.ready = False
         self.torch_version = ""
-        self._ids = itertools.count(1)
+        # Ids no other client of the same run server uses: a RunStarted echoing one is this app's run.
+        self._ids = itertools.count(secrets.randbits(40) << 16)
         self.latest: dict[type, int] = {}
 
     def start(self) -> None:
@@ -38,8 +40,12 @@ class EngineBridge:
         if self.host is not None:
             self.host.send(command)
 
+    def next_id(self) -> int:
+        """A fresh request id (a Start's, echoed by its RunStarted)."""
+        return next(self._ids)
+
     def request(self, kind: type, **fields) -> None:
-        """Send a request (DescribeModel, ListDevices, PreviewData) tagged with a fresh id."""
+        """Send a request (DescribeModel, ListDevices, PreviewData, FindLr) tagged with a fresh id."""
         request_id = next(self._ids)
         self.latest[kind] = request_id
         self.send(kind(request_id=request_id, **fields))

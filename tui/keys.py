@@ -43,3 +43,18 @@ PALETTE_ACTIONS = [
     ("Add a conv block", "edit_list('conv', 'add')"), ("Remove a conv block", "edit_list('conv', 'remove')"),
     ("Move a conv block up", "edit_list('conv', 'up')"), ("Move a conv block down", "edit_list('conv', 'down')"),
 ]
+
+# Who does what a key asks: action → (the app's attribute that owns it, its method). The app routes each action
+# here (app.py); a key's work lives in its controller or the main screen, never in the app.
+ROUTES = {
+    "toggle_run": ("runner", "toggle"), "step": ("runner", "step"), "stop": ("runner", "stop"),
+    "restart": ("runner", "restart"), "lr_scale": ("runner", "lr_scale"), "evaluate": ("runner", "evaluate"),
+    "checkpoint": ("runner", "checkpoint"),
+    "quit": ("lifecycle", "quit"), "detach": ("lifecycle", "detach"),
+    "save_preset": ("presets", "save"), "open_preset": ("presets", "ask_open"),
+    "runs": ("runs", "browse"), "sweep": ("runs", "sweep"), "sanity_check": ("sanity", "start"),
+    "lr_find": ("lr_finder", "open"),
+    "toggle_view": ("main", "toggle_view"), "focus_pane": ("main", "show_pane"), "help": ("main", "show_help"),
+    "traceback": ("main", "show_traceback"), "log_scale": ("main", "log_scale"), "grad_mode": ("main", "grad_mode"),
+    "edit_list": ("main", "edit_list"),
+}

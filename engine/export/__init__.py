@@ -46,8 +46,11 @@ def export(ref: str, overrides: list[str] | None = None) -> Export:
         origin = f"torchtui run {folder.resolve().name}"
     else:
         config, changes, summary, origin = presets.load(ref, overrides), {}, {}, f"torchtui preset {ref}"
-    notes = _notes(config, summary)
-    script = render(config, changes, origin, summary)
+    # A run trained until stopped (train.epochs 0, the app's way to try a toy preset): the script trains the
+    # steps the run did, which its summary records.
+    max_steps = _steps_trained(config, summary) if folder.is_dir() and not config.train.epochs else 0
+    notes = _notes(config, summary, max_steps)
+    script = render(config, changes, origin, summary, max_steps)
     compile(script, f"{config.name}.py", "exec")  # a template bug is ours: fail here, not in the user's hands
     return Export(script, f"{_slug(config.name)}.py", notes, changes)
 
@@ -81,9 +84,20 @@ def _summary(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _notes(config, summary: dict) -> list[str]:
+def _steps_trained(config, summary: dict) -> int:
+    steps = summary.get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        raise ConfigError(["train.epochs: this run trained until stopped (epochs 0) and its summary.json does not say "
+                           "how many steps it took (it is running, or was killed); export it once it has stopped, or "
+                           "give a length: --set train.epochs=N"])
+    return steps
+
+
+def _notes(config, summary: dict, max_steps: int = 0) -> list[str]:
     notes = []
-    if summary.get("state") and summary.get("state") != "finished":
+    if max_steps:
+        notes.append(f"the run trained until stopped (train.epochs 0): the script trains its {max_steps} steps")
+    elif summary.get("state") and summary.get("state") != "finished":
         notes.append(f"the run ended {summary['state']} after {summary.get('steps', '?')} steps; the script trains "
                      f"all {config.train.epochs} epochs")
     if config.device.compile:
@@ -104,26 +118,32 @@ def check_device(device) -> None:
                           "1 (and train.batch_size to the global batch, devices × batch_size, for the same training)")
 
 
-def render(config, changes: dict[int, dict], origin: str, summary: dict | None = None) -> str:
-    """The whole script as text."""
+def render(config, changes: dict[int, dict], origin: str, summary: dict | None = None, max_steps: int = 0) -> str:
+    """The whole script as text; `max_steps` (a run that trained until stopped) ends it after that many steps."""
     from torchtui.engine.models.build import output_size
     from torchtui.engine.run.optim import loss_problem, resolve_loss
 
     check_device(config.device)
     check_source(config.data)
     check_model(config.model)
-    check_train(config.train)
     facts = _facts(config)
     problem = loss_problem(facts.task, config.train.loss)
     if problem:
         raise ConfigError([f"train.loss: {problem}"])
     loss_name = resolve_loss(facts.task, config.train.loss)
+    if max_steps:  # the epochs those steps take: the loop breaks at max_steps in the last of them
+        import dataclasses
+
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, epochs=-(-max_steps // _steps_per_epoch(config.train, facts.sizes["train"]))))
+    check_train(config.train)
     n_out = output_size(facts.task, facts.n_classes, facts.n_targets, loss_name)
     train = config.train
     data = data_part(config.data, facts)
     model = model_part(config.model, facts.input_shape, n_out)
     sections = [data, model, loss_part(train, loss_name, facts.task, n_out), optimizer_part(train),
-                _batches(train), scheduler_part(train), live_part(train, changes), loop_part(train, changes, _has_val(config, facts))]
+                _batches(train), scheduler_part(train), live_part(train, changes),
+                loop_part(train, changes, _has_val(config, facts), max_steps)]
     sections = [s for s in sections if s.code]
     data.code += "\n" + _to_device(train)
     helpers = sorted({h for s in sections for h in s.helpers})
@@ -136,6 +156,11 @@ def render(config, changes: dict[int, dict], origin: str, summary: dict | None =
         parts.append((f"{RULE}\n# {section.title}\n\n" if section.title else "") + section.code)
     parts.append("torch.save(model.state_dict(), out_path)\nprint(f\"saved the weights to {out_path}\")\n")
     return "\n\n".join(p.strip("\n") + "\n" for p in parts if p.strip())
+
+
+def _steps_per_epoch(train, n_train: int) -> int:
+    batches = 1 if train.batch_size <= 0 else -(-n_train // train.batch_size)
+    return max(1, -(-batches // train.accumulate))
 
 
 def _facts(config):

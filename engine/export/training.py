@@ -169,8 +169,9 @@ def live_part(train, changes: dict[int, dict]) -> Part:
     return Part("live changes", table + "\n\n" + "\n".join(lines) + "\n", [])
 
 
-def loop_part(train, changes: dict, has_val: bool) -> Part:
-    """evaluate(), validate() and the epoch loop, printing val metrics per epoch, then the test split."""
+def loop_part(train, changes: dict, has_val: bool, max_steps: int = 0) -> Part:
+    """evaluate(), validate() and the epoch loop, printing val metrics per epoch, then the test split; with
+    `max_steps` (a run that trained until stopped) the loop ends after that many steps, as the run did."""
     clip = train.grad_clip > 0 or any("grad_clip" in c for c in changes.values())
     settings = [("epochs", train.epochs, ""), ("batch_size", train.batch_size, "0 = the whole train split")]
     settings += [("accumulate", train.accumulate, "batches per optimizer step")] if train.accumulate > 1 else []
@@ -178,6 +179,8 @@ def loop_part(train, changes: dict, has_val: bool) -> Part:
         settings += [("grad_clip", train.grad_clip, f"clip the gradients' {train.clip_mode} (0 = off)")]
     settings += [("eval_every", train.eval_every, "also evaluate every N steps")] if train.eval_every else []
     settings += [("seed", train.seed, "train.seed: batch order, dropout")]
+    if max_steps:
+        settings += [("max_steps", max_steps, "the run trained until stopped: it took this many steps")]
     stop = bool(train.early_stop_metric) and has_val
     code = fill("""
         def evaluate(x, y):
@@ -216,6 +219,8 @@ def loop_part(train, changes: dict, has_val: bool) -> Part:
     if has_scheduler(train):
         inner += [f"{step_pad}scheduler.step()"]
     inner += [f"{step_pad}step += 1"]
+    if max_steps:
+        inner += [f"{step_pad}if step == max_steps:", f"{step_pad}    break"]
     if train.eval_every and has_val:
         inner += [f"{step_pad}if step % eval_every == 0:", f"{step_pad}    validate(epoch, step, loss)"]
     loop = ["step = 0  # optimizer steps taken", "stop = False" if stop else "",
@@ -228,6 +233,8 @@ def loop_part(train, changes: dict, has_val: bool) -> Part:
             "    for i, start in enumerate(starts):" if acc else "    for start in starts:", *inner]
     if stop and train.eval_every:
         loop += ["    if stop:", "        break"]
+    if max_steps:
+        loop += ["    if step == max_steps:  # stopped there, before this epoch's end", "        break"]
     if has_val:
         loop += ["    validate(epoch + 1, step, loss)"]
     else:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from torchtui.engine.config import from_dict
+from torchtui.engine.config import RESUME_FREE, from_dict
 from torchtui.engine.data.batches import num_batches
 from torchtui.engine.data.splits import Splits, load_data
 from torchtui.engine.errors import DataError, ModelError
@@ -169,10 +169,6 @@ def _resume_state(folder: RunFolder, kind: str) -> dict:
         raise ConfigError([f"resume: {path} is damaged ({ckpt.load_problem(err)}){offer}"]) from None
 
 
-# What may differ between config.yaml and the checkpoint's config when a run resumes: where it trains is not
-# what it is (a checkpoint loads on any device and any number of them).
-RESUME_FREE = ("name", "description", "train.epochs", "device.device", "device.devices", "device.strategy",
-               "device.threads")
 
 
 def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:

@@ -199,3 +199,67 @@ def test_a_scaled_target_is_refused_and_a_dropped_column_stays_out(tmp_path):
     preset.write_text(yaml.safe_dump({"schema": 1, "name": "big", "data": {**data, "standardize_target": "never"}}))
     script = export(str(preset)).script
     assert "features = ['a']" in script.replace('"', "'"), script[:1500]
+
+
+def test_a_stopped_resumed_and_steered_run_exports_to_its_weights(tmp_path):
+    """Stopped, resumed with config.yaml's lr set to 4x (a new base for the schedule: twice the base the live x2
+    left), then steered live: the script replays all of it. It ended 6.6e-2 away when the resume edit was applied as new ÷ current lr and config.yaml
+    kept the edited lr as if the run had started with it."""
+    config = tiny(epochs=6, scheduler="cosine", warmup_steps=5, weight_decay=0.001)
+    host = InProcessHost(str(tmp_path / "runs"))
+    try:
+        host.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=60)
+        host.send(p.Start(config=config))
+        host.send(p.Pause())
+        started = host.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=60)
+        host.send(p.Step(n=12))
+        host.wait_for(lambda e: isinstance(e, p.StepStats) and 12 in e.step, timeout=60)
+        host.send(p.SetHparams(lr_scale=2.0))
+        host.send(p.Step(n=8))
+        host.wait_for(lambda e: isinstance(e, p.StepStats) and 20 in e.step, timeout=60)
+        host.send(p.Stop())
+        assert host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60).state == p.STOPPED
+        edited = {**config, "train": {**config["train"], "lr": config["train"]["lr"] * 4}}
+        host.send(p.Start(config=edited, resume=started.run_dir))
+        host.send(p.Pause())
+        host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, timeout=60)
+        host.send(p.Step(n=5))
+        host.wait_for(lambda e: isinstance(e, p.StepStats) and 25 in e.step, timeout=60)
+        host.send(p.SetHparams(weight_decay=0.01, grad_clip=0.5))
+        host.send(p.Resume())
+        done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=120)
+    finally:
+        host.close()
+    assert done.state == p.FINISHED
+    result = export(done.summary["run_dir"])
+    assert set(result.changes) == {12, 20, 25}
+    script = tmp_path / "steered" / "steered.py"
+    script.parent.mkdir()
+    script.write_text(result.script)
+    run_script(script)
+    assert weights_gap(script, done.summary["run_dir"]) < 1e-5
+
+
+def test_a_run_that_trained_until_stopped_exports_the_steps_it_took(tmp_path):
+    """epochs 0 (the app's toy presets): export used to refuse every such run; it trains the steps the run did."""
+    config = tiny(epochs=0, scheduler="step", step_size=1, gamma=0.7)
+    host = InProcessHost(str(tmp_path / "runs"))
+    try:
+        host.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=60)
+        host.send(p.Start(config=config))
+        host.send(p.Pause())
+        host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, timeout=60)
+        host.send(p.Step(n=37))  # four epochs of 8 steps and 5 more: stopped mid-epoch
+        host.wait_for(lambda e: isinstance(e, p.StepStats) and 37 in e.step, timeout=60)
+        host.send(p.Stop())
+        done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60)
+    finally:
+        host.close()
+    assert done.state == p.STOPPED and done.summary["steps"] == 37
+    result = export(done.summary["run_dir"])
+    assert "max_steps = 37" in result.script and any("37 steps" in note for note in result.notes)
+    script = tmp_path / "stopped" / "stopped.py"
+    script.parent.mkdir()
+    script.write_text(result.script)
+    run_script(script)
+    assert weights_gap(script, done.summary["run_dir"]) < 1e-5

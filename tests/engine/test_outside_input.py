@@ -117,7 +117,10 @@ def test_resume_applies_an_edited_lr_and_records_it_as_a_live_change(stopped_run
     assert changes and changes[-1]["lr"] == 0.0005
     after = [r for r in rows if r["type"] == "step" and r["step"] > changes[-1]["step"]]
     assert after and all(r["lr"] == 0.0005 for r in after)
-    assert yaml.safe_load((stopped_run / "config.yaml").read_text())["train"]["lr"] == 0.0005
+    # config.yaml keeps the lr the run started with (as after a live change in the app): the edit is the live
+    # change metrics.jsonl records, and `export` replays the run from its start setup.
+    assert yaml.safe_load((stopped_run / "config.yaml").read_text())["train"]["lr"] == 0.003
+    assert "recorded in metrics.jsonl as a live change" in done.stderr
 
 
 def test_resume_of_a_finished_run_says_so_and_changes_nothing(tmp_path):
@@ -128,6 +131,28 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(tmp_path):
         line = one_line_error(torchtui("resume", str(run_dir), *extra))
         assert "finished" in line and "--epochs 3" in line
     assert {name: (run_dir / name).read_bytes() for name in files} == files
+
+
+def test_resume_with_no_epochs_left_is_refused_and_the_run_keeps_everything(stopped_run):
+    """`resume --epochs N` at or below the epochs done rewrote a stopped run of 6,513 epochs as `finished` after
+    7.8 s with no val metrics: it is refused like a finished run, and nothing in the folder changes."""
+    files = {name: (stopped_run / name).read_bytes() for name in ("summary.json", "config.yaml", "metrics.jsonl")}
+    done = json.loads(files["summary.json"])["epochs"]
+    for epochs in (done - 1, done):
+        line = one_line_error(torchtui("resume", str(stopped_run), "--epochs", str(epochs)))
+        assert "train.epochs" in line and f"trained {done} epochs" in line and f"--epochs {done + 1}" in line
+    assert {name: (stopped_run / name).read_bytes() for name in files} == files
+
+
+def test_a_resumed_run_keeps_its_time_and_metrics_in_the_summary(stopped_run):
+    """A summary is never rewritten with less than it had: the time adds up, the last metrics stay."""
+    before = json.loads((stopped_run / "summary.json").read_text())
+    (stopped_run / "summary.json").write_text(json.dumps({**before, "seconds": 1000.0}))  # a long first part
+    done = torchtui("resume", str(stopped_run), "--epochs", str(before["epochs"] + 1), "--json")
+    assert done.returncode == 0, done.stderr
+    after = last_json(done.stdout)
+    assert 1000.0 < after["seconds"] < 1100.0 and after["val"] and after["epochs"] == before["epochs"] + 1
+    assert json.loads((stopped_run / "summary.json").read_text())["seconds"] == after["seconds"]
 
 
 def test_a_damaged_last_checkpoint_is_named_and_best_is_offered(stopped_run):

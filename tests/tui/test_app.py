@@ -127,15 +127,19 @@ async def test_exit_while_panes_are_still_mounting_waits_for_them(fake_app, monk
         assert fake_app.panes_ready and fake_app.return_code == 0
 
 
-async def test_tab_cycles_panes_v_cycles_views_and_the_palette_reaches_pane_actions(fake_app):
+async def test_tab_goes_into_the_pane_shown_v_cycles_views_and_the_palette_reaches_pane_actions(fake_app):
     async with fake_app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
-        assert fake_app.tabs.active == "tab-dataset"
+        assert fake_app.main.tabs.active == "tab-dataset"
+        await pilot.press("tab")  # into Dataset's first field (it went to the Model pane)
+        await until(pilot, lambda: fake_app.focused is not None and fake_app.focused.id == "data-source",
+                    what="dataset's first field")
+        await pilot.press("escape", "3")
+        await until(pilot, lambda: fake_app.main.tabs.active == "tab-hparams", what="hparams pane")
+        assert fake_app.focused is None  # keys still go to the app
         await pilot.press("tab")
-        await until(pilot, lambda: fake_app.tabs.active == "tab-model", what="model pane")
-        fake_app.set_focus(None)
-        await pilot.press("tab")
-        await until(pilot, lambda: fake_app.tabs.active == "tab-hparams", what="hparams pane")
+        await until(pilot, lambda: fake_app.focused is not None and fake_app.focused.id == "train-loss",
+                    what="hparams' first field")
         screen = fake_app.screen
         await pilot.press("escape", "v")
         assert screen.has_class("show-charts")
@@ -163,11 +167,11 @@ async def test_every_malformed_preset_is_shown_and_the_app_stays_up(fake_app, ca
         before = fake_app.config
         for name in sorted(EXPECTED):
             cli_line = re.sub(r" \(and \d+ more\)$", "", cli_lines[name])  # the log lists them all
-            assert fake_app.open_preset(str(CORPUS / name)) is False
+            assert fake_app.presets.open(str(CORPUS / name)) is False
             await pilot.pause()
             assert cli_line in [line.splitlines()[0] for line in fake_app.log_pane.lines_written[-3:]], name
             assert fake_app.config == before and fake_app.is_running
-        assert fake_app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        assert fake_app.presets.open(str(presets.builtin_dir() / "spiral.yaml"))
         assert fake_app.config.name == "spiral"
 
 
@@ -194,7 +198,7 @@ async def test_garbage_in_every_field_is_shown_blocks_start_and_the_app_stays_up
             for junk in GARBAGE:
                 field.value = junk
                 await pilot.pause()
-                fake_app.revalidate()  # what the debounce timer does 0.2 s after a keystroke
+                fake_app.setup.revalidate()  # what the debounce timer does 0.2 s after a keystroke
                 assert fake_app.is_running
                 if not fake_app.problem:
                     continue  # free text (a name, a path) may take it
@@ -209,7 +213,7 @@ async def test_garbage_in_every_field_is_shown_blocks_start_and_the_app_stays_up
                     assert not any(isinstance(c, p.Start) for c in fake_app.fake_host.sent[sent:]), field.id
             field.value = original
             await pilot.pause()
-            fake_app.revalidate()
+            fake_app.setup.revalidate()
             assert not fake_app.problem, (field.id, fake_app.problem)
         assert rejected >= len(inputs) * 2  # most junk is invalid almost everywhere (free text is not)
 
@@ -342,6 +346,14 @@ async def test_space_before_the_engine_is_ready_starts_the_run_when_it_is():
         assert not any(isinstance(c, p.Start) for c in host2.sent)
 
 
+def started(start: p.Start, run_id: str) -> p.RunStarted:
+    """The RunStarted a real engine sends for `start` (echoing its request id)."""
+    return p.RunStarted(run_id=run_id, run_dir=f"runs/{run_id}", name=start.config.get("name", "x"), task="binary",
+                        loss="bce_with_logits", device="cpu", params=10, trainable=10, splits={"train": 10},
+                        steps_per_epoch=1, total_steps=300, epochs=300, start_step=0, start_epoch=0,
+                        config=start.config, request_id=start.request_id)
+
+
 async def test_o_checks_the_setup_on_one_batch_and_says_how_it_went(fake_app):
     async with fake_app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: fake_app.panes_ready, what="panes")
@@ -352,13 +364,20 @@ async def test_o_checks_the_setup_on_one_batch_and_says_how_it_went(fake_app):
         config = from_dict(start.config)
         assert config.train.overfit_batches == 1 and config.name == "moons-overfit" and config.train.epochs == 300
         assert fake_app.config.train.overfit_batches == 0  # the setup in the panes is left as it was
-        run_id = "20261202-120000-moons-overfit"
+        # Its run is known by the Start's request id, whatever it is called: a 64-character cut of a long name
+        # or a "-2" suffix broke the match on "-overfit", and another client's "-overfit" run is not ours.
+        fake_app.fake_host.emit(p.RunFinished("x-overfit", p.FINISHED, {"val": {"loss": 0.001}, "steps": 300}))
+        run_id = "20261202-120000-moons-overfi-2"
+        fake_app.fake_host.emit(started(start, run_id))
         fake_app.fake_host.emit(p.RunFinished(run_id, p.FINISHED, {"val": {"loss": 0.002}, "steps": 300}))
         await until(pilot, lambda: "sanity check passed" in "\n".join(fake_app.log_pane.lines_written), what="verdict")
+        assert "\n".join(fake_app.log_pane.lines_written).count("sanity check passed") == 1
         await pilot.press("o")
         await until(pilot, lambda: len([c for c in fake_app.fake_host.sent if isinstance(c, p.Start)]) == 2,
                     what="second start")
-        fake_app.fake_host.emit(p.RunFinished(run_id, p.FINISHED, {"val": {"loss": 0.4}, "steps": 300}))
+        start = [c for c in fake_app.fake_host.sent if isinstance(c, p.Start)][-1]
+        fake_app.fake_host.emit(started(start, run_id + "x"))
+        fake_app.fake_host.emit(p.RunFinished(run_id + "x", p.FINISHED, {"val": {"loss": 0.4}, "steps": 300}))
         await until(pilot, lambda: "sanity check failed" in "\n".join(fake_app.log_pane.lines_written),
                     what="failed verdict")
 
@@ -383,3 +402,18 @@ async def test_at_160_columns_the_setup_stays_beside_the_charts(fake_app):
         await pilot.press("space")
         await until(pilot, lambda: any(isinstance(c, p.Start) for c in fake_app.fake_host.sent), what="started")
         assert not fake_app.screen.has_class("charts-wide")
+
+
+async def test_a_resize_under_a_dialog_lays_out_the_main_screen(fake_app):
+    """The layout class went on whichever screen was active: a resize while help was open put "narrow" on the
+    help dialog, and the main screen kept its wide layout at 80 columns."""
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: fake_app.screen is not fake_app.main, what="help open")
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: fake_app.main.has_class("narrow"), what="main screen narrow")
+        assert not fake_app.screen.has_class("narrow")
+        await pilot.press("escape")
+        await until(pilot, lambda: fake_app.screen is fake_app.main, what="help closed")
+        assert not fake_app.query_one("#charts").display  # the narrow layout: the setup view alone

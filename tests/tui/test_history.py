@@ -61,19 +61,32 @@ def test_regression_stats_without_accuracy_leave_the_metric_chart_alone():
     assert len(h.train_acc) == 0
 
 
-def test_a_new_run_clears_and_a_resume_keeps():
+def test_a_new_run_clears_and_a_resume_starts_over_for_its_replay():
+    """A resume's RunStarted clears the series too: a run server replays metrics.jsonl after it (truncated at
+    the resumed step), so the curves continue exactly as the run has them. Kept, the old curve met the replay's
+    steps from 1 again: a resume near step 4 after step 24,288 made the accuracy EMA's gap -24,284 and the
+    app crashed with OverflowError."""
     h = RunHistory()
     h.apply(started())
-    h.apply(stats([1, 2, 3]))
+    h.apply(stats(range(1, 24289)))
     h.apply(p.HparamsChanged(RUN, 2, {"lr": [0.01, 0.005]}))
-    assert h.apply(started()) == {"status"}  # same id: a resume
-    assert len(h.train_loss) == 3 and h.markers
-    h.apply(stats([4, 5]))
-    assert len(h.train_loss) == 5
+    assert h.apply(started()) == set(GROUPS)  # same id: a resume
+    assert len(h.train_loss) == 0 and not h.markers
+    h.apply(stats(range(4, 40)))  # the replay, then the resumed steps
+    assert len(h.train_loss) == 36 and len(h.train_acc_smooth) == 36
 
     assert h.apply(started("other-run")) == set(GROUPS)
     assert len(h.train_loss) == 0 and not h.markers and not h.val and h.predictions is None
     assert h.started.run_id == "other-run"
+
+
+def test_steps_that_go_back_do_not_break_the_average():
+    """Without the RunStarted in between (a client that missed it), steps going back are weighed as one step."""
+    h = RunHistory()
+    h.apply(started())
+    h.apply(stats(range(1, 24289)))
+    h.apply(stats(range(4, 40)))
+    assert all(math.isfinite(v) for v in h.train_acc_smooth.downsample(100)[1])
 
 
 def test_events_of_other_runs_are_ignored():

@@ -55,7 +55,9 @@ async def test_during_a_run_f_tests_a_copy_and_a_sends_a_live_lr_change(fake_app
         lr_before = app.config.train.lr
         await pilot.press("a")
         await until(pilot, lambda: sent(app, p.SetHparams), what="live change sent")
-        assert sent(app, p.SetHparams)[-1] == p.SetHparams(lr=0.015)
+        # The range test measured the lr that works now: the next step's lr (the schedule is scaled to it), not
+        # the base the schedule is shaped from (train.lr).
+        assert sent(app, p.SetHparams)[-1] == p.SetHparams(current_lr=0.015)
         assert app.config.train.lr == lr_before  # the pane follows the engine's HparamsChanged, not the key
 
 

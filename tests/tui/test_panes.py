@@ -336,7 +336,12 @@ async def test_echoed_live_value_keeps_what_the_user_typed():
         app.pane.set_values(TrainConfig(lr=0.01))
         await pilot.pause()
         assert app.query_one("#train-lr", Input).value == "0.0100"
+        # Nor does another value while they are in the field: an echo of an earlier keystroke's change turned
+        # `5e-3` into `05-3`. What they typed waits for Enter (or escape, which forces the run's value back).
         app.pane.set_values(TrainConfig(lr=0.02))
+        await pilot.pause()
+        assert app.query_one("#train-lr", Input).value == "0.0100"
+        app.pane.set_values(TrainConfig(lr=0.02), force=True)
         await pilot.pause()
         assert app.query_one("#train-lr", Input).value == "0.02"
 

@@ -77,12 +77,12 @@ async def test_opening_a_preset_while_paused_asks_what_becomes_of_the_run(fake_a
     async with fake_app.run_test(size=(120, 40)) as pilot:
         fake_app.fake_host.emit(*scripted_run()[:3], p.StateChanged(RUN, p.PAUSED))
         await until(pilot, lambda: fake_app.history.state == p.PAUSED, what="paused")
-        fake_app.call_later(fake_app.open_preset_asking, "spiral")
+        fake_app.call_later(fake_app.presets.open_asking, "spiral")
         await until(pilot, lambda: "A run is active" in title(fake_app), what="asked")
         await pilot.press("o")
         await until(pilot, lambda: fake_app.config.name == "spiral", what="spiral in the panes")
         assert not sent(fake_app, p.Stop) and "keeps its own setup" in fake_app.notice
-        fake_app.call_later(fake_app.open_preset_asking, "xor")
+        fake_app.call_later(fake_app.presets.open_asking, "xor")
         await until(pilot, lambda: "A run is active" in title(fake_app), what="again")
         await pilot.press("y")
         await until(pilot, lambda: sent(fake_app, p.Stop) and fake_app.config.name == "xor", what="stopped, opened")
@@ -94,6 +94,6 @@ async def test_the_status_bar_says_when_keys_go_to_a_field(fake_app):
         await pilot.press("3")  # the Hparams pane
         lr = fake_app.query_one("#train-lr")
         lr.focus()
-        await until(pilot, lambda: "⌨ train.lr" in str(fake_app.status_bar.content), what="typing shown")
+        await until(pilot, lambda: "⌨ train.lr" in str(fake_app.main.status_bar.content), what="typing shown")
         await pilot.press("escape")
-        await until(pilot, lambda: "⌨" not in str(fake_app.status_bar.content), what="keys back to the app")
+        await until(pilot, lambda: "⌨" not in str(fake_app.main.status_bar.content), what="keys back to the app")

@@ -141,7 +141,7 @@ async def test_use_this_setup_loads_the_run_into_the_panes(runs_app):
         assert runs_app.config.train.lr == 0.03
         await until(pilot, lambda: runs_app.pane("hparams").query_one("#train-lr").value == "0.03",
                     what="Hparams pane shows the run's lr")
-        assert runs_app.preset_ref == "moons"
+        assert runs_app.setup.preset_ref == "moons"
 
 
 async def test_continue_from_a_run_starts_a_branch_from_its_checkpoint(runs_app, runs_root):
@@ -227,7 +227,7 @@ async def test_S_runs_the_opened_sweep_in_the_background_and_shows_its_leaderboa
     app = settles(TorchTUI(presets.load("moons"), EngineBridge(host), runs_dir=str(tmp_path / "runs")))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.panes_ready, what="panes mounted")
-        assert app.open_preset(str(preset)) and app.sweep_section is not None
+        assert app.presets.open(str(preset)) and app.setup.sweep_section is not None
         await pilot.press("S")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="the sweep's leaderboard")
         screen = app.screen
@@ -258,7 +258,7 @@ async def test_S_says_when_the_sweep_folder_holds_another_sweep(tmp_path):
     (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": "moons", "sweep": {"method": "grid"}, "config": {}}))
     host = FakeHost()
     app = settles(TorchTUI(presets.load("moons"), EngineBridge(host), runs_dir=str(tmp_path / "runs")))
-    app.sweep_section = {"method": "grid", "params": {"train.lr": [0.1, 0.01]}}
+    app.setup.sweep_section = {"method": "grid", "params": {"train.lr": [0.1, 0.01]}}
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.panes_ready, what="panes mounted")
         await pilot.press("S")

@@ -21,11 +21,11 @@ def test_a_saved_preset_holds_only_what_differs_from_the_defaults_and_loads_back
 
 async def test_the_description_says_what_changed_since_the_preset_was_opened(fake_app):
     async with fake_app.run_test(size=(120, 40)):
-        fake_app.preset_ref = "moons"
+        fake_app.setup.preset_ref = "moons"
         moons = presets.load("moons")
-        assert fake_app.saved_description() == moons.description
+        assert fake_app.presets.saved_description() == moons.description
         fake_app.config = dataclasses.replace(moons, train=dataclasses.replace(moons.train, lr=0.05))
-        assert fake_app.saved_description() == "moons with train.lr 0.05"
+        assert fake_app.presets.saved_description() == "moons with train.lr 0.05"
 
 
 async def test_quitting_after_a_stop_prints_how_to_resume(fake_app):

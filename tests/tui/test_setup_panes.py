@@ -47,7 +47,7 @@ async def test_a_data_problem_both_answers_report_shows_once_beside_its_field(fa
         problem = "data.path: no such file '/nonexistent.csv'"
         fake_app.fake_host.emit(p.ModelDescribed(model.request_id, None, error=problem),
                                 p.DataPreviewed(preview.request_id, error=problem))
-        await until(pilot, lambda: len(fake_app.load_problems) == 2, what="both answers")
+        await until(pilot, lambda: len(fake_app.setup.load_problems) == 2, what="both answers")
         await pilot.pause()
         assert str(fake_app.query_one("#data-path-error").content).count("no such file") == 1
 
@@ -65,14 +65,14 @@ async def test_a_field_whose_value_was_replaced_types_like_a_fresh_one(fake_app)
         await pilot.pause()
         assert units.cursor_position == len("64")
         fake_app.set_focus(None)
-        assert fake_app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        assert fake_app.presets.open(str(presets.builtin_dir() / "spiral.yaml"))
         await until(pilot, lambda: units.value == "128", what="spiral's layer shown")
         units.focus()
         await pilot.press("9")
         assert units.value == "1289"  # appended, as in a fresh field; never 1298
         form = fake_app.query_one("#train-lr")
         fake_app.set_focus(None)
-        assert fake_app.open_preset(str(presets.builtin_dir() / "moons.yaml"))
+        assert fake_app.presets.open(str(presets.builtin_dir() / "moons.yaml"))
         await until(pilot, lambda: form.value == "0.003", what="moons' lr shown")
         assert form.cursor_position == len("0.003")
 
@@ -88,14 +88,14 @@ async def test_a_preset_opened_while_the_panes_mount_is_what_the_panes_hold(fake
         if when == "while they mount":
             await until(pilot, lambda: app.deck.built, what="panes built")
         assert not app.panes_ready
-        assert app.open_preset(str(presets.builtin_dir() / "spiral.yaml"))
+        assert app.presets.open(str(presets.builtin_dir() / "spiral.yaml"))
         expected = app.config
         await until(pilot, lambda: app.panes_ready, what="panes mounted")
         for key in "1234":
             await pilot.press(key)  # every pane and its fields on screen
             await pilot.pause(0.1)
         app.set_focus(None)
-        app.revalidate()
+        app.setup.revalidate()
         assert app.config == expected
         assert "applies on restart" not in app.notice
 
@@ -108,6 +108,6 @@ async def test_a_run_is_named_after_the_data_the_panes_chose(fake_app):
         dataset = fake_app.pane("dataset")
         dataset.set_values({**dataclasses.asdict(fake_app.config.data), "source": "csv", "path": csv,
                             "target": "species"})
-        fake_app.revalidate()
+        fake_app.setup.revalidate()
         assert fake_app.config.data.path == csv and fake_app.config.name == "iris"
         assert fake_app.sub_title == "iris" and "name" not in fake_app.notice

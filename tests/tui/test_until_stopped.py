@@ -1,7 +1,7 @@
 """In the app, toy presets train until stopped so that pause, step and lr ×2 can be tried (issue 14 item 2)."""
 
 from torchtui.engine import presets
-from torchtui.tui.app_presets import steerable
+from torchtui.tui.controllers.presets import steerable
 
 from .conftest import until
 
@@ -20,7 +20,7 @@ def test_toy_presets_train_until_stopped_unless_epochs_are_given():
 async def test_opening_a_toy_preset_in_the_app_says_it_trains_until_stopped(fake_app):
     async with fake_app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: fake_app.panes_ready, what="panes")
-        assert fake_app.open_preset("xor")
+        assert fake_app.presets.open("xor")
         await pilot.pause()
         assert fake_app.config.train.epochs == 0
         assert any("trains until you stop it" in line for line in fake_app.log_pane.lines_written)

@@ -18,6 +18,9 @@ from torchtui.tui.state.history import RunHistory
 from torchtui.tui.state.series import Series
 
 MIN_BUCKETS = 10
+# Values this large cannot come from a float32 run (at most 3.4e38) and overflow the axis arithmetic: not drawn,
+# like NaN and inf (the comparison is False for NaN, so they go too).
+HUGE = 1e300
 LEGEND_MIN_HEIGHT = 10  # below this a legend that does not fit beside the title is left out (the title names the series)
 # Used when no app is running (the bench builds charts headless) or the app's theme is not registered
 # yet: "default" colours everywhere, so the canvas is the terminal's own background on dark and light.
@@ -240,10 +243,19 @@ class Chart(PlotextPlot):
         self.line(xs, ys, color=color)
         self.dots(xs, ys, color=color, label=label, marker=marker)
 
+    def y_bounds(self) -> tuple[float, float] | None:
+        """Where the values can be at all (accuracy: [0, 1]), or None; points outside are drawn at the edge."""
+        return None
+
     def _usable(self, xs: list, ys: list) -> tuple[list, list]:
-        """Drop points plotext cannot place: non-finite ones, and non-positive ones on a log axis."""
+        """Drop points plotext cannot place: non-finite ones, and non-positive ones on a log axis. Points beyond
+        the chart's bounds go to its edge: plotext rasterises a line point by point in canvas cells, and a value
+        1e30 cells outside the axis took all the memory there was (tests/tui/test_history_fuzz.py)."""
         log = self.y_log()
-        keep = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not log)]
+        keep = [(x, y) for x, y in zip(xs, ys) if abs(x) < HUGE and abs(y) < HUGE and (y > 0 or not log)]
+        bounds = self.y_bounds()
+        if bounds is not None:
+            keep = [(x, min(max(y, bounds[0]), bounds[1])) for x, y in keep]
         self.points_plotted += len(keep)
         kx, ky = [k[0] for k in keep], [k[1] for k in keep]
         if keep:

@@ -47,6 +47,9 @@ class MetricChart(Chart):
             return lo, hi
         return max(0.0, lo), min(1.0, hi) if hi > max(0.0, lo) else max(0.0, lo) + 1e-3
 
+    def y_bounds(self) -> tuple[float, float] | None:
+        return None if self._regression() else (0.0, 1.0)
+
     def _regression(self) -> bool:
         return self.history.task == "regression"
 

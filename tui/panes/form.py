@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from torchtui.engine.schema import ConfigError, field_docs, load_yaml_text, to_plain
+from torchtui.tui.widgets.field_input import FieldInput
 
 CONTROL_CHANGES = (Input.Changed, Select.Changed, Switch.Changed)
 CHOICE_LABELS = {"": "(off)"}  # the empty choice (e.g. early_stop_metric) needs a visible label
@@ -25,6 +26,15 @@ class ConfigChanged(Message):
     """The user changed a pane's config section; `path` is the edited field (e.g. "train.lr")."""
 
     def __init__(self, section: str, path: str = "") -> None:
+        super().__init__()
+        self.section = section
+        self.path = path
+
+
+class FieldCommitted(Message):
+    """The user pressed Enter in, or left, the text field at `path` (e.g. "train.lr"): a live field applies then."""
+
+    def __init__(self, section: str, path: str) -> None:
         super().__init__()
         self.section = section
         self.path = path
@@ -147,7 +157,24 @@ class ConfigForm(Widget):
     ConfigForm .-error { background-tint: $error 30%; }
     ConfigForm .form-problems { display: none; color: $text-error; }
     ConfigForm .form-problems.-shown { display: block; }
+    /* A live value typed while a run trains, not applied yet: Enter applies it, escape reverts. */
+    ConfigForm .field.-pending .field-label { color: $warning; text-style: bold; }
+    ConfigForm .field.-pending Input { background-tint: $warning 25%; }
+    ConfigForm .pending-hint { display: none; color: $warning; padding-left: 2; }
+    ConfigForm .field.-pending .pending-hint { display: block; }
     """
+
+    class Committed(Message):
+        """The user pressed Enter in, or left, the text field at `path`."""
+
+        def __init__(self, form: ConfigForm, path: str) -> None:
+            super().__init__()
+            self.form = form
+            self.path = path
+
+        @property
+        def control(self) -> ConfigForm:
+            return self.form
 
     class Changed(Message):
         """The user edited the field at `path` (e.g. "train.lr")."""
@@ -187,6 +214,7 @@ class ConfigForm(Widget):
         self._hidden: set[str] = set()
         self._titles: list[tuple[Label, list[str]]] = []  # group titles, hidden when none of their fields apply
         self._shown: dict[str, list[str]] = {}  # the problems each field shows now
+        self._typed: set[str] = set()  # text fields the user edited and still has focus in: not overwritten
         general_id = f"{id}-problems" if fields is not None and id else f"{self.id_prefix}-problems"
         self._general = Static("", classes="form-problems", id=general_id)
 
@@ -218,8 +246,11 @@ class ConfigForm(Widget):
         caption = Label(label, classes="field-label")
         caption.tooltip = spec.doc or None
         error = Static("", classes="error", id=f"{self.id_prefix}-{spec.name}-error")
+        pending = [Static("⏎ not applied yet: Enter applies it to the run, esc reverts", classes="pending-hint")] \
+            if spec.name in self._badges else []
         box = Vertical(
             Horizontal(caption, control, classes="field-row"),
+            *pending,
             Static(Text(spec.doc), classes="help"),
             error,
             classes="field" + (" -irrelevant" if spec.name in self._hidden else ""),
@@ -235,7 +266,7 @@ class ConfigForm(Widget):
         if spec.kind == "choice":
             self._offered[spec.name] = self._select_options(spec.name, raw)
             return Select(self._offered[spec.name], value=raw, allow_blank=False, compact=True, id=wid, tooltip=tip)
-        return Input(raw, id=wid, tooltip=tip, compact=True, select_on_focus=False)
+        return FieldInput(raw, id=wid, tooltip=tip, compact=True, select_on_focus=False)
 
     def _select_options(self, name: str, current: Any) -> list[tuple[str, Any]]:
         """The field's options, plus the current value when it is not one of them (it stays selectable)."""
@@ -254,15 +285,25 @@ class ConfigForm(Widget):
         """What the control for `name` holds, unparsed."""
         return self._raw[name]
 
-    def set_values(self, values: Any) -> None:
-        """Show a dataclass instance's (or a mapping's) values without posting Changed."""
+    def set_values(self, values: Any, force: bool = False) -> None:
+        """Show a dataclass instance's (or a mapping's) values without posting Changed. A text field the user
+        is typing in keeps what they typed (an engine's echo rewrote it mid-word: `5e-3` became `05-3`),
+        unless `force` (escape reverting it)."""
         data = to_plain(values) if dataclasses.is_dataclass(values) else dict(values)
         with self.prevent(*CONTROL_CHANGES):
             for name, value in data.items():
                 spec = self.specs.get(name)
-                if spec is not None:
-                    self._raw[name] = to_raw(spec.kind, value)
-                    self._show_raw(name)
+                if spec is None:
+                    continue
+                if name in self._typed and not force and self._typing_in(name):
+                    continue
+                self._typed.discard(name)
+                self._raw[name] = to_raw(spec.kind, value)
+                self._show_raw(name)
+
+    def _typing_in(self, name: str) -> bool:
+        control = self._controls.get(name)
+        return isinstance(control, Input) and control.has_focus
 
     def _show_raw(self, name: str) -> None:
         control, raw = self._controls.get(name), self._raw[name]
@@ -271,10 +312,12 @@ class ConfigForm(Widget):
         elif isinstance(control, Switch):
             control.value = bool(raw)
         elif isinstance(control, Input) and control.value != raw:
-            # A live change echoed back while the user is in the field must not rewrite what they typed.
-            kind = self.specs[name].kind
-            if not (control.has_focus and parse_raw(kind, control.value) == parse_raw(kind, raw)):
-                replace_text(control, raw)
+            replace_text(control, raw)
+
+    def mark_pending(self, names: set[str]) -> None:
+        """Show which live fields hold a value typed but not applied yet."""
+        for name, (box, _) in self._fields.items():
+            box.set_class(name in names, "-pending")
 
     def _show_select(self, name: str) -> None:
         control = self._controls[name]
@@ -312,9 +355,22 @@ class ConfigForm(Widget):
         if value == self._raw[name]:
             return
         self._raw[name] = value
+        if isinstance(event.control, Input):
+            self._typed.add(name)
         self.post_message(self.Changed(self, f"{self.prefix}.{name}"))
 
     on_input_changed = on_select_changed = on_switch_changed = _on_control_changed
+
+    def _on_input_done(self, event: Input.Submitted | Input.Blurred) -> None:
+        name = next((n for n, c in self._controls.items() if c is event.input), None)
+        if name is None:
+            return
+        event.stop()
+        if isinstance(event, Input.Blurred):
+            self._typed.discard(name)
+        self.post_message(self.Committed(self, f"{self.prefix}.{name}"))
+
+    on_input_submitted = on_input_blurred = _on_input_done
 
     # ------------------------------------------------------------------ problems and visibility
 

@@ -134,14 +134,19 @@ class HparamsPane(FormPane):
         data[ARGS] = chosen.value() if chosen is not None else {}
         return {f.name: data[f.name] for f in dataclasses.fields(TrainConfig)}
 
-    def set_values(self, section: Any) -> None:
+    def set_values(self, section: Any, force: bool = False) -> None:
         data = to_plain(section) if dataclasses.is_dataclass(section) else dict(section)
-        self.form.set_values(data)
-        self.rest.set_values(data)
+        self.form.set_values(data, force)
+        self.rest.set_values(data, force)
         chosen = self.args.get(data.get("optimizer"))
         if chosen is not None and isinstance(data.get(ARGS), dict):
             chosen.set_values(data[ARGS])
         self.after_set()
+
+    def mark_pending(self, names: set[str]) -> None:
+        """The live fields holding a typed value that is not applied yet (Enter applies, escape reverts)."""
+        self.form.mark_pending(names)
+        self.rest.mark_pending(names)
 
     def show_problems(self, problems: list[str]) -> None:
         self.form.show_problems(problems)

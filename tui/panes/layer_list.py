@@ -25,6 +25,7 @@ from torchtui.tui.panes.form import (
     replace_text,
     to_raw,
 )
+from torchtui.tui.widgets.field_input import FieldInput
 
 # column → (the column it depends on, the values under which it is shown)
 SHOWN_WHEN = {"negative_slope": ("activation", ("leaky_relu",)), "pool_size": ("pool", ("max", "avg"))}
@@ -66,7 +67,7 @@ class LayerRow(Vertical):
             control: Widget = Select([(str(v), v) for v in spec.choices], value=raw, allow_blank=False, compact=True,
                                      id=wid, tooltip=spec.doc, classes=f"col-{column.name}")
         else:
-            control = Input(raw, id=wid, tooltip=spec.doc, compact=True, select_on_focus=False,
+            control = FieldInput(raw, id=wid, tooltip=spec.doc, compact=True, select_on_focus=False,
                             classes=f"col-{column.name}")
         control.display = self.owner.shown(column.name, self._initial)
         control.styles.width = column.width

@@ -46,6 +46,10 @@ def shape_text(shape: list) -> str:
 class ModelPane(VerticalScroll):
     """Edits `ModelConfig`: a (add), d (delete), shift+↑/↓ or [ ] (move) act on the focused list."""
 
+    # Never focused itself: focusing a pane re-styled its 460 widgets (1.8 s of the UI thread on a 2-core
+    # machine, keys waiting behind it). Keys go to the app, or to a field (tab goes into the pane's first).
+    can_focus = False
+
     DEFAULT_CSS = """
     ModelPane { padding: 0 1; }
     ModelPane .group-title { text-style: bold; color: $accent; }

@@ -32,8 +32,12 @@ def name_problem(name: str, builtin_names: set[str]) -> str:
     return ""
 
 
-class SavePresetScreen(ModalScreen[str | None]):
-    """Dismisses with a usable, confirmed preset name, or None; saving is the caller's job."""
+class SavePresetScreen(ModalScreen[str | tuple | None]):
+    """Dismisses with a usable, confirmed preset name, or None; saving is the caller's job.
+
+    Given `epochs` (the setup trains until stopped, the app's way to try a toy preset), it also asks for the
+    saved preset's length, prefilled with `epochs`, and dismisses with (name, epochs): a preset with epochs 0
+    would never end under `torchtui train`."""
 
     DEFAULT_CSS = """
     SavePresetScreen { align: center middle; }
@@ -51,14 +55,19 @@ class SavePresetScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="save_preset.cancel")]
 
-    def __init__(self, suggested: str = "") -> None:
+    def __init__(self, suggested: str = "", epochs: int | None = None) -> None:
         super().__init__()
         self.suggested = suggested
+        self.epochs = epochs
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Save preset", id="title")
             yield Input(self.suggested, placeholder="preset name", id="name")
+            if self.epochs is not None:
+                yield Static("This setup trains until you stop it; the preset gets a length (epochs), what "
+                             "`torchtui train` runs:", id="length-note", markup=False)
+                yield Input(str(self.epochs), placeholder="epochs", id="epochs", type="integer")
             yield Static("", id="error", classes="-empty", markup=False)
             yield Static(f"Saved in {home_relative(presets.user_dir())}", id="where", markup=False)
             with Horizontal(id="buttons"):
@@ -91,8 +100,19 @@ class SavePresetScreen(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def answer(self, name: str):
+        return name if self.epochs is None else (name, self.length())
+
+    def length(self) -> int | None:
+        text = self.query_one("#epochs", Input).value.strip()
+        return int(text) if text.isdigit() and int(text) > 0 else None
+
     def submit(self) -> None:
         name = self.query_one("#name", Input).value.strip()
+        if self.epochs is not None and self.length() is None:
+            self.show_error("Give the preset a length: a whole number of epochs, 1 or more")
+            self.query_one("#epochs", Input).focus()
+            return
         if name.endswith((".yaml", ".yml")):  # people type file names; the suffix is added on save
             name = name.rsplit(".", 1)[0]
         known = presets.list_presets()
@@ -103,12 +123,12 @@ class SavePresetScreen(ModalScreen[str | None]):
             return
         existing = next((p for p in known if not p.builtin and p.name == name), None)
         if existing is None:
-            self.dismiss(name)
+            self.dismiss(self.answer(name))
             return
 
         def overwrite(confirmed: bool | None) -> None:
             if confirmed:
-                self.dismiss(name)
+                self.dismiss(self.answer(name))
             else:  # stay open so another name can be typed
                 self.query_one("#name", Input).focus()
 

@@ -15,9 +15,12 @@ SMOOTH_ALPHA = 0.05
 class RunHistory:
     """The current run's series and latest values; `apply(event)` says which chart groups changed.
 
-    A RunStarted with a new run id starts over; one with the current id (a resume) keeps the history.
-    Events of other runs are ignored, except run-less state changes (a start that failed before it
-    had an id, a worker that died), which still set the state.
+    Every RunStarted starts over, a resume of the same run too: its steps go on from the checkpoint's, which
+    may be behind what was drawn (a stopped run's last.pt, best.pt), and a run server replays the run's
+    metrics.jsonl after it (truncated at the resumed step), so the curves continue past the old last step
+    exactly as the run has them. Events of other runs are ignored, except run-less state changes (a start that
+    failed before it had an id, a worker that died), which still set the state. No sequence of events can make
+    it raise (tests/tui/test_history_fuzz.py).
     """
 
     def __init__(self):
@@ -66,14 +69,14 @@ class RunHistory:
     # ------------------------------------------------------------------ handlers
 
     def _on_RunStarted(self, event: p.RunStarted) -> set[str]:
-        resumed = event.run_id == self.run_id
-        if not resumed:
-            self._clear()
+        # A resume restarted near step 4 of a history that ended at 24,288: its accuracy gaps went negative and
+        # the EMA overflowed (OverflowError in ema, the app crashed). The replay that follows redraws the past.
+        self._clear()
         self.started = event
         self.task = event.task
         self.layers = list(event.layers)
         self.reason = ""
-        return {"status"} if resumed else set(GROUPS)
+        return set(GROUPS)
 
     def _on_StateChanged(self, event: p.StateChanged) -> set[str]:
         if event.run_id is not None and self.started is not None and event.run_id != self.run_id:
@@ -162,9 +165,11 @@ def _last_y(series: Series) -> float | None:
 
 
 def change_label(changes: dict) -> str:
-    """A short marker label: "lr x2", "lr /2", or "weight_decay 0→0.01"."""
+    """A short marker label: "lr x2", "lr /2", or "weight_decay 0→0.01" (the base lr moves with lr: not shown)."""
     parts = []
     for name, pair in changes.items():
+        if name == "base_lr":
+            continue
         old, new = (list(pair) + [None, None])[:2] if isinstance(pair, (list, tuple)) else (None, pair)
         parts.append(f"{name} {_change(old, new)}")
     return ", ".join(parts)

@@ -220,7 +220,9 @@ def ema(values: Iterable[float], alpha: float, start: float | None = None,
     out = []
     for v, gap in zip(values, gaps if gaps is not None else itertools.repeat(1)):
         if math.isfinite(v):
-            a = alpha if gap == 1 else 1 - (1 - alpha) ** gap
+            # Steps that go back or repeat (a run resumed from an earlier checkpoint) weigh as one step: a
+            # negative gap overflowed the power (OverflowError: Numerical result out of range).
+            a = alpha if not gap > 1 else 1 - (1 - alpha) ** min(gap, 1e6)
             avg = v if avg is None else avg + a * (v - avg)
         out.append(math.nan if avg is None else avg)
     return out
