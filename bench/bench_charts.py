@@ -37,7 +37,8 @@ def noisy_history(steps: int, seed: int = 0) -> tuple[RunHistory, float]:
     ingest = time.perf_counter() - started
     for k in range(1, 101):
         step = k * steps // 100
-        history.apply(p.EvalResult("bench", "val", step, k, {"loss": expected(step, steps) + 0.1 + 0.02 * rng.random()}))
+        history.apply(p.EvalResult("bench", "val", step, k,
+                                   {"loss": expected(step, steps) + 0.1 + 0.02 * rng.random()}))
     history.apply(p.HparamsChanged("bench", steps // 3, {"lr": [0.01, 0.02]}))
     history.apply(p.HparamsChanged("bench", 2 * steps // 3, {"lr": [0.02, 0.01]}))
     return history, ingest
@@ -75,7 +76,8 @@ def main() -> None:
     for steps in sizes:
         history, ingest = noisy_history(steps)
         charts.append(LossChart(history))
-        print(f"{steps:>9,} steps ingested in {ingest:.2f} s (loss + its EMA: {2 * steps / ingest / 1e6:.2f} M points/s)")
+        print(f"{steps:>9,} steps ingested in {ingest:.2f} s "
+              f"(loss + its EMA: {2 * steps / ingest / 1e6:.2f} M points/s)")
     results = redraw_ms(charts, args.repeats)
     for steps, chart, ms in zip(sizes, charts, results):
         print(f"{steps:>9,} steps: LossChart {WIDTH}x{HEIGHT} redraw {ms:5.1f} ms (median of {args.repeats}), "

@@ -7,8 +7,8 @@
    a Unix socket (ServerHost), one torch thread each; samples/s = train samples x epochs / summary seconds.
 2. Attach: a detached run of a small MLP trained past `--steps` steps and paused there; `torchtui attach` in
    tmux 160x48, timed from launch to the first screen whose charts reach back over the run (an x-axis tick
-   past 60 % of the last step: ticks are round numbers), median of `--attaches`. Beside it, the client's own part in one process:
-   reading metrics.jsonl into events, and applying them to the charts' history.
+   past 60 % of the last step: ticks are round numbers), median of `--attaches`. Beside it, the client's own part
+   in one process: reading metrics.jsonl into events, and applying them to the charts' history.
 3. Events a client keeps up with: StepStats of 25 steps sent over a Unix socket (multiprocessing.connection,
    as the server does) as fast as the receiver takes them, events/s.
 
@@ -180,7 +180,8 @@ def report_attach(args, tmp: Path) -> None:
               f"{(Path(started.run_dir) / 'metrics.jsonl').stat().st_size / 2**20:.1f} MiB):")
         print(f"   client work: read metrics.jsonl into events {read:.3f} s, apply them to the history {apply:.3f} s")
         times = attach_times(started, last, args.attaches, tmp)
-        print(f"   `torchtui attach` -> loss chart drawn to the last step, tmux 160x48: median {statistics.median(times):.2f} s "
+        print("   `torchtui attach` -> loss chart drawn to the last step, tmux 160x48: "
+              f"median {statistics.median(times):.2f} s "
               f"{[round(t, 2) for t in times]}   (target <= 1 s)")
     finally:
         host.close()

@@ -48,7 +48,9 @@ def main() -> None:
     splits, model, loss_name, _, _ = build_data_and_model(config)
     model, splits = model.to(device), splits.to(device)
     loss_fn = optim.make_loss(loss_name, config.train, splits.task)
-    make = lambda params: optim.make_optimizer(params, config.train)
+
+    def make(params):
+        return optim.make_optimizer(params, config.train)
 
     def sweep(sync_every: int) -> float:
         lr_find.SYNC_EVERY = sync_every

@@ -136,8 +136,8 @@ def measure(workload: str, e1: int, e2: int, keep: str | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["small", "big", "preset"], action="append",
-                        help="a workload (repeatable; default small: the big MLP is compute-bound, its overhead shows in "
-                             "bench_engine.py, and its runs take ~40 minutes under valgrind)")
+                        help="a workload (repeatable; default small: the big MLP is compute-bound, its overhead "
+                             "shows in bench_engine.py, and its runs take ~40 minutes under valgrind)")
     parser.add_argument("--epochs", type=int, nargs=2, default=[1, 2], metavar=("E1", "E2"),
                         help="the two run lengths whose difference is counted (default 1 2)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's files there (for callgrind_annotate)")

@@ -193,7 +193,8 @@ def pane_vs_nvml(device: str) -> list[str]:
     index = torch.device(device).index or 0
     pane = next((d for d in list_devices() if d["name"] == f"cuda:{index}"), {})
     smi = nvidia_smi(index)
-    lines = [f"  Device pane: used {pane.get('memory_used', 0) / 2**30:.2f} GiB of {pane.get('memory_total', 0) / 2**30:.1f},"
+    lines = [f"  Device pane: used {pane.get('memory_used', 0) / 2**30:.2f} GiB "
+             f"of {pane.get('memory_total', 0) / 2**30:.1f},"
              f" utilisation {pane.get('utilization', 'n/a (pip install nvidia-ml-py)')}"]
     if smi:
         lines.append(f"  nvidia-smi : used {smi['memory_used'] / 2**30:.2f} GiB of {smi['memory_total'] / 2**30:.1f}, "
@@ -223,7 +224,8 @@ def out_of_memory(host, device: str) -> list[str]:
     small = with_device(workloads(True)["mlp 784-512-512-10"], device, epochs=1)
     _, _, after = engine_run(host, small)
     return [f"  absurd batch: run ended {state!r}; message: {hint[:160] or '(none)'}",
-            f"  a run after it: {after.state} ({'PASS' if state == p.FAILED and hint and after.state == p.FINISHED else 'MISS'})"]
+            f"  a run after it: {after.state} "
+            f"({'PASS' if state == p.FAILED and hint and after.state == p.FINISHED else 'MISS'})"]
 
 
 # ---------------------------------------------------------------- 5. data parallel

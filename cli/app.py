@@ -1,4 +1,4 @@
-"""`torchtui [PRESET]`: open the Textual app on a preset; the engine runs in a worker process."""
+"""`torchtui [PRESET]`: open the Textual app on a preset; the engine runs in a run server of its own session."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Open the Textual app; the engine's worker process imports torch while the UI paints."""
+    """Open the Textual app; its run server imports torch while the UI paints."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
                          "(see torchtui -h)")

@@ -13,7 +13,8 @@ import sys
 from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
 from torchtui.engine.schema import ConfigError
 
-COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "presets", "summary")
+COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "presets",
+            "summary")
 
 
 def command(name: str):

@@ -8,16 +8,9 @@ import time
 from typing import TextIO
 
 from torchtui.engine import protocol as p
+from torchtui.engine.formatting import fmt_duration
 
 REDRAW_SECONDS = 0.1
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(max(0, seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 class Progress:
@@ -106,7 +99,8 @@ class Progress:
             return
         epoch = s.epoch
         eta = fmt_duration(s.eta_s) if st.total_steps else "∞"  # train.epochs 0: until stopped
-        text = (f"epoch {epoch:.2f}/{st.epochs or '∞'}  step {s.step[-1]}/{st.total_steps or '∞'}  loss {s.loss[-1]:.4g}"
+        text = (f"epoch {epoch:.2f}/{st.epochs or '∞'}  step {s.step[-1]}/{st.total_steps or '∞'}"
+                f"  loss {s.loss[-1]:.4g}"
                 f"  {_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {eta}")
         self.out.write("\r\x1b[2K" + text)
         self.out.flush()

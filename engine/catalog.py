@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchtui.engine import presets
 from torchtui.engine.config import MAXIMISED, METRICS
-from torchtui.engine.runs import RunFolder
+from torchtui.engine.runs import EVENT_ROW, HPARAMS, STEP_ROW, STEP_START, RunFolder, row_kind
 from torchtui.engine.schema import ConfigError
 
 ARCHIVE = "archive"   # runs_dir/archive/ holds archived runs; it is not listed
@@ -26,9 +25,6 @@ SWEEP_FILE = "sweep.yaml"  # marks a sweep folder (sweep/study.py), whose trials
 SKIPPED_KEYS = ("schema", "name", "description")  # config keys that never count as "what changed"
 INTERRUPTED = "interrupted"  # no summary and no live server: killed, or its machine went down (resumable)
 
-EVENT_ROW = re.compile(rb'\{"type": "(?:eval|hparams)"[^\n]*')
-# Step rows as RunFolder writes them: {"type": "step", "step": N, "epoch": E, "loss": L, ...}
-STEP_ROW = re.compile(rb'\{"type": "step", "step": (\d+), "epoch": ([^,}]+), "loss": ([^,}]+)')
 
 
 @dataclass
@@ -210,7 +206,7 @@ class Catalog:
 
 def last_step_row(data: bytes):
     """The match of the last step row in `data` (searched from the end), or None."""
-    start = data.rfind(b'{"type": "step", "step": ')
+    start = data.rfind(STEP_START)
     return STEP_ROW.match(data, start) if start >= 0 else None
 
 
@@ -228,7 +224,7 @@ def _consume(progress: _Progress, data: bytes) -> None:
             continue
         if not isinstance(row, dict):
             continue
-        if row.get("type") == "hparams":
+        if row_kind(row) == HPARAMS:
             progress.changes += 1
             continue
         metrics = {k: v for k, v in row.items() if k in METRICS and number(v) is not None}
@@ -300,6 +296,14 @@ def flatten(config: dict, prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+def changed_fields(old: dict, new: dict, skip: tuple | set = ()) -> list[str]:
+    """The dotted fields (as flatten names them) whose values differ between two configs, in order, but those
+    in `skip`: the one way the engine (resume edits), the app (live changes, unsaved edits, the resumable
+    run) and a saved preset's description tell two setups apart."""
+    a, b = flatten(old), flatten(new)
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k) and k not in skip]
 
 
 def differing(records: list[RunRecord], assign: bool = True) -> list[str]:

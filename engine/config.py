@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import yaml
 
@@ -12,7 +13,7 @@ from torchtui.engine.data import sources as data_sources
 from torchtui.engine.data import tabular
 from torchtui.engine.run import optim
 from torchtui.engine.run.device_config import DeviceConfig
-from torchtui.engine.schema import ConfigError, excerpt, parse_dataclass, suggest, to_plain
+from torchtui.engine.schema import ConfigError, parse_dataclass, to_plain
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchtui.engine.catalog import EVENT_ROW, METRICS, STEP_ROW, last_step_row, number, shown
+from torchtui.engine.catalog import METRICS, last_step_row, number, shown
+from torchtui.engine.runs import EVENT_ROW, HPARAMS, STEP_ROW, STEP_START, hparams_values, row_kind
 
 
 @dataclass
@@ -48,8 +49,8 @@ def read_curves(path: str | Path) -> Curves:
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
             continue
         epoch = number(row.get("epoch")) or 0.0
-        if row.get("type") == "hparams":
-            text = ", ".join(f"{k} {shown(v)}" for k, v in row.items() if k not in ("type", "step"))
+        if row_kind(row) == HPARAMS:  # base_lr moves with lr by the same factor: lr says it
+            text = ", ".join(f"{k} {shown(v)}" for k, v in hparams_values(row).items() if k != "base_lr")
             changes.append((row["step"], _epoch_at(table, row["step"], epoch), text))
         elif row.get("split", "val") == "val":
             for name, value in row.items():
@@ -70,7 +71,7 @@ def _curve_file(path: Path, metrics: bytes):
         return None
     table = table[:len(table) // 3 * 3].reshape(-1, 3)
     last = last_step_row(metrics)
-    if last is None or len(table) != metrics.count(b'{"type": "step", "step": '):
+    if last is None or len(table) != metrics.count(STEP_START):
         return None
     return table if int(last.group(1)) == table[-1, 0] else None
 

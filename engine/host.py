@@ -1,7 +1,8 @@
-"""Engine hosts, the client side: the engine thread in this process, or a spawn worker process behind a pipe.
+"""Engine hosts, the client side: the engine thread in this process, a spawn worker process behind a pipe, or
+a run server of its own session behind a Unix socket (ServerHost: the app, `attach`, `train --detach`).
 
-Both give clients the same small interface (`send`, `get`, `drain`, `wait_for`, `close`). This module
-imports no torch, so a UI process can host the engine in a worker without ever loading torch itself.
+All give clients the same small interface (`send`, `get`, `drain`, `wait_for`, `close`). This module imports
+no torch, so a UI process can talk to an engine without ever loading torch itself.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Client
 from pathlib import Path
-from typing import Callable
 
 from torchtui.engine import live
 from torchtui.engine import protocol as p
@@ -201,7 +202,7 @@ class ServerHost(EngineHost):
         """Launch a run server in a new session and connect to it in the background (returns at once)."""
         # Absolute: clients elsewhere read the run folders the server names.
         runs_dir = os.path.abspath(runs_dir or default_runs_dir())
-        log_path = log_path or os.path.join(runs_dir, "engine-worker.log")
+        log_path = log_path or os.path.join(runs_dir, "run-server.log")
         command = [sys.executable, "-m", "torchtui.engine.run.server", "--threads",
                    str(threads or default_threads()), "--log", log_path, "--runs-dir", runs_dir]
         process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -228,7 +228,8 @@ def load(ref: str, overrides: list[str] | None = None, labels: dict[str, str] | 
     A sweep preset (one with a `sweep:` section) is refused: `torchtui sweep` runs it."""
     config, sweep, path, line_of = load_with_sweep(ref, overrides, labels)
     if sweep is not None:
-        raise ConfigError([f"{path}:{line_of('sweep') if isinstance(line_of('sweep'), int) else ''}: sweep: this preset is a sweep; run it with "
+        raise ConfigError([f"{path}:{line_of('sweep') if isinstance(line_of('sweep'), int) else ''}: "
+                           "sweep: this preset is a sweep; run it with "
                            f"`torchtui sweep {ref}`, or remove the section to train its setup once"
                            .replace("::", ":")])
     return config

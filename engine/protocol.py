@@ -1,8 +1,9 @@
 """Every Command into the engine and every Event out of it: frozen dataclasses of plain Python values.
 
-Clients (the headless CLI, the TUI, tests) talk to the engine only through these, whether it runs in a
-thread of their own process or in a worker process behind a pipe. Nothing here holds a tensor: values
-are pulled to the host in the engine, in batches, before an event is built.
+Clients (the headless CLI, the app, `torchtui attach`, tests) talk to the engine only through these, whether
+it runs in a thread of their own process, in a worker process behind a pipe, or in a run server of its own
+session behind a Unix socket (several clients at once). Nothing here holds a tensor: values are pulled to the
+host in the engine, in batches, before an event is built.
 """
 
 from __future__ import annotations
@@ -203,12 +204,13 @@ class Predictions:
 
     kind "grid" (2-D classification): `grid[row][col]` is the predicted class at x = x_min + (col + 0.5) *
     (x_max - x_min) / cols, y = y_max - (row + 0.5) * (y_max - y_min) / rows (row 0 at the top), in the
-    model's input units (standardised when data.standardize is on). kind "curve" (1-D regression): predictions `curve_y` at
-    `curve_x`. Sample points (train and val, up to a few hundred each) come along for plotting.
+    model's input units (standardised when data.standardize is on). kind "curve" (1-D regression): predictions
+    `curve_y` at `curve_x`. Sample points (train and val, up to a few hundred each) come along for plotting.
     kind "series" (any other regression, e.g. (T, F) windows): held-out samples in order (sorted by the true
-    value when the data was shuffled), `val_x` their index, `val_y` the true target, `curve_y` the prediction. kind "images" (image
-    classification): a few held-out `images` ([C][H][W] lists in 0..1), `predicted` their predicted class
-    and `val_y` their true class. Other classification has no Predictions: the UI shows EvalResult.confusion.
+    value when the data was shuffled), `val_x` their index, `val_y` the true target, `curve_y` the prediction.
+    kind "images" (image classification): a few held-out `images` ([C][H][W] lists in 0..1), `predicted` their
+    predicted class and `val_y` their true class. Other classification has no Predictions: the UI shows
+    EvalResult.confusion.
     """
     run_id: str
     step: int

@@ -53,7 +53,8 @@ def test_the_scan_would_catch_an_unsafe_load(tmp_path):
     bad = tmp_path / "bad.py"
     # Spelled in pieces so that a plain grep of the repository for unsafe loads does not find this test.
     load = "lo" + "ad"
-    bad.write_text(f"import pickle, yaml, torch\nyaml.{load}(s)\ntorch.{load}(f)\ntorch.{load}(f, weights_only=False)\n")
+    bad.write_text(f"import pickle, yaml, torch\nyaml.{load}(s)\ntorch.{load}(f)\n"
+                   f"torch.{load}(f, weights_only=False)\n")
     assert len(unsafe_calls(bad)) == 4
 
 

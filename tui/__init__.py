@@ -1,1 +1,1 @@
-"""torchtui clients: the headless CLI (and, later, the Textual app)."""
+"""The Textual app: a client of the engine's protocol, like the headless CLI (cli/); it never imports torch."""

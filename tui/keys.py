@@ -34,12 +34,23 @@ BINDINGS = [
     Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
 ]
 
+# Which bindings (by id) the Footer shows: idle, while a run is active, also while paused, and also from 120
+# columns on (tui/widgets/footer.py); every key still works, and `?` lists them all.
+FOOTER = {
+    "idle": ("run.toggle", "run.step", "view.toggle", "app.runs", "preset.open", "app.help", "app.quit"),
+    "active": ("run.toggle", "run.lr_up", "run.lr_down", "run.stop", "view.toggle", "app.help", "app.quit"),
+    "paused": ("run.step",),
+    "wide": ("run.evaluate", "run.checkpoint", "app.detach", "app.runs", "run.restart", "preset.save",
+             "charts.log_scale", "preset.open"),
+}
+
 # Keys that work inside a pane, listed in the help screen beside the app's own.
 PANE_KEYS = [("tab", "Next pane / next field"), ("a / d", "Add / remove a layer"), ("[ / ]", "Move a layer")]
 # Palette entries for actions that have no app-wide key (description, action).
 PALETTE_ACTIONS = [
     ("Add a hidden layer", "edit_list('layers', 'add')"), ("Remove a hidden layer", "edit_list('layers', 'remove')"),
-    ("Move a hidden layer up", "edit_list('layers', 'up')"), ("Move a hidden layer down", "edit_list('layers', 'down')"),
+    ("Move a hidden layer up", "edit_list('layers', 'up')"),
+    ("Move a hidden layer down", "edit_list('layers', 'down')"),
     ("Add a conv block", "edit_list('conv', 'add')"), ("Remove a conv block", "edit_list('conv', 'remove')"),
     ("Move a conv block up", "edit_list('conv', 'up')"), ("Move a conv block down", "edit_list('conv', 'down')"),
 ]

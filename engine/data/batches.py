@@ -6,7 +6,8 @@ Both give the loop the same interface: `batches(order, batch_size, start_batch)`
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 

@@ -17,6 +17,7 @@ from torchtui.engine.export.data import check_source, data_part, load_facts
 from torchtui.engine.export.model import check_model, model_part
 from torchtui.engine.export.parts import HELPERS, Part, fill, unsupported
 from torchtui.engine.export.training import check_train, live_part, loop_part, loss_part, optimizer_part, scheduler_part
+from torchtui.engine.runs import HPARAMS, hparams_values, parse, row_kind
 from torchtui.engine.schema import ConfigError
 
 RULE = "# " + "-" * 78
@@ -58,21 +59,15 @@ def export(ref: str, overrides: list[str] | None = None) -> Export:
 def live_changes(path: Path) -> dict[int, dict]:
     """{step: {field: new value}} from the hparams rows of metrics.jsonl (rows at one step merged in order)."""
     changes: dict[int, dict] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # damaged bytes are not rows: they are skipped, like a torn last line
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return changes
-    for line in lines:
-        if '"type": "hparams"' not in line:
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of a live run
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
+    for row in parse([line for line in lines if '"type": "hparams"' in line]):
+        if row_kind(row) == HPARAMS and isinstance(row.get("step"), int):
             # base_lr moves with lr by the same factor: the script scales its schedule by lr's (new ÷ current)
-            changes.setdefault(row["step"], {}).update({k: v for k, v in row.items()
-                                                       if k not in ("type", "step", "base_lr")})
+            values = hparams_values(row)
+            changes.setdefault(row["step"], {}).update({k: v for k, v in values.items() if k != "base_lr"})
     return changes
 
 
@@ -150,7 +145,8 @@ def render(config, changes: dict[int, dict], origin: str, summary: dict | None =
     imports = {"import torch"} | {i for s in sections for i in s.imports} | {"from pathlib import Path"}
     imports |= {i for h in helpers for i in HELPERS[h][0]}
     parts = [_docstring(config, origin, summary or {}, changes), _imports(imports),
-             f"{RULE}\n# settings (from the run's config.yaml)\n\n" + _settings(config, sections) + "\n" + _setup(config),
+             f"{RULE}\n# settings (from the run's config.yaml)\n\n"
+             + _settings(config, sections) + "\n" + _setup(config),
              *(fill(HELPERS[h][1]) for h in helpers)]
     for section in sections:
         parts.append((f"{RULE}\n# {section.title}\n\n" if section.title else "") + section.code)

@@ -75,7 +75,7 @@ SYNTHETIC = {
             y = torch.repeat_interleave(torch.arange(classes), counts)
             x = centres[y] + (1.0 + noise) * torch.randn((n_samples, features), generator=gen)
             return x, y
-        """, "make_blobs(n_samples, classes, features, noise, gen)", ("classes", "features")),
+        """, "make_blobs(n_samples, classes, features, noise, gen)", ("classes", "features")),  # noqa: E501
     "sine": ("Windows of a noisy sine wave; the target is the value after each window.", """
         def make_sine(n_samples, seq_len, noise, gen):
             phase = torch.rand((), generator=gen) * 2 * math.pi
@@ -179,7 +179,8 @@ def _synthetic(cfg) -> Part:
         settings.append(("n_samples", cfg.n_samples, ""))
     settings += [("noise", cfg.noise, "")] + [(name, getattr(cfg, name), "") for name in extra]
     gen = seed_expr("data_seed", cfg.seed)
-    return Part(f"data: {what[0].lower()}{what[1:]}", fill(code) + f"\n\nx, y = {call.replace('gen)', f'torch.Generator().manual_seed({gen}))')}\n",
+    return Part(f"data: {what[0].lower()}{what[1:]}",
+                fill(code) + f"\n\nx, y = {call.replace('gen)', f'torch.Generator().manual_seed({gen}))')}\n",
                 settings, {"import math"} if "math." in code else set())
 
 
@@ -289,7 +290,8 @@ def _tensors(cfg, facts) -> Part:
         code = "data = torch.load(tensors_path, map_location=\"cpu\", weights_only=True)\n"
         imports = set()
         if set(mapping) == {"x", "y"}:
-            code += "if isinstance(data, (tuple, list)):  # a saved (X, y) pair\n    data = {\"x\": data[0], \"y\": data[1]}\n"
+            code += ("if isinstance(data, (tuple, list)):  # a saved (X, y) pair\n"
+                     "    data = {\"x\": data[0], \"y\": data[1]}\n")
     code += "\n" + fill(AS_TENSORS) + "\n\n"
     for part, (x, y) in keys.items():
         name = "x, y" if part == "train" else f"x_{part}, y_{part}"

@@ -49,7 +49,8 @@ def check_model(cfg) -> None:
             raise unsupported(f"model.{name}", getattr(cfg, name), "export trains from a fresh init; "
                               "fine-tune with torchtui, or load the weights into the exported model yourself")
     if cfg.kind == "custom" and cfg.init != "default":
-        raise unsupported("model.init", cfg.init, "a custom module keeps its own init in export: set model.init: default")
+        raise unsupported("model.init", cfg.init,
+                          "a custom module keeps its own init in export: set model.init: default")
 
 
 def _indent(text: str) -> str:
@@ -119,7 +120,8 @@ def _layers(cfg, shape: tuple[int, ...], n_out: int) -> tuple[str, list, str]:
         from torchtui.engine.schema import ConfigError
 
         if len(shape) != 3:
-            raise ConfigError([f"model.kind: cnn needs images (channels × height × width), got samples of shape {shape}"])
+            raise ConfigError(["model.kind: cnn needs images (channels × height × width), "
+                               f"got samples of shape {shape}"])
         try:
             features = feature_shape(cfg.conv, shape)
         except ModelError as err:
@@ -164,7 +166,8 @@ def _recurrent_class(cfg, shape: tuple[int, ...], n_out: int) -> str:
             def forward(self, x):
                 out, _ = self.rnn(x.reshape(len(x), $steps, $features))
                 return self.mlp($pooled)
-        """, article="An" if cfg.cell != "gru" else "A", cell=CELLS[cfg.cell], steps=steps, features=features, summary=summary, args=", ".join(args),
+        """, article="An" if cfg.cell != "gru" else "A", cell=CELLS[cfg.cell], steps=steps, features=features,  # noqa: E501
+                summary=summary, args=", ".join(args),
                 mlp=mlp.replace("\n]))", "\n        ]))"), pooled=pooled)
 
 

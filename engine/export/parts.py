@@ -51,5 +51,5 @@ HELPERS = {
             sys.path.insert(0, str(Path(path).parent))
             spec.loader.exec_module(module)
             return getattr(module, name)
-        """),
+        """),  # noqa: E501
 }

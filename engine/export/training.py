@@ -32,7 +32,8 @@ def check_train(train) -> None:
     """Refuse training settings the script would not replicate, before any data is loaded."""
     if train.early_stop_metric and train.early_stop_metric not in EARLY_STOP_METRICS:
         raise unsupported("train.early_stop_metric", train.early_stop_metric,
-                          f"export computes {', '.join(EARLY_STOP_METRICS)}: pick one of them, or turn early stopping off")
+                          f"export computes {', '.join(EARLY_STOP_METRICS)}: pick one of them, "
+                          "or turn early stopping off")
     if not train.epochs:
         raise unsupported("train.epochs", 0, "a script's loop needs an end: set train.epochs")
     spec = OPTIMIZERS[train.optimizer]
@@ -54,7 +55,8 @@ def loss_part(train, loss_name: str, task: str, n_out: int) -> Part:
         predict = "(out.squeeze(1) > 0).long()" if n_out == 1 else "out.argmax(dim=1)"
         metrics = ("# Classification: the loss and the share of samples whose predicted class is right.\n"
                    "def metrics(out, y):\n"
-                   f"    return {{\"loss\": loss_fn(out, y).item(), \"accuracy\": ({predict} == y).float().mean().item()}}\n")
+                   "    return {\"loss\": loss_fn(out, y).item(), "
+                   f"\"accuracy\": ({predict} == y).float().mean().item()}}\n")
     imports = {"from torch import nn"} | ({"import torch.nn.functional as F"} if functional else set())
     return Part(f"loss: {loss_name}", code + "\n\n" + metrics, [], imports)
 
@@ -99,10 +101,12 @@ def scheduler_part(train) -> Part:
     s = train.scheduler
     main = {
         "step": f"lr_scheduler.StepLR(optimizer, {train.step_size} * steps_per_epoch, gamma={train.gamma!r})",
-        "multistep": (f"lr_scheduler.MultiStepLR(optimizer, [max(1, m * steps_per_epoch{' - warmup_steps' if warm else ''}) "
+        "multistep": ("lr_scheduler.MultiStepLR(optimizer, "
+                      f"[max(1, m * steps_per_epoch{' - warmup_steps' if warm else ''}) "
                       f"for m in {list(train.milestones)!r}], gamma={train.gamma!r})"),
         "exponential": f"lr_scheduler.ExponentialLR(optimizer, gamma={train.gamma!r} ** (1.0 / steps_per_epoch))",
-        "cosine": (f"lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps{' - warmup_steps' if warm else ''}), "
+        "cosine": ("lr_scheduler.CosineAnnealingLR(optimizer, "
+                   f"T_max=max(1, total_steps{' - warmup_steps' if warm else ''}), "
                    f"eta_min={train.min_lr!r})"),
         "onecycle": ("lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps, pct_start="
                      + ("warmup_steps / total_steps)" if train.warmup_steps else "0.3)")),

@@ -4,8 +4,9 @@ torch: the app validates with it before torch is loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 from torchtui.engine.schema import excerpt, suggest
 

@@ -175,7 +175,8 @@ def rank_main(rank: int, engine_class: type, world: int, command, runs_dir: str 
 
     if rank == 0:
         engine = engine_class(events.put, runs_dir)
-        threading.Thread(target=_relay_commands, args=(commands, engine), daemon=True, name="torchtui-rank-inbox").start()
+        threading.Thread(target=_relay_commands, args=(commands, engine), daemon=True,
+                         name="torchtui-rank-inbox").start()
     else:
         engine = engine_class(lambda event: None, runs_dir)  # only rank 0 reports; the others' problems go below
     failure = engine.run_rank(command, here)

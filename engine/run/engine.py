@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import gc
 import os
-import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -49,7 +48,7 @@ class Engine:
     def run(self) -> loop.Run | None:
         return self.session.run
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         self.thread.start()
         return self
 

@@ -13,7 +13,6 @@ import os
 import queue
 import shutil
 import tempfile
-import time
 import traceback
 from pathlib import Path
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torchmetrics.functional as tmf
@@ -18,6 +19,15 @@ from torchtui.engine.protocol import DIVERGED, FINISHED, STOPPED
 from torchtui.engine.run import optim
 from torchtui.engine.run.devices import autocast_context
 
+if TYPE_CHECKING:  # annotations only: these import nothing the loop needs at run time
+    from torch.amp import GradScaler
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+    from torchtui.engine.run.distributed import Dist
+    from torchtui.engine.run.session import Session
+    from torchtui.engine.run.writer import Writer
+    from torchtui.engine.runs import RunFolder
+
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound activation memory
 
 
@@ -27,13 +37,13 @@ class Run:
     config: ExperimentConfig
     config_dict: dict                  # the config as config.yaml, RunStarted and checkpoints record it
     run_id: str
-    folder: Any                        # runs.RunFolder
+    folder: RunFolder
     data: Splits              # already on the device
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any                     # stepped every optimizer step, or None
-    plateau: Any                       # ReduceLROnPlateau stepped on val loss, or None
-    scaler: Any                        # torch.amp.GradScaler for fp16, or None
+    scheduler: LRScheduler | None      # stepped every optimizer step
+    plateau: ReduceLROnPlateau | None  # stepped on val loss
+    scaler: GradScaler | None          # fp16's
     loss_fn: Callable
     predict: Callable | None           # outputs → class indices; None for regression
     device: torch.device
@@ -45,7 +55,7 @@ class Run:
     batches_per_epoch: int
     params: list[nn.Parameter]
     layer_names: list[str]
-    session: Any = None                # session.Session: the state machine, the controls, the stop request
+    session: Session = None            # the state machine, the controls, the stop request
     grad_clip: float = 0.0
     base_lr: float = 0.0               # the schedule's base (train.lr as live changes left it); run.lr is this step's
     step: int = 0                      # optimizer steps done
@@ -56,8 +66,8 @@ class Run:
     last_test: dict = field(default_factory=dict)
     resume_edits: dict = field(default_factory=dict)  # live fields config.yaml changed before a resume
     last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
-    writer: Any = None                 # run.writer.Writer: file writes off the training thread (None: inline)
-    dist: Any = None                   # distributed.Dist: this process is one rank of a data-parallel run
+    writer: Writer | None = None       # file writes off the training thread (None: inline)
+    dist: Dist | None = None           # this process is one rank of a data-parallel run
 
     @property
     def total_steps(self) -> int:

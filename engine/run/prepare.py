@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -87,7 +87,7 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
             raise ConfigError([str(err)]) from None
     model = model.to(device)
     splits = splits.to(device)
-    layer_names, groups = models.param_groups_by_layer(model)
+    layer_names, _ = models.param_groups_by_layer(model)
     if dist is not None:
         model = _data_parallel(model, dist, len(splits.train))
 
@@ -115,8 +115,8 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
         folder = folder if dist.leader else _ReadOnlyFolder(Path(where))
         dist.open_record(where)
     run = Run(
-        config=config, config_dict=plain, run_id=folder.run_id, folder=folder, data=splits, model=model, optimizer=optimizer,
-        scheduler=scheduler, plateau=plateau, scaler=scaler,
+        config=config, config_dict=plain, run_id=folder.run_id, folder=folder, data=splits, model=model,
+        optimizer=optimizer, scheduler=scheduler, plateau=plateau, scaler=scaler,
         loss_fn=optim.make_loss(loss_name, config.train, splits.task),
         predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
         task=splits.task, loss_name=loss_name, n_outputs=n_out, steps_per_epoch=steps_per_epoch,
@@ -174,18 +174,19 @@ def _resume_state(folder: RunFolder, kind: str) -> dict:
 def resume_edits(saved: dict, wanted: dict, checkpoint: str) -> dict:
     """The live fields (lr, weight decay, clip) config.yaml changed since the checkpoint, to apply as live
     changes; any other change is refused (the checkpoint could not have been trained by that config)."""
-    from torchtui.engine.catalog import flatten
+    from torchtui.engine.catalog import changed_fields, flatten
     from torchtui.engine.config import TrainConfig
 
     live = {f"train.{k}": k for k in TrainConfig.LIVE}
     old, new = flatten(_normal(saved)), flatten(_normal(wanted))
-    changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in RESUME_FREE]
+    changed = changed_fields(_normal(saved), _normal(wanted), RESUME_FREE)
     fixed = [k for k in changed if k not in live]
     if fixed:
         shown = ", ".join(f"{k} ({old.get(k, '–')} → {new.get(k, '–')})" for k in fixed[:4])
         more = f" and {len(fixed) - 4} more" if len(fixed) > 4 else ""
         raise ConfigError([f"resume: config.yaml no longer matches {checkpoint}: {shown}{more}; only train.epochs, "
-                           f"where it trains (device.device, devices, threads) and the live fields ({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
+                           "where it trains (device.device, devices, threads) and the live fields "
+                           f"({', '.join(TrainConfig.LIVE)}) may change on resume. Undo the "
                            "edit, or train the edited setup as a new run (torchtui train RUN_DIR/config.yaml)"])
     return {live[k]: new[k] for k in changed}
 

@@ -32,7 +32,7 @@ STATUS_EVERY_S = 1.0      # the JSON file `torchtui ps` reads is rewritten at mo
 class _Client:
     """One attached connection: a reader thread relays its commands, a sender thread its events."""
 
-    def __init__(self, server: "RunServer", conn):
+    def __init__(self, server: RunServer, conn):
         self.server, self.conn = server, conn
         self.events: queue.Queue = queue.Queue(CLIENT_QUEUE)
         self.gone = threading.Event()

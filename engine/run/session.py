@@ -11,7 +11,8 @@ callbacks get it at construction (Lightning's `(trainer, module)` contract).
 from __future__ import annotations
 
 import queue
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torchtui.engine import protocol as p
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from torchtui.engine import protocol as p
 from torchtui.engine.run.callbacks.events import append_rows
+from torchtui.engine.runs import hparams_row
 from torchtui.engine.schema import FLOAT32_MAX, ConfigError
 
 
@@ -114,5 +115,5 @@ def apply_live_change(run, command: p.SetHparams, resumed: bool = False) -> bool
     if not changes:
         return False
     emit(p.HparamsChanged(run.run_id, run.step, changes))
-    append_rows(run, emit, [{"type": "hparams", "step": run.step, **{k: v[1] for k, v in changes.items()}}])
+    append_rows(run, emit, [hparams_row(run.step, {k: v[1] for k, v in changes.items()})])
     return True

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from torchtui.engine import protocol as p
 

@@ -103,7 +103,8 @@ def parse(raw, base: dict, trials: int | None = None) -> SweepSpec:
     (`sweep.params.train.lr: ...`) and the fix. `trials` (from --trials) replaces the section's."""
     problems: list[str] = []
     if not isinstance(raw, dict):
-        raise ConfigError([f"sweep: must be a mapping (method, metric, trials, prune, params), got {type(raw).__name__}"])
+        raise ConfigError(["sweep: must be a mapping (method, metric, trials, prune, params), "
+                           f"got {type(raw).__name__}"])
     for key in raw:
         if key not in KEYS:
             problems.append(f"sweep.{key}: unknown key ({suggest(str(key), KEYS)})")

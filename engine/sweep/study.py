@@ -17,8 +17,8 @@ import queue
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict

@@ -39,8 +39,8 @@ def tab_to(term: Terminal, field: str, tabs: int = 30) -> None:
     for _ in range(tabs):
         before = where()
         term.keys("Tab")
-        if until(lambda: where() != before and where(), timeout=10, what=f"keys to move on from {before!r}",
-                 screen=term.screen) == field:
+        if until(lambda before=before: where() != before and where(), timeout=10,
+                 what=f"keys to move on from {before!r}", screen=term.screen) == field:
             return
     raise AssertionError(f"tab never reached {field}")
 

@@ -60,7 +60,8 @@ def test_every_problem_is_reported_not_just_the_first():
 def test_overrides_parse_values_as_yaml():
     data = apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.01", "model.layers=[64, 64]", "data.shuffle=false"])
     cfg = from_dict(data)
-    assert cfg.train.lr == 0.01 and [l.units for l in cfg.model.layers] == [64, 64] and cfg.data.shuffle is False
+    assert cfg.train.lr == 0.01 and [layer.units for layer in cfg.model.layers] == [64, 64] and \
+        cfg.data.shuffle is False
     assert from_dict(apply_overrides({}, ["train.lr=1e-3"])).train.lr == 0.001  # YAML 1.1 reads 1e-3 as text
 
 

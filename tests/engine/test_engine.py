@@ -43,7 +43,8 @@ def test_a_run_reports_everything_and_writes_its_folder(local):
     assert steps == list(range(1, started.total_steps + 1))  # every step reported exactly once, in order
     assert all(p.is_plain(vars(e)) for e in events)  # never a tensor
     evals = of(events, p.EvalResult)
-    assert [e.epoch for e in evals] == [1, 2] and {"accuracy", "f1", "precision", "recall", "loss"} <= set(evals[0].metrics)
+    assert [e.epoch for e in evals] == [1, 2] and \
+        {"accuracy", "f1", "precision", "recall", "loss"} <= set(evals[0].metrics)
     assert len(evals[0].confusion) == 2 and sum(map(sum, evals[0].confusion)) == 51
     assert set(evals[0].dead_relu) == {"act1", "act2"}
     folder = RunFolder(Path(started.run_dir))

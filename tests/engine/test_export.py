@@ -203,8 +203,8 @@ def test_a_scaled_target_is_refused_and_a_dropped_column_stays_out(tmp_path):
 
 def test_a_stopped_resumed_and_steered_run_exports_to_its_weights(tmp_path):
     """Stopped, resumed with config.yaml's lr set to 4x (a new base for the schedule: twice the base the live x2
-    left), then steered live: the script replays all of it. It ended 6.6e-2 away when the resume edit was applied as new ÷ current lr and config.yaml
-    kept the edited lr as if the run had started with it."""
+    left), then steered live: the script replays all of it. It ended 6.6e-2 away when the resume edit was applied
+    as new ÷ current lr and config.yaml kept the edited lr as if the run had started with it."""
     config = tiny(epochs=6, scheduler="cosine", warmup_steps=5, weight_decay=0.001)
     host = InProcessHost(str(tmp_path / "runs"))
     try:

@@ -56,7 +56,8 @@ def test_kill_9_twenty_times_then_resume_loses_nothing(tmp_path):
     mid_write = resumed_from = 0
     for kill in range(KILLS):
         size = steps_logged(run_dir)
-        wait_until(lambda: steps_logged(run_dir) > size or proc.poll() is not None, what="training to go on")
+        wait_until(lambda size=size, proc=proc: steps_logged(run_dir) > size or proc.poll() is not None,
+                   what="training to go on")
         assert proc.poll() is None, f"the run ended before kill {kill + 1}: {proc.stderr.read().decode()}"
         if kill % 4 == 3:  # every fourth kill aims at a checkpoint being written
             wait_until(lambda: list((run_dir / "checkpoints").glob(".*.tmp")), what="a write", interval=0.0005)

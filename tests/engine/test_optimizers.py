@@ -170,7 +170,8 @@ def test_optimizer_args_round_trip_and_default_to_empty():
 
 
 def test_lbfgs_reevaluates_the_batch_under_bf16_with_a_line_search(local, models_file):
-    config = config_for("lbfgs", models_file, epochs=2, optimizer_args={"max_iter": 5, "line_search_fn": "strong_wolfe"})
+    config = config_for("lbfgs", models_file, epochs=2,
+                        optimizer_args={"max_iter": 5, "line_search_fn": "strong_wolfe"})
     events, done = run_to_end(local, config | {"device": {"device": "cpu", "precision": "bf16"}})
     assert done.state == p.FINISHED, [e.message for e in of(events, p.Error)]
     losses = losses_of(events)

@@ -49,7 +49,8 @@ def test_a_model_file_with_a_missing_import_names_the_module_the_line_and_the_fi
     assert message.startswith(f"model.module: importing {path} failed at line 2 (import {MISSING}.models): ")
     assert f"needs the module '{MISSING}', which is neither installed here nor a file beside net.py" in message
     assert f"pip install {MISSING}" in message
-    assert "copy class Net alone (with what it uses) into a file of its own and set model.module to that file" in message
+    assert "copy class Net alone (with what it uses) into a file of its own and set model.module to that file" in \
+        message
 
 
 def test_a_data_file_with_a_missing_import_says_the_same(local, tmp_path):

@@ -21,7 +21,8 @@ async def test_fixed_event_stream_reaches_charts_and_status(fake_app):
         fake_app.fake_host.emit(*scripted_run())
         await until(pilot, lambda: len(fake_app.history.train_loss) == 200, what="200 steps")
         await until(pilot, lambda: not any(fake_app.query_one(f"#{c}").dirty
-                                           for c in ("loss-chart", "metric-chart", "grad-chart", "lr-chart", "prediction")),
+                                           for c in ("loss-chart", "metric-chart", "grad-chart", "lr-chart",
+                                                     "prediction")),
                     what="every chart redrawn")
         status = str(fake_app.query_one("#status").render())
         assert "running" in status and "epoch 4.00/4" in status and "41,000 samples/s" in status
@@ -31,6 +32,7 @@ async def test_fixed_event_stream_reaches_charts_and_status(fake_app):
 async def test_bad_value_shows_inline_and_blocks_start(fake_app):
     async with fake_app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3")
+        await until(pilot, lambda: fake_app.query("#train-lr"), what="the Hparams pane mounted")
         lr = fake_app.query_one("#train-lr")
         lr.value = "abc"
         await until(pilot, lambda: fake_app.problem.startswith("train.lr"), what="problem shown")

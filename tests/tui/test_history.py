@@ -105,7 +105,8 @@ def test_a_state_change_without_run_id_still_counts():
     h = RunHistory()
     h.apply(started())
     # an ended run changes what the metric and prediction views say
-    assert h.apply(p.StateChanged(None, p.FAILED, "engine worker exited with code 1")) == {"status", "metric", "prediction"}
+    assert h.apply(p.StateChanged(None, p.FAILED, "engine worker exited with code 1")) == \
+        {"status", "metric", "prediction"}
     assert h.state == p.FAILED and "worker" in h.reason
 
 
@@ -167,6 +168,7 @@ def test_a_long_run_keeps_the_history_bounded():
     late, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(history.train_loss) == 300_000
-    print(f"\nhistory after 150k steps {early / 2**20:.2f} MiB, after 300k {late / 2**20:.2f} MiB, peak {peak / 2**20:.2f} MiB")
+    print(f"\nhistory after 150k steps {early / 2**20:.2f} MiB, after 300k {late / 2**20:.2f} MiB, "
+          f"peak {peak / 2**20:.2f} MiB")
     assert abs(late - early) < 256 * 2**10, (early, late)  # flat
     assert late < 8 * 2**20 and peak < 16 * 2**20, (late, peak)

@@ -74,7 +74,8 @@ async def test_an_invalid_rho_shows_its_error_under_the_field_and_clears_when_fi
         app.pane.show_problems(problems)
         await pilot.pause()
         error = app.query_one("#train-args-adadelta-rho-error", Static)
-        assert "must be a number at least 0 and at most 1" in str(error.content) and shown(app, "#train-args-adadelta-rho-error")
+        assert "must be a number at least 0 and at most 1" in str(error.content) and \
+            shown(app, "#train-args-adadelta-rho-error")
         assert app.query_one("#train-args-adadelta-rho-field").has_class("-problem")
         assert str(app.query_one("#train-problems", Static).content) == ""  # once, under its field
 

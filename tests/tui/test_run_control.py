@@ -97,3 +97,32 @@ async def test_the_status_bar_says_when_keys_go_to_a_field(fake_app):
         await until(pilot, lambda: "⌨ train.lr" in str(fake_app.main.status_bar.content), what="typing shown")
         await pilot.press("escape")
         await until(pilot, lambda: "⌨" not in str(fake_app.main.status_bar.content), what="keys back to the app")
+
+
+def test_the_app_offers_a_resume_exactly_where_the_engine_takes_one():
+    """Which fields may change when a run resumes had two homes that disagreed (the app refused a resume on
+    another device the engine takes). Each single edit: the app's offer and the engine's answer agree."""
+    from torchtui.engine import presets
+    from torchtui.engine.run.prepare import resume_edits
+    from torchtui.engine.schema import ConfigError
+    from torchtui.tui.controllers.run_control import can_resume
+
+    saved = presets.load("moons").to_dict()
+    edits = {"name": "other", "description": "x", "train.epochs": 99, "train.lr": 0.5, "train.weight_decay": 0.1,
+             "train.grad_clip": 1.0, "device.device": "cpu", "device.devices": "2", "device.threads": 3,
+             "train.batch_size": 17, "train.optimizer": "sgd", "data.n_samples": 500, "data.noise": 0.3,
+             "model.layers": [32], "train.scheduler": "step", "device.precision": "bf16", "train.seed": 7}
+    assert len(edits) > 15
+    for path, value in edits.items():
+        wanted = {**saved, **{k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}}
+        section, _, field = path.partition(".")
+        if field:
+            wanted[section][field] = value
+        else:
+            wanted[section] = value
+        try:
+            resume_edits(saved, wanted, "last.pt")
+            engine = True
+        except ConfigError:
+            engine = False
+        assert can_resume(saved, wanted) == engine, path

@@ -82,7 +82,8 @@ def y_ticks(lo: float, hi: float, rows: int, log: bool) -> list[float]:
     return ticks if len(ticks) >= 2 or not hi > lo else [lo, hi]
 
 
-def place_labels(marks: list[tuple[float, str]], x0: float, x1: float, cols: int, limit: int = 4) -> list[tuple[float, str, str]]:
+def place_labels(marks: list[tuple[float, str]], x0: float, x1: float, cols: int,
+                 limit: int = 4) -> list[tuple[float, str, str]]:
     """The newest marker labels that fit side by side on one row of `cols` columns over x0..x1.
 
     Returns (x, text, alignment): a label reads rightwards from its line, or leftwards where it would

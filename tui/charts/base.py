@@ -21,7 +21,8 @@ MIN_BUCKETS = 10
 # Values this large cannot come from a float32 run (at most 3.4e38) and overflow the axis arithmetic: not drawn,
 # like NaN and inf (the comparison is False for NaN, so they go too).
 HUGE = 1e300
-LEGEND_MIN_HEIGHT = 10  # below this a legend that does not fit beside the title is left out (the title names the series)
+# below this a legend that does not fit beside the title is left out (the title names the series)
+LEGEND_MIN_HEIGHT = 10
 # Used when no app is running (the bench builds charts headless) or the app's theme is not registered
 # yet: "default" colours everywhere, so the canvas is the terminal's own background on dark and light.
 FALLBACK_THEME = "textual-default"
@@ -173,7 +174,8 @@ class Chart(PlotextPlot):
         y0, y1 = self.y_range(*_padded(y0, y1, log))
         lo, hi = (math.log10(y0), math.log10(y1)) if log else (y0, y1)
         # Rows kept free above the data: plotext's legend (drawn over the plot), or one for marker labels.
-        extra = min(self._labels + 0.5, rows * 0.35) if self._labels else (1.0 if self._change_marks and rows > 3 else 0.0)
+        extra = (min(self._labels + 0.5, rows * 0.35) if self._labels
+                 else (1.0 if self._change_marks and rows > 3 else 0.0))
         top = lo + (hi - lo) * (rows - 1) / (rows - 1 - extra) if extra else hi
         values = y_ticks(y0, y1, rows, log)
         labels = tick_labels(values)
@@ -268,7 +270,7 @@ class Chart(PlotextPlot):
         if self._extent and math.isfinite(y) and (y > 0 or not self.y_log()):
             self._extent[2], self._extent[3] = min(self._extent[2], y), max(self._extent[3], y)
 
-    def vertical_markers(self, markers: list[tuple[int, str]], *samples: tuple[list, list], labels: int = 4) -> None:
+    def vertical_markers(self, markers: list[tuple[int, str]], labels: int = 4) -> None:
         """A vertical line at each marked step; the newest labels that fit side by side go in a row above
         the data (placed once the axes are known, see _frame), so labels never hide data or each other."""
         for step, _ in markers:
@@ -332,7 +334,8 @@ def legend_item(label: str, color, marker: str) -> Text:
     glyph = "━" if marker == "braille" else (marker if len(marker) == 1 else "•")
     try:
         style = Style(color=Color.from_rgb(*color)) if isinstance(color, tuple) else Style.parse(str(color))
-    except (StyleSyntaxError, ColorParseError):  # a plotext colour name rich does not know: the mark still differs by its glyph
+    except (StyleSyntaxError, ColorParseError):
+        # a plotext colour name rich does not know: the mark still differs by its glyph
         style = Style.null()
     return Text.assemble((glyph, style), " ", label)
 
@@ -368,11 +371,6 @@ def step_ticks(lo: float, hi: float, count: int = 5) -> list[int]:
     step = max(1, next((m * power for m in (1, 2, 5, 10) if m * power >= raw), 10 * power))
     first = math.ceil(lo / step) * step
     return [int(t) for t in range(int(first), int(hi) + 1, int(step))] or [round(lo)]
-
-
-def last_y(series: Series | None) -> float | None:
-    """The y of a series' last point, or None."""
-    return series.last[1] if series is not None and series.last is not None else None
 
 
 def fmt(value: float | None) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from torchtui.tui.charts.base import BLUE, GREY, ORANGE, Chart, fmt, last_y
+from torchtui.tui.charts.base import BLUE, GREY, ORANGE, Chart, fmt
+from torchtui.tui.state.series import last_y
 
 
 class LossChart(Chart):
@@ -22,7 +23,7 @@ class LossChart(Chart):
         self.dots(*raw, color=GREY)
         self.line(*smooth, color=BLUE, label="train")
         self.evals(*val, color=ORANGE, label="val")
-        self.vertical_markers(h.markers, raw, smooth, val)
+        self.vertical_markers(h.markers)
         title = f"loss  train {fmt(last_y(h.train_loss_smooth))}"
         if val_series is not None:
             title += f"  val {fmt(last_y(val_series))}"

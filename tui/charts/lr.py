@@ -16,5 +16,5 @@ class LRChart(Chart):
         h = self.history
         points = self.sample(h.lr)
         self.line(*points, color=GREEN, label=None)
-        self.vertical_markers(h.markers, points)
+        self.vertical_markers(h.markers)
         return f"lr {fmt(h.lr_now)}" + ("  (log)" if self.log_scale else "")

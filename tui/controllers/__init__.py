@@ -9,7 +9,8 @@ and in a known order (the order the controllers were given to the router).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Callable, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from torchtui.tui.app import TorchTUI

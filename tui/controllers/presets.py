@@ -75,7 +75,7 @@ class PresetController(Controller):
     def saved_description(self, config=None) -> str:
         """The setup's description while it still describes it; once fields were edited since the preset
         it came from was opened, what it was based on and what changed (a description must stay true)."""
-        from torchtui.engine.catalog import flatten
+        from torchtui.engine.catalog import changed_fields, flatten
 
         config = config or self.app.setup.config
         ref = self.app.setup.preset_ref
@@ -85,9 +85,8 @@ class PresetController(Controller):
             origin = None
         if origin is None:
             return config.description
-        skip = ("name", "description")
-        old, new = flatten(origin.to_dict()), flatten(config.to_dict())
-        changed = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in skip]
+        new = flatten(config.to_dict())
+        changed = changed_fields(origin.to_dict(), config.to_dict(), ("name", "description"))
         if not changed:
             return config.description
         shown = ", ".join(f"{k} {new.get(k, '–')}" for k in changed[:4]) + (" …" if len(changed) > 4 else "")

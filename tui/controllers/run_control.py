@@ -152,17 +152,7 @@ class RunController(Controller):
             return ""
         if not (Path(started.run_dir) / "checkpoints" / "last.pt").is_file():
             return ""
-        from torchtui.engine.catalog import flatten
-        from torchtui.engine.config import RESUME_FREE, TrainConfig, from_dict
-
-        free = {*RESUME_FREE, *(f"train.{k}" for k in TrainConfig.LIVE)}  # the engine's own rule
-        try:
-            old = flatten(from_dict(started.config).to_dict())
-        except Exception:  # noqa: BLE001 - a run from another version: start afresh
-            return ""
-        new = flatten(self.app.setup.config.to_dict())
-        same = all(old.get(k) == new.get(k) for k in {*old, *new} if k not in free)
-        return started.run_dir if same else ""
+        return started.run_dir if can_resume(started.config, self.app.setup.config.to_dict()) else ""
 
     def offer_resume(self) -> None:
         from torchtui.tui.screens.confirm import ConfirmScreen
@@ -236,6 +226,20 @@ class RunController(Controller):
     def on_error(self, event: p.Error) -> None:
         self.log("error", event.message, event.traceback)
         self.notify(event.message.splitlines()[0], severity="error", timeout=6)
+
+
+def can_resume(saved: dict, setup: dict) -> bool:
+    """Whether a run of config `saved` can continue with `setup`: the engine's own rule (engine/config.py's
+    RESUME_FREE and the live fields), so the app never offers a resume the engine would refuse."""
+    from torchtui.engine.catalog import changed_fields
+    from torchtui.engine.config import RESUME_FREE, TrainConfig, from_dict
+
+    free = {*RESUME_FREE, *(f"train.{k}" for k in TrainConfig.LIVE)}
+    try:
+        old, new = from_dict(saved).to_dict(), from_dict(setup).to_dict()
+    except Exception:  # noqa: BLE001 - a run from another version: start afresh
+        return False
+    return not changed_fields(old, new, free)
 
 
 def metrics_text(metrics: dict) -> str:

@@ -107,10 +107,9 @@ class SetupController(Controller):
     @property
     def unsaved(self) -> list[str]:
         """The fields edited since the setup was last saved, opened or started (dotted paths)."""
-        from torchtui.engine.catalog import flatten
+        from torchtui.engine.catalog import changed_fields
 
-        old, new = flatten(self.recorded), flatten(self.config.to_dict())
-        return [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k) and k not in ("name", "description")]
+        return changed_fields(self.recorded, self.config.to_dict(), ("name", "description"))
 
     def mark_recorded(self) -> None:
         """The setup is on disk now (a preset saved, a run's config.yaml written)."""

@@ -37,8 +37,8 @@ SOURCE_FIELDS = {
     "stream": ("code", "torchvision"), "workers": ("code", "torchvision"),
 }
 GROUPS = [
-    ("Source", ["source", "dataset", "path", "target", "columns", "missing", "categorical", "kwargs", "n_samples", "noise", "classes",
-                "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Source", ["source", "dataset", "path", "target", "columns", "missing", "categorical", "kwargs", "n_samples",
+                "noise", "classes", "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
     ("Loading", ["limit", "image_size", "stream", "workers"]),
     ("Augmentation (images)", ["flip", "crop"]),
     ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize", "standardize_target"]),

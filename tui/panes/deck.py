@@ -4,7 +4,7 @@ filled from a config, read back as config sections, and shown the current proble
 from __future__ import annotations
 
 import importlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from textual.widgets import TabPane
 

@@ -6,11 +6,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from torchtui.engine.run.device_config import DeviceConfig
+from torchtui.engine.formatting import fmt_bytes
 from torchtui.engine.protocol import DevicesListed
+from torchtui.engine.run.device_config import DeviceConfig
 from torchtui.tui.panes.form import ConfigForm
 from torchtui.tui.panes.form_pane import FormPane
-from torchtui.tui.widgets.status_bar import fmt_bytes
 
 SECTION = "device"
 # Offered before the engine has loaded torch and listed what is really there.

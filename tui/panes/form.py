@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from rich.text import Text
@@ -417,9 +418,6 @@ class ConfigForm(Widget):
             self._fields[name][0].set_class(not relevant, "-irrelevant")
         for label, names in self._titles:
             label.display = any(n not in self._hidden for n in names)
-
-    def is_relevant(self, name: str) -> bool:
-        return name not in self._hidden
 
     def focus_first(self) -> None:
         """Focus the first control that is shown."""

@@ -19,7 +19,6 @@ from torchtui.tui.panes.form import ConfigForm, head_name
 from torchtui.tui.panes.form_pane import FormPane
 
 SECTION = "train"
-LIVE_FIELDS = TrainConfig.LIVE  # marked "live": a running run takes them from its next step
 GROUPS = [
     ("Loss", ["loss", "label_smoothing", "huber_delta"]),
     ("Optimizer", ["optimizer", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps"]),
@@ -27,8 +26,8 @@ GROUPS = [
     ("Batches", ["batch_size", "epochs", "accumulate", "eval_every", "overfit_batches"]),
     ("Schedule", ["scheduler", "step_size", "milestones", "gamma", "min_lr", "plateau_patience", "warmup_steps"]),
     ("Clipping", ["grad_clip", "clip_mode"]),
-    ("Early stopping and checkpoints", ["early_stop_metric", "early_stop_mode", "early_stop_patience", "early_stop_min_delta",
-                        "best_metric", "checkpoint_every"]),
+    ("Early stopping and checkpoints", ["early_stop_metric", "early_stop_mode", "early_stop_patience",
+                        "early_stop_min_delta", "best_metric", "checkpoint_every"]),
     ("Reproducibility", ["seed", "deterministic", "stats_every"]),
 ]
 TOP_GROUPS, REST_GROUPS = GROUPS[:2], GROUPS[2:]
@@ -116,7 +115,7 @@ class HparamsPane(FormPane):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        badges = {name: "live" for name in LIVE_FIELDS}
+        badges = {name: "live" for name in TrainConfig.LIVE}  # a running run takes them when applied (Enter)
         self.form = ConfigForm(TrainConfig, SECTION, groups=TOP_GROUPS, badges=badges, fields=TOP_FIELDS)
         self.args = {name: OptimizerArgs(name) for name, spec in OPTIMIZERS.items() if spec.args or spec.help}
         self.rest = ConfigForm(TrainConfig, SECTION, groups=REST_GROUPS, badges=badges, fields=REST_FIELDS,

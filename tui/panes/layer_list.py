@@ -175,7 +175,8 @@ class LayerList(Vertical):
             yield Button("+ add", id=f"{self.prefix}-add", compact=True, tooltip="Add one after the current one (a)")
             yield Button("− remove", id=f"{self.prefix}-remove", compact=True, tooltip="Remove the current one (d)")
             yield Button("↑", id=f"{self.prefix}-up", compact=True, tooltip="Move the current one up ([ or shift+↑)")
-            yield Button("↓", id=f"{self.prefix}-down", compact=True, tooltip="Move the current one down (] or shift+↓)")
+            yield Button("↓", id=f"{self.prefix}-down", compact=True,
+                         tooltip="Move the current one down (] or shift+↓)")
 
     def on_mount(self) -> None:
         self._sync_rows()
@@ -275,7 +276,8 @@ class LayerList(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {f"{self.prefix}-add": self.action_add, f"{self.prefix}-remove": self.action_remove,
-                   f"{self.prefix}-up": lambda: self.action_move(-1), f"{self.prefix}-down": lambda: self.action_move(1)}
+                   f"{self.prefix}-up": lambda: self.action_move(-1),
+                   f"{self.prefix}-down": lambda: self.action_move(1)}
         if event.button.id in actions:
             event.stop()
             actions[event.button.id]()

@@ -95,7 +95,8 @@ class ModelPane(VerticalScroll):
 
     def value(self) -> dict:
         """The whole ModelConfig as plain data, in its field order (as the YAML reads)."""
-        data = {**self.top.value(), **self.bottom.value(), "conv": self.conv_list.value(), "layers": self.layer_list.value()}
+        data = {**self.top.value(), **self.bottom.value(), "conv": self.conv_list.value(),
+                "layers": self.layer_list.value()}
         return {f.name: data[f.name] for f in dataclasses.fields(ModelConfig)}
 
     def set_values(self, model: ModelConfig | dict) -> None:

@@ -27,7 +27,8 @@ class MainScreen(Screen):
 
     state: reactive[str] = reactive("idle")       # the run's state, as the history has it
     problem: reactive[str] = reactive("")         # the first problem of the setup: blocks a start
-    notice: reactive[str] = reactive("")          # a line the status bar shows under the run's (e.g. applies on restart)
+    notice: reactive[str] = reactive("")          # a line the status bar shows under the run's
+                                                  # (e.g. applies on restart)
     typing: reactive[str] = reactive("")          # the field keys go to ("train.lr"), "" when they go to the app
     pending: reactive[str] = reactive("")         # a live field typed but not applied yet ("train.lr 5e-3")
     status_version: reactive[int] = reactive(0)   # bumped when the run's numbers changed (a flush of steps)

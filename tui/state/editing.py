@@ -5,8 +5,6 @@ from __future__ import annotations
 from torchtui.engine.config import ExperimentConfig, TrainConfig, from_dict
 from torchtui.engine.schema import ConfigError
 
-LIVE_FIELDS = TrainConfig.LIVE
-
 
 def collect(sections: dict[str, dict], base: ExperimentConfig) -> tuple[ExperimentConfig | None, list[str]]:
     """The config the panes describe (name and description kept from `base`), or None and every problem."""
@@ -45,17 +43,10 @@ def named_for_data(old: ExperimentConfig, new: ExperimentConfig) -> ExperimentCo
 
 def live_changes(old: ExperimentConfig, new: ExperimentConfig) -> tuple[dict, list[str]]:
     """(SetHparams keyword arguments, dotted paths of other changed fields that apply on restart)."""
-    live = {name: getattr(new.train, name) for name in LIVE_FIELDS
+    from torchtui.engine.catalog import changed_fields
+
+    live = {name: getattr(new.train, name) for name in TrainConfig.LIVE
             if getattr(new.train, name) != getattr(old.train, name)}
-    later = [path for path in _diff(old.to_dict(), new.to_dict(), "")
-             if path not in {f"train.{name}" for name in LIVE_FIELDS} and path not in ("name", "description")]
+    later = changed_fields(old.to_dict(), new.to_dict(),
+                           {"name", "description", *(f"train.{name}" for name in TrainConfig.LIVE)})
     return live, later
-
-
-def _diff(a, b, prefix: str) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in a.keys() | b.keys():
-            out += _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
-        return sorted(out)
-    return [] if a == b else [prefix]

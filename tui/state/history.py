@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from torchtui.engine import protocol as p
-from torchtui.tui.state.series import Series, ema
+from torchtui.tui.state.series import Series, ema, last_y
 
 GROUPS = frozenset({"loss", "metric", "grad", "lr", "prediction", "status"})
 # Per-step EMA weight: about a 20-step window, enough to read a minibatch loss's trend on small data.
@@ -91,7 +91,7 @@ class RunHistory:
             return {"status"}
         steps = event.step
         self.train_loss.extend(steps, event.loss)
-        self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, _last_y(self.train_loss_smooth)))
+        self.train_loss_smooth.extend(steps, ema(event.loss, SMOOTH_ALPHA, last_y(self.train_loss_smooth)))
         self.lr.extend(steps, event.lr)
         if event.lr and steps[-1] > self._lr_changed_at:  # buffered steps from before a change do not undo it
             self.lr_now = event.lr[-1]
@@ -105,7 +105,7 @@ class RunHistory:
             last = self.train_acc.last
             gaps = [x - prev for x, prev in zip(xs, [last[0] if last else (xs[0] - 1 if xs else 0)] + xs)]
             self.train_acc.extend(xs, ys)
-            self.train_acc_smooth.extend(xs, ema(ys, SMOOTH_ALPHA, _last_y(self.train_acc_smooth), gaps))
+            self.train_acc_smooth.extend(xs, ema(ys, SMOOTH_ALPHA, last_y(self.train_acc_smooth), gaps))
             changed.add("metric")
         self._layer_columns(self.layer_grad, event.layer_steps, event.layer_grad_norm)
         self._layer_columns(self.update_ratio, event.layer_steps, event.update_ratio)
@@ -158,10 +158,6 @@ class RunHistory:
             self.test = dict(self.summary["test"])
             return {"status", "metric"}
         return {"status"}
-
-
-def _last_y(series: Series) -> float | None:
-    return series.last[1] if series.last is not None else None
 
 
 def change_label(changes: dict) -> str:

@@ -208,6 +208,11 @@ def _ymax(bucket: Bucket) -> float:
     return bucket[3]
 
 
+def last_y(series: Series | None) -> float | None:
+    """The y of a series' last point, or None."""
+    return series.last[1] if series is not None and series.last is not None else None
+
+
 def ema(values: Iterable[float], alpha: float, start: float | None = None,
         gaps: Iterable[float] | None = None) -> list[float]:
     """Exponential moving average, one output per input, continuing from `start` when given.

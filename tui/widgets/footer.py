@@ -6,11 +6,16 @@ from __future__ import annotations
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-# Footer order follows keys.BINDINGS; these say which actions show in which state (others: `?`, ctrl+p).
-IDLE = ("toggle_run", "step", "toggle_view", "runs", "open_preset", "help", "quit")
-ACTIVE = ("toggle_run", "lr_scale(2.0)", "lr_scale(0.5)", "stop", "toggle_view", "help", "quit")
-PAUSED = ("step",)  # also shown while paused: a single step
-WIDE = ("evaluate", "checkpoint", "detach", "runs", "restart", "save_preset", "log_scale", "open_preset")
+from torchtui.tui.keys import BINDINGS, FOOTER
+
+
+def _actions(context: str) -> tuple[str, ...]:
+    """The actions of the bindings keys.FOOTER lists for a context (the actions themselves live in BINDINGS)."""
+    return tuple(binding.action for binding in BINDINGS if binding.id in FOOTER[context])
+
+
+# Footer order follows keys.BINDINGS; keys.FOOTER says which show in which state (others: `?`, ctrl+p).
+IDLE, ACTIVE, PAUSED, WIDE = (_actions(context) for context in ("idle", "active", "paused", "wide"))
 WIDE_COLUMNS = 120
 
 
@@ -30,7 +35,8 @@ class ContextFooter(Footer):
         self._on_keys_shown.append(callback)
 
     def shown(self) -> set[str]:
-        from torchtui.engine.protocol import ACTIVE_STATES, PAUSED as PAUSED_STATE
+        from torchtui.engine.protocol import ACTIVE_STATES
+        from torchtui.engine.protocol import PAUSED as PAUSED_STATE
 
         state = getattr(self.app, "history", None) and self.app.history.state
         actions = set(ACTIVE if state in ACTIVE_STATES else IDLE)

@@ -5,20 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from torchtui.cli.progress import fmt_duration
+from torchtui.engine.formatting import fmt_bytes, fmt_duration
 
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan",
                 "stopped": "bold magenta", "diverged": "bold red", "failed": "bold red", "idle": "dim"}
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
 
 
 class StatusBar(Widget):

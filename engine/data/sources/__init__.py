@@ -8,8 +8,8 @@ a module here with `read(cfg)` and a line in SOURCES.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 
 @dataclass(frozen=True)

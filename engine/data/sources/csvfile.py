@@ -110,7 +110,8 @@ def _column_summary(path: str, target: str, _mtime: int, _size: int) -> list[str
     except DataError:
         return []
     target = target or header[-1]
-    return [f"{name}{' (target)' if name == target else ''}: " + Column.of(name, [r[i].strip() for _, r in rows]).summary()
+    return [f"{name}{' (target)' if name == target else ''}: "
+            + Column.of(name, [r[i].strip() for _, r in rows]).summary()
             for i, name in enumerate(header)]
 
 

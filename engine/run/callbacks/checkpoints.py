@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from torchtui.engine.protocol import DIVERGED, FINISHED, CheckpointSaved, Error
 from torchtui.engine.run import checkpoint as ckpt

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torchtui.engine.protocol import Error, EvalResult
 from torchtui.engine.run.callbacks import Callback, Emit
+from torchtui.engine.runs import eval_row
 
 
 def append_rows(run, emit: Emit, rows: list | Callable[[], list],
@@ -49,5 +50,5 @@ class EvalEvents(Callback):
         scalars = {k: v for k, v in metrics.items() if k not in ("confusion", "dead_relu")}
         self.emit(EvalResult(run.run_id, split, run.step, run.epoch, scalars,
                              metrics.get("confusion"), metrics.get("dead_relu", {})))
-        append_rows(run, self.emit, [{"type": "eval", "split": split, "step": run.step, "epoch": run.epoch,
-                                    **scalars, "dead_relu": metrics.get("dead_relu", {})}])
+        append_rows(run, self.emit, [eval_row(split, run.step, run.epoch, scalars,
+                                                           metrics.get("dead_relu", {}))])

@@ -12,6 +12,7 @@ from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.run.callbacks.events import append_rows, deliver
 from torchtui.engine.run.callbacks.step_buffer import StepBuffer
 from torchtui.engine.run.devices import autocast_context, memory_stats
+from torchtui.engine.runs import step_line, step_row
 
 FLUSH_STEPS = 500       # pull stats to the host at least every this many steps (bounds buffered memory) …
 FLUSH_SECONDS = 0.1     # … or this often, whichever comes first
@@ -151,21 +152,11 @@ def _step_rows(event: StepStats, weight_norm: list, layers: list[str], steps_per
     for i, step in enumerate(event.step):
         epoch = round(step / steps_per_epoch, 6)
         if step not in sampled:
-            acc = f', "acc": {_num(acc_of[step])}' if step in acc_of else ""
-            rows.append(f'{{"type": "step", "step": {step}, "epoch": {_num(epoch)}, '
-                        f'"loss": {_num(event.loss[i])}, "lr": {_num(event.lr[i])}' + acc + "}")
+            rows.append(step_line(step, epoch, event.loss[i], event.lr[i], acc_of.get(step)))
             continue
         j = sampled[step]
-        row = {"type": "step", "step": step, "epoch": epoch, "loss": event.loss[i],
-               "lr": event.lr[i], "grad_norm": event.grad_norm[j]}
-        if step in acc_of:
-            row["acc"] = acc_of[step]
-        row["layers"] = {name: {"grad_norm": event.layer_grad_norm[j][k], "update_ratio": event.update_ratio[j][k],
-                                "weight_norm": weight_norm[j][k]} for k, name in enumerate(layers)}
-        rows.append(row)
+        layer_stats = {name: {"grad_norm": event.layer_grad_norm[j][k], "update_ratio": event.update_ratio[j][k],
+                              "weight_norm": weight_norm[j][k]} for k, name in enumerate(layers)}
+        rows.append(step_row(step, epoch, event.loss[i], event.lr[i], event.grad_norm[j],
+                                          acc_of.get(step), layer_stats))
     return rows
-
-
-def _num(value: float) -> str:
-    """A number as JSON: repr of a finite float is valid JSON; NaN and inf are not, so they become null."""
-    return repr(float(value)) if math.isfinite(value) else "null"
