@@ -14,7 +14,8 @@
 3. Keypress-to-screen latency while training: `?` opens help and `?` closes it (not escape: Textual
    waits ESCDELAY, 100 ms, after a lone escape), from send-keys to the first capture that shows the
    change, polling `capture-pane` back to back; then `l` (log scale), whose effect waits for the loss
-   chart's next redraw; then `?` again with the run paused, as a baseline on the same screen. The cost
+   chart's next redraw; then `3` and `1`, which switch the setup pane (Hyperparameters' first group, then
+   Dataset's, shows); then `?` again with the run paused, as a baseline on the same screen. The cost
    of one capture is timed too: it bounds the resolution.
 4. Chart redraw: bench_charts' LossChart at 150x40 with 1,000 vs 1,000,000 steps.
 
@@ -42,6 +43,7 @@ TORCHTUI = str(Path(sys.executable).with_name("torchtui"))
 WIDTH, HEIGHT = 160, 48
 FOOTER = r"space Start/Pause"
 HELP = r"esc, q or \? to close"
+HPARAMS_PANE, DATASET_PANE = r"^ Loss\s", r"^ Source\s"  # the first group title of each pane
 LOSS_LOG = r"loss  train \S+(  val \S+)?  \(log\)"  # the loss chart's title; grad and lr charts say (log) too
 # COLUMNS/LINES exported by a caller would win over the real pane size inside Textual; TMUX would point
 # tmux at the caller's own server.
@@ -280,6 +282,19 @@ def toggle_latency(tmux: Tmux, session: str, key: str, pattern: str, samples: in
     return times
 
 
+def pane_latency(tmux: Tmux, session: str, samples: int) -> list[float]:
+    """`3` until the Hyperparameters pane shows, `1` until Dataset's shows: the keys that switch setup panes."""
+    times = []
+    for i in range(samples + samples % 2):
+        key, pattern = ("3", HPARAMS_PANE) if i % 2 == 0 else ("1", DATASET_PANE)
+        started = time.perf_counter()
+        tmux.keys(session, key)
+        tmux.wait(session, pattern, timeout=10)
+        times.append(time.perf_counter() - started)
+        time.sleep(random.uniform(0.02, 0.12))  # spreads presses over the UI's 100 ms tick, not a wait
+    return times
+
+
 def key_latency(tmux: Tmux, samples: int, threads: int) -> dict[str, list[float]]:
     """? and l while moons trains, then ? again with the run paused (same screen, no redraw churn)."""
     session = "keys"
@@ -295,7 +310,8 @@ def key_latency(tmux: Tmux, samples: int, threads: int) -> dict[str, list[float]
             tmux.capture(session)
             capture.append(time.perf_counter() - started)
         result = {"capture": capture, "?": toggle_latency(tmux, session, "?", HELP, samples),
-                  "l": toggle_latency(tmux, session, "l", LOSS_LOG, max(4, samples // 3))}
+                  "l": toggle_latency(tmux, session, "l", LOSS_LOG, max(4, samples // 3)),
+                  "1/3": pane_latency(tmux, session, max(4, samples // 3))}
         speed = re.search(r"^\s+running\s.*?([\d,]+) samples/s", tmux.capture(session), re.M)
         print(f"  still training after the presses: {speed.group(1) + ' samples/s (status bar)' if speed else 'NO'}")
         tmux.keys(session, "Space")
@@ -358,7 +374,8 @@ def report(paint, speed, keys, charts) -> None:
         cap, _ = median_p95(keys["capture"])
         for key, what, target in (("?", "? help open/close, training", ("<= 100 ms", True)),
                                   ("? paused", "? help open/close, paused", ("", None)),
-                                  ("l", "l log scale on/off, training", ("", None))):
+                                  ("l", "l log scale on/off, training", ("", None)),
+                                  ("1/3", "1/3 setup pane switch, training", ("", None))):
             med, p95 = median_p95(keys[key])
             rows.append((f"key -> screen p95, {what}", f"{p95 * 1e3:.0f} ms", target[0],
                          p95 <= 0.1 if target[1] else None))
