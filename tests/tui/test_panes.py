@@ -20,7 +20,7 @@ from torchtui.engine.schema import ConfigError, to_plain
 from torchtui.tui.panes.dataset import DatasetPane
 from torchtui.tui.panes.device import DevicePane
 from torchtui.tui.panes.form import ConfigChanged
-from torchtui.tui.panes.hparams import LIVE_FIELDS, HparamsPane
+from torchtui.tui.panes.hparams import HparamsPane
 from torchtui.tui.panes.model import ModelPane
 
 
@@ -69,7 +69,7 @@ async def test_typing_lr_changes_value():
         await replace_text(pilot, "#train-lr", "0.01")
         assert app.pane.value()["lr"] == 0.01
         assert ("train", "train.lr") in app.changes
-        assert LIVE_FIELDS == ("lr", "weight_decay", "grad_clip")
+        assert TrainConfig.LIVE == ("lr", "weight_decay", "grad_clip")
 
 
 async def test_garbage_shows_problem_next_to_field_and_clears_when_fixed():
