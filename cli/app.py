@@ -20,8 +20,9 @@ def run(args) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the app needs a terminal; for scripts use `torchtui train PRESET` "
                          "(see torchtui -h)")
-    from torchtui.engine import presets
+    from torchtui.engine import live, presets
 
+    live.runtime_dir()  # the run server's socket folder: a bad one is one line now, not a traceback in the app
     config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args), OPTION_FIELDS)
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge

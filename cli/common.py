@@ -6,11 +6,12 @@ import argparse
 
 from torchtui.engine import presets
 from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.errors import UserError
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad arguments or config: printed as one line, exit code 2."""
 
 

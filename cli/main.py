@@ -10,8 +10,9 @@ import argparse
 import importlib
 import sys
 
-from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
-from torchtui.engine.schema import ConfigError
+from torchtui.cli import output
+from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser
+from torchtui.engine.errors import UserError
 
 COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "presets",
             "summary")
@@ -41,14 +42,22 @@ def build_app_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    streams = output.guard()  # a closed or broken stdout/stderr never stops a run (cli/output.py)
+    try:
+        return dispatch(argv)
+    finally:
+        output.restore(streams)
+
+
+def dispatch(argv: list[str]) -> int:
     json_mode = "--json" in argv
     try:
         if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
             return command("app").run(build_app_parser().parse_args(argv))
         args = build_parser().parse_args(argv)
         return command(args.command).run(args)
-    except (UsageError, ConfigError, FileExistsError) as err:
-        message = err.first_line if isinstance(err, ConfigError) else str(err)
+    except (UserError, FileExistsError) as err:  # what the user or the machine caused: one line, exit 2
+        message = err.first_line if isinstance(err, UserError) else str(err)
         print(f"torchtui: error: {message}", file=sys.stderr)
         if json_mode:  # a script reading the last stdout line learns why nothing ran
             from torchtui.engine.runs import dumps
@@ -70,14 +79,16 @@ def internal_error(err: BaseException) -> int:
 
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     log = Path(base) / "torchtui" / "errors.log"
+    where = "no log could be written"
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} torchtui {' '.join(sys.argv[1:])[:500]}\n")
-            fh.write("".join(traceback.format_exception(err)))
-        where = f"details in {log}"
-    except OSError:
-        where = "no log could be written"
+        if log.is_absolute():  # no HOME and no passwd entry: expanduser gives "~", not a folder of the user's
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8", errors="replace") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} torchtui {' '.join(sys.argv[1:])[:500]}\n")
+                fh.write("".join(traceback.format_exception(err)))
+            where = f"details in {log}"
+    except Exception:  # noqa: BLE001 - the handler of last resort must still print its line
+        pass
     message = str(err).splitlines()[0][:200] if str(err) else ""
     print(f"torchtui: internal error: {type(err).__name__}: {message} ({where})", file=sys.stderr)
     return EXIT_RUN_FAILED

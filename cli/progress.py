@@ -7,6 +7,7 @@ import sys
 import time
 from typing import TextIO
 
+from torchtui.cli.output import live_terminal
 from torchtui.engine import protocol as p
 from torchtui.engine.formatting import fmt_duration
 
@@ -19,7 +20,7 @@ class Progress:
     def __init__(self, out: TextIO, json_mode: bool = False):
         # With --json, stdout carries only the final JSON line; progress goes to stderr.
         self.out = sys.stderr if json_mode else out
-        self.live = self.out.isatty()
+        self.live = live_terminal(self.out)
         self.started: p.RunStarted | None = None
         self.last: p.StepStats | None = None
         self.val: dict = {}

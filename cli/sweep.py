@@ -19,6 +19,7 @@ from torchtui.cli.common import (
     add_runs_dir,
     overrides_of,
 )
+from torchtui.cli.output import live_terminal
 from torchtui.engine import presets
 from torchtui.engine.runs import default_runs_dir, dumps
 from torchtui.engine.schema import ConfigError
@@ -85,6 +86,7 @@ def run(args) -> int:
                    "command continues the sweep")
         sweep.stop()
 
+    sweep.open()  # a storage that cannot be used says so before anything is announced
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     table.note(f"sweep {name}: {spec.method}, {spec.trials} trials, {parallel} at a time, {spec.direction} val "
                f"{spec.metric} -> {folder}")
@@ -128,7 +130,7 @@ class Table:
     def __init__(self, out, spec, json_mode: bool):
         self.out = sys.stderr if json_mode else out
         self.spec = spec
-        self.live = self.out.isatty()
+        self.live = live_terminal(self.out)
         self.views: dict = {}
         self.lines = 0
         self.last_draw = 0.0

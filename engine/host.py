@@ -200,6 +200,7 @@ class ServerHost(EngineHost):
     def start(cls, runs_dir: str | None = None, threads: int | None = None, log_path: str | None = None,
               replay: bool = True):
         """Launch a run server in a new session and connect to it in the background (returns at once)."""
+        live.runtime_dir()  # a socket folder that cannot be used is refused here, before a server is spawned
         # Absolute: clients elsewhere read the run folders the server names.
         runs_dir = os.path.abspath(runs_dir or default_runs_dir())
         log_path = log_path or os.path.join(runs_dir, "run-server.log")

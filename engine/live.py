@@ -9,6 +9,7 @@ Nothing here listens on a network port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,8 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchtui.engine.errors import UserError
 
-class LiveRunError(Exception):
+
+class LiveRunError(UserError):
     """A live run cannot be found or reached; the message says why and what to do."""
 
 
@@ -26,15 +29,29 @@ def runtime_dir() -> Path:
     """The folder the sockets live in, created private; refused when someone else could read or own it."""
     base = os.environ.get("XDG_RUNTIME_DIR", "").strip()
     path = Path(base) / "torchtui" if base else Path(f"/tmp/torchtui-{os.getuid()}")
+    elsewhere = ("or set XDG_RUNTIME_DIR to a folder only you can enter (e.g. mkdir -m 700 ~/.run; "
+                 "export XDG_RUNTIME_DIR=~/.run)")
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # a file or a link there is judged below
+            path.mkdir(mode=0o700)  # XDG_RUNTIME_DIR itself is the session's to make, not ours
         info = path.lstat()
     except OSError as err:
-        raise LiveRunError(f"cannot use {path} for run sockets: {err.strerror or err}") from None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        raise LiveRunError(f"{path} is not a private folder of this user (owner uid {info.st_uid}, mode "
-                           f"{stat.S_IMODE(info.st_mode):o}): remove it, or point XDG_RUNTIME_DIR elsewhere")
-    return path
+        what = f"XDG_RUNTIME_DIR={base}" if base else str(path)
+        raise LiveRunError(f"cannot make {path} for run sockets ({err.strerror or err}): check {what}, "
+                           f"{'or unset it' if base else elsewhere}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode):
+        problem, fix = f"is a symlink (to {os.readlink(path)}), not a folder", f"remove it, {elsewhere}"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem, fix = "is not a folder", f"remove it, {elsewhere}"
+    elif info.st_uid != os.getuid():
+        problem = f"belongs to another user (uid {info.st_uid}), who could read or replace your run sockets"
+        fix = f"ask them or root to remove it, {elsewhere}"
+    elif mode & 0o077:
+        problem, fix = f"has mode {mode:o}: others may enter it", f"chmod 700 {path}"
+    else:
+        return path
+    raise LiveRunError(f"{path} {problem}: {fix}")
 
 
 def authkey() -> bytes:

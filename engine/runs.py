@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from torchtui.engine import protocol as p
+from torchtui.engine.errors import UserError
 from torchtui.engine.files import atomic_write_bytes, atomic_write_text
 
 RUNS_ENV = "TORCHTUI_RUNS_DIR"
@@ -46,8 +47,26 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64].strip("-.") or "run"
 
 
-class RunInUse(Exception):
+class RunInUse(UserError):
     """Another live process writes this run folder; the message names its pid."""
+
+
+def flock_holders(path: Path) -> set[int] | None:
+    """The pids /proc/locks says hold a flock on `path` (without taking it), or None where it cannot say.
+
+    Matched by inode: on overlay file systems the device /proc/locks names differs from stat's."""
+    try:
+        inode = str(os.stat(path).st_ino)
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    holders = set()
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2204105 0 EOF"; waiters have "->" after "1:"
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rpartition(":")[2] == inode:
+            holders.add(int(parts[4]) if parts[4].isdigit() else -1)
+    return holders
 
 
 class RunFolder:
@@ -156,13 +175,12 @@ class RunFolder:
             return None
         if pid <= 0:
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        holders = flock_holders(self.path / ".lock")
+        if holders is not None:  # the lock itself says: a pid that lives but holds nothing is not the writer
+            return pid if holders else None
+        from torchtui.engine.live import alive
+
+        return pid if alive(pid) else None
 
     def checkpoint_path(self, kind: str) -> Path:
         return self.path / "checkpoints" / f"{kind}.pt"

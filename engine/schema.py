@@ -13,11 +13,13 @@ import types
 import typing
 from typing import Any
 
+from torchtui.engine.errors import UserError
+
 MAX_LIST_ITEMS = 10_000
 MAX_FREE_NODES = 10_000  # values in a free-form mapping (kwargs), counting what YAML aliases repeat
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """One or more invalid config values; each problem reads `path: what is wrong (the fix)`."""
 
     def __init__(self, problems: list[str], details: str = ""):

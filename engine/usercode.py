@@ -9,8 +9,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from torchtui.engine.errors import UserError
 
-class UserCodeError(ValueError):
+
+class UserCodeError(UserError, ValueError):
     """The user's file, name or call failed; the message names the config field and file:line."""
 
 

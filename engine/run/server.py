@@ -112,7 +112,9 @@ class RunServer:
         kind = type(event).__name__
         if isinstance(event, p.RunStarted):
             self.snapshot = {"EngineReady": self.snapshot.get("EngineReady")}
-            self.info.run_id, self.info.run_dir, self.info.name = event.run_id, event.run_dir, event.name
+            # absolute: `torchtui ps` and `runs` read it from other folders than this server's
+            self.info.run_id, self.info.run_dir = event.run_id, os.path.abspath(event.run_dir)
+            self.info.name = event.name
             self.info.device, self.info.total_steps, self.info.step = event.device, event.total_steps, event.start_step
         if isinstance(event, (p.EngineReady, p.RunStarted, p.StateChanged, p.StepStats, p.Predictions, p.RunFinished)):
             self.snapshot[kind] = event

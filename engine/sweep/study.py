@@ -26,6 +26,7 @@ from torchtui.engine.files import atomic_write_text
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
 from torchtui.engine.sweep import SweepSpec, apply
+from torchtui.engine.sweep.storage import Storage, safe_url
 
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
 GRACE_S = 8       # a trial silent this long is stale (its sweep was killed): failed, then retried
@@ -53,7 +54,8 @@ class Sweep:
                  parallel: int = 1, preset: str = "", devices: list[str] | None = None, threads: int = 1,
                  on_change: Callable[[TrialView], None] | None = None):
         self.spec, self.base, self.folder, self.name = spec, base, Path(folder), name
-        self.storage_url = storage or f"sqlite:///{(self.folder / 'study.db').resolve()}"
+        self.storage = Storage(storage, self.folder)
+        self._study = None
         self.parallel, self.preset, self.threads = max(1, parallel), preset, max(1, threads)
         self.devices = devices or []
         self.on_change = on_change or (lambda view: None)
@@ -88,17 +90,28 @@ class Sweep:
 
         atomic_write_text(path, yaml.safe_dump(_plain(mine), sort_keys=False, allow_unicode=True))
 
+    def open(self):
+        """Claim the folder and open the study, once: a storage that cannot be used is a StorageError."""
+        if self._study is None:
+            self.claim_folder()
+            trial_runs = sum(1 for d in self.folder.iterdir() if (d / "config.yaml").is_file())
+            self.storage.check_file(trial_runs)
+            with self.storage.errors():
+                self._study = self.study()
+        return self._study
+
     def study(self):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Heartbeats are marked experimental (since 2.8, unchanged since); say nothing about it each run.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        engine_kwargs = {"connect_args": {"timeout": 60}} if self.storage_url.startswith("sqlite") else None
+        url = self.storage.url
+        engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
         stale = ({"heartbeat_stale_trial_callback": retry(max_retry=3)} if retry is not None  # optuna >= 4.9
                  else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)})
-        storage = optuna.storages.RDBStorage(self.storage_url, engine_kwargs=engine_kwargs,
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                              heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **stale)
         spec = self.spec
         if spec.method == "grid":
@@ -119,8 +132,7 @@ class Sweep:
         import optuna
         from optuna.trial import TrialState
 
-        self.claim_folder()
-        study = self.study()
+        study = self.open()
         self._requeue_interrupted(study)
         done = (TrialState.COMPLETE, TrialState.PRUNED)
         for trial in study.get_trials(deepcopy=False, states=done):
@@ -288,7 +300,7 @@ class Sweep:
                                    -(r["value"] or 0) if maximise else (r["value"] or 0), r["number"]))
         best = next((r for r in trials if r["state"] == "complete"), None)
         out = {"sweep": self.name, "sweep_dir": str(self.folder), "method": self.spec.method,
-               "metric": self.spec.metric, "direction": self.spec.direction, "storage": _safe_url(self.storage_url),
+               "metric": self.spec.metric, "direction": self.spec.direction, "storage": safe_url(self.storage.url),
                "best": best, "trials": trials}
         if best is not None:
             config = from_dict(apply(self.base, best["params"]))
@@ -336,17 +348,6 @@ def _grid_done(study, spec: SweepSpec) -> bool:
 
 def _plain(value):
     return json.loads(json.dumps(value))
-
-
-def _safe_url(url: str) -> str:
-    """The storage URL without a password (user:secret@host → user:***@host)."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            creds = creds.split(":", 1)[0] + ":***"
-        return f"{scheme}://{creds}@{host}"
-    return url
 
 
 def cpu_threads(parallel: int) -> int:

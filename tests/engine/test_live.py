@@ -69,7 +69,7 @@ def test_a_folder_others_can_enter_is_refused(tmp_path, monkeypatch):
     (folder / "torchtui").mkdir(parents=True)
     os.chmod(folder / "torchtui", 0o755)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    with pytest.raises(live.LiveRunError, match="not a private folder"):
+    with pytest.raises(live.LiveRunError, match="has mode 755: others may enter it: chmod 700"):
         live.runtime_dir()
 
 

@@ -63,8 +63,10 @@ async def test_space_after_a_stop_offers_to_resume_from_last_pt(fake_app, tmp_pa
         await until(pilot, lambda: sent(fake_app, p.Start), what="start sent")
         assert sent(fake_app, p.Start)[-1].resume == str(run_dir)
         # A setup edited since (a wider layer) is another run: space starts it without asking.
-        fake_app.fake_host.emit(p.StateChanged(RUN, p.STOPPED))
-        await until(pilot, lambda: fake_app.history.state == p.STOPPED, what="stopped again")
+        resumed = dataclasses.replace(started, request_id=sent(fake_app, p.Start)[-1].request_id)
+        fake_app.fake_host.emit(resumed, p.StateChanged(RUN, p.RUNNING), p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: fake_app.runner.asked is None and fake_app.history.state == p.STOPPED,
+                    what="the resumed run started and stopped again")
         model = fake_app.config.model
         wider = dataclasses.replace(model, layers=[dataclasses.replace(model.layers[0], units=128), *model.layers[1:]])
         fake_app.config = dataclasses.replace(fake_app.config, model=wider)
@@ -126,3 +128,25 @@ def test_the_app_offers_a_resume_exactly_where_the_engine_takes_one():
         except ConfigError:
             engine = False
         assert can_resume(saved, wanted) == engine, path
+
+
+async def test_space_again_while_the_run_is_starting_pauses_it_instead_of_starting_another(fake_app):
+    # Found trying the app: space, then space ~1 s later while the run was still making its data, sent a
+    # second Start ("a run is already active") instead of pausing the run being started.
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.set_focus(None)
+        await pilot.press("space")
+        await until(pilot, lambda: sent(fake_app, p.Start), what="start sent")
+        await pilot.press("space")
+        await until(pilot, lambda: sent(fake_app, p.Pause), what="pause sent")
+        await pilot.press("space")
+        await until(pilot, lambda: sent(fake_app, p.Resume), what="resume sent")
+        assert len(sent(fake_app, p.Start)) == 1
+        kinds = [type(c) for c in fake_app.fake_host.sent if isinstance(c, (p.Start, p.Pause, p.Resume))]
+        assert kinds == [p.Start, p.Pause, p.Resume]  # in the order the engine must apply them
+        start = sent(fake_app, p.Start)[0]
+        fake_app.fake_host.emit(dataclasses.replace(scripted_run()[0], request_id=start.request_id),
+                                p.StateChanged(RUN, p.RUNNING))
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("space")
+        await until(pilot, lambda: len(sent(fake_app, p.Pause)) == 2, what="an ordinary pause")

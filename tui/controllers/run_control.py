@@ -24,6 +24,7 @@ class RunController(Controller):
         self.asked: int | None = None    # the request id of our Start whose RunStarted has not come yet
         self.ours: set[int] = set()      # request ids of the Starts this app sent
         self.queued = False              # space while torch loads: start once the engine is ready
+        self.pause_sent = False          # space while our Start is on its way: Pause (then Resume) follows it
         self.restart_after_stop = False  # r: a Stop was sent, the Start follows the stopped state
         self.evaluating_at: int | None = None  # the step of an `e` whose val result has not come yet
 
@@ -37,7 +38,9 @@ class RunController(Controller):
     # ------------------------------------------------------------------ keys
 
     def toggle(self) -> None:
-        if self.state == p.RUNNING:
+        if self.asked is not None and self.state not in p.ACTIVE_STATES:
+            self.toggle_starting()
+        elif self.state == p.RUNNING:
             self.bridge.send(p.Pause())
         elif self.state == p.PAUSED:
             self.bridge.send(p.Resume())
@@ -50,13 +53,21 @@ class RunController(Controller):
         else:
             self.start()
 
+    def toggle_starting(self) -> None:
+        """space again before our run has started (its data and model are still being made): the engine takes
+        commands in order, so a Pause sent now lands before the first step, a Resume after it lets it train."""
+        self.pause_sent = not self.pause_sent
+        self.bridge.send(p.Pause() if self.pause_sent else p.Resume())
+        self.notify("the run starts paused (space again to let it train)" if self.pause_sent
+                    else "the run trains as it starts")
+
     def start(self, resume: str = "", then: tuple = (), config: dict | None = None, name: str = "") -> int:
         """Send Start for the setup in the panes (or `config`), continuing the folder `resume` from its last.pt when
         given, then the commands in `then` (Pause, Step: they land before its first step). Returns its id."""
         setup = self.app.setup
         self.main.notice = ""
         request_id = self.bridge.next_id()
-        self.asked = request_id
+        self.asked, self.pause_sent = request_id, False
         self.ours.add(request_id)
         self.bridge.send(p.Start(config=config or setup.config.to_dict(), runs_dir=self.app.runs_dir,
                                  resume=resume or None, origin={"preset": setup.preset_ref}, request_id=request_id))
