@@ -13,6 +13,7 @@ import sys
 from torchtui.cli import output
 from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser
 from torchtui.engine.errors import UserError
+from torchtui.engine.schema import ConfigError
 
 COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "presets",
             "summary")
@@ -57,7 +58,8 @@ def dispatch(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         return command(args.command).run(args)
     except (UserError, FileExistsError) as err:  # what the user or the machine caused: one line, exit 2
-        message = err.first_line if isinstance(err, UserError) else str(err)
+        # A ConfigError's first problem (and how many more); others whole: a data error lists its bad cells.
+        message = err.first_line if isinstance(err, ConfigError) else str(err)
         print(f"torchtui: error: {message}", file=sys.stderr)
         if json_mode:  # a script reading the last stdout line learns why nothing ran
             from torchtui.engine.runs import dumps

@@ -23,6 +23,7 @@ class Progress:
         self.live = live_terminal(self.out)
         self.started: p.RunStarted | None = None
         self.last: p.StepStats | None = None
+        self.refused = ""  # why the engine would not start the run
         self.val: dict = {}
         self._drawn = 0.0
         self._line_open = False
@@ -66,7 +67,10 @@ class Progress:
         elif isinstance(event, p.Log):
             self.note(f"{event.level}: {event.message}")
         elif isinstance(event, p.Error):
-            self.note(f"error: {event.message}")
+            if self.started is None:  # the run was refused: the command says why, once (and in --json)
+                self.refused = event.message
+            else:
+                self.note(f"error: {event.message}")
         elif isinstance(event, p.HparamsChanged):
             # base_lr moves with lr by the same factor: lr (what the next step uses) says it
             self.note("changed " + ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in event.changes.items()

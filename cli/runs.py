@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from torchtui.cli.common import EXIT_OK, UsageError, add_json, add_runs_dir
 from torchtui.engine import catalog
 from torchtui.engine.runs import default_runs_dir, dumps
@@ -34,6 +36,8 @@ def listed(runs_dir, text: str = "", sort: str = "created", reverse: bool = Fals
 
 def run(args) -> int:
     runs_dir = args.runs_dir or default_runs_dir()
+    if os.path.exists(runs_dir) and not os.path.isdir(runs_dir):
+        raise UsageError(f"--runs-dir: {runs_dir} is a file, not a folder of runs")
     records, fields = listed(runs_dir, args.filter, args.sort, args.reverse)
     if args.json:
         print(dumps({"runs_dir": str(runs_dir), "differing": fields, "runs": [r.to_json() for r in records]}))

@@ -9,7 +9,7 @@ from torchtui.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
-    EXIT_USAGE,
+    UsageError,
     add_json,
     add_run_options,
     add_runs_dir,
@@ -63,8 +63,8 @@ def follow(start, runs_dir: str | None, json_mode: bool) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         host.close()
-    if summary is None:
-        return EXIT_USAGE  # the run never started: the config was rejected (already printed)
+    if summary is None:  # the run never started: its data, model or setup was refused
+        raise UsageError(progress.refused.strip() or "the engine did not start the run")
     if json_mode:
         print(dumps(summary))
     if summary["state"] == p.FINISHED:
@@ -94,9 +94,8 @@ def detach(start) -> int:
             host.close()
             return EXIT_RUN_FAILED
         if isinstance(event, p.Error):
-            print(f"torchtui: error: {event.message.splitlines()[0]}", file=sys.stderr)
             host.close()
-            return EXIT_USAGE
+            raise UsageError(event.message)
         print(f"{event.run_id} running in the background (server pid {host.info.pid}) -> {event.run_dir}")
         print(f"watch and steer it: torchtui attach {event.run_id}   list: torchtui ps   stop: torchtui stop "
               f"{event.run_id}")

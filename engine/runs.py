@@ -47,6 +47,10 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64].strip("-.") or "run"
 
 
+class RunDamaged(UserError):
+    """A run folder's files are damaged where a command would have to rewrite them; says what to do."""
+
+
 class RunInUse(UserError):
     """Another live process writes this run folder; the message names its pid."""
 
@@ -208,21 +212,33 @@ class RunFolder:
             return err
         return None
 
-    def read_metrics(self) -> list[dict]:
-        """Every complete row of metrics.jsonl (a torn last line from a kill is skipped)."""
+    def read_metrics(self) -> tuple[list[dict], list[int]]:
+        """Every complete row of metrics.jsonl, and the numbers of the damaged lines before its last one (a torn
+        last line is what a kill leaves, not damage)."""
         if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            return [], []
+        rows, damaged = [], []
+        lines = self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for number, line in enumerate(lines, 1):
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
-                continue
-        return rows
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            elif number < len(lines):
+                damaged.append(number)
+        return rows, damaged
 
     def truncate_metrics_after(self, step: int) -> None:
-        """Drop rows logged after `step` (the resumed checkpoint), so the resumed stream has no repeats."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        """Drop rows logged after `step` (the resumed checkpoint), so the resumed stream has no repeats; refused
+        when lines are damaged, since the rewrite would drop them."""
+        rows, damaged = self.read_metrics()
+        if damaged:
+            raise RunDamaged(f"resume: {self.metrics_path} has {len(damaged)} damaged line(s) (the first is line "
+                             f"{damaged[0]}): resuming rewrites that file and would drop them; keep a copy and "
+                             "remove them (or train a new run from its config.yaml)")
+        rows = [r for r in rows if not _num(r.get("step", 0)) > step]  # a row without a step number is kept
         atomic_write_text(self.metrics_path, "".join(dumps(r) + "\n" for r in rows))
         curve = [(r["step"], r.get("epoch"), r.get("loss")) for r in rows if r.get("type") == "step"]
         atomic_write_bytes(self.curve_path, _float64([_num(v) for row in curve for v in row]))

@@ -17,7 +17,7 @@ from torchtui.engine.export.data import check_source, data_part, load_facts
 from torchtui.engine.export.model import check_model, model_part
 from torchtui.engine.export.parts import HELPERS, Part, fill, unsupported
 from torchtui.engine.export.training import check_train, live_part, loop_part, loss_part, optimizer_part, scheduler_part
-from torchtui.engine.runs import HPARAMS, hparams_values, parse, row_kind
+from torchtui.engine.runs import HPARAMS, RunFolder, hparams_values, row_kind
 from torchtui.engine.schema import ConfigError
 
 RULE = "# " + "-" * 78
@@ -42,33 +42,38 @@ def export(ref: str, overrides: list[str] | None = None) -> Export:
         if not (folder / "config.yaml").is_file():
             raise ConfigError([f"export: {ref} is a folder without config.yaml (give a run folder or a preset)"])
         config = presets.load(str(folder / "config.yaml"), overrides)
-        changes = live_changes(folder / "metrics.jsonl")
+        changes, damaged = live_changes(folder / "metrics.jsonl")
         summary = _summary(folder / "summary.json")
         origin = f"torchtui run {folder.resolve().name}"
     else:
         config, changes, summary, origin = presets.load(ref, overrides), {}, {}, f"torchtui preset {ref}"
+        damaged = 0
     # A run trained until stopped (train.epochs 0, the app's way to try a toy preset): the script trains the
     # steps the run did, which its summary records.
     max_steps = _steps_trained(config, summary) if folder.is_dir() and not config.train.epochs else 0
     notes = _notes(config, summary, max_steps)
+    if damaged:
+        notes.append(f"metrics.jsonl has {damaged} damaged line(s), skipped: any live change recorded "
+                     "on them is missing from the script")
     script = render(config, changes, origin, summary, max_steps)
     compile(script, f"{config.name}.py", "exec")  # a template bug is ours: fail here, not in the user's hands
     return Export(script, f"{_slug(config.name)}.py", notes, changes)
 
 
-def live_changes(path: Path) -> dict[int, dict]:
-    """{step: {field: new value}} from the hparams rows of metrics.jsonl (rows at one step merged in order)."""
+def live_changes(path: Path) -> tuple[dict[int, dict], int]:
+    """{step: {field: new value}} from the hparams rows of metrics.jsonl (rows at one step merged in order), and
+    how many lines before the last were damaged (skipped: a change on one of them is lost; the note says so)."""
     changes: dict[int, dict] = {}
-    try:  # damaged bytes are not rows: they are skipped, like a torn last line
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        rows, damaged = RunFolder(path.parent).read_metrics()
     except OSError:
-        return changes
-    for row in parse([line for line in lines if '"type": "hparams"' in line]):
+        return changes, 0
+    for row in rows:
         if row_kind(row) == HPARAMS and isinstance(row.get("step"), int):
             # base_lr moves with lr by the same factor: the script scales its schedule by lr's (new ÷ current)
             values = hparams_values(row)
             changes.setdefault(row["step"], {}).update({k: v for k, v in values.items() if k != "base_lr"})
-    return changes
+    return changes, len(damaged)
 
 
 def _summary(path: Path) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from torchtui.engine import protocol as p
+from torchtui.engine.errors import UserError
 from torchtui.engine.run import loop
 from torchtui.engine.run.callbacks import Callback, CallbackList
 from torchtui.engine.run.callbacks.checkpoints import Checkpoints
@@ -25,7 +26,6 @@ from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prep
 from torchtui.engine.run.session import Session
 from torchtui.engine.run.steering import apply_live_change
 from torchtui.engine.run.sync import SyncedControls
-from torchtui.engine.schema import ConfigError
 
 OOM_HINT = "CUDA ran out of memory: lower train.batch_size (or the model size) and start again"
 
@@ -124,10 +124,11 @@ class Engine:
         session = self.session
         try:
             run, state = prepare_run(command, session, self.runs_dir, dist)
-        except ConfigError as err:
-            self.emit(p.Error(None, str(err), err.details))
+        except UserError as err:  # a config, data, model or run folder problem the user can fix
+            details = getattr(err, "details", "")
+            self.emit(p.Error(None, str(err), details))
             self._set_state(p.FAILED, None, err.first_line)
-            return str(err), err.details
+            return str(err), details
         except Exception as err:  # noqa: BLE001
             self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")

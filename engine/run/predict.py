@@ -58,6 +58,7 @@ def load_trained(run_dir: str, checkpoint: str = "best") -> Trained:
         state = ckpt.load_checkpoint(path)
     except Exception as err:  # noqa: BLE001 - truncated zips, other formats, refused pickles
         raise ConfigError([f"--checkpoint: {path} is damaged ({ckpt.load_problem(err)})"]) from None
+    _check_same_model(folder, path, state["config"])
     config = from_dict(state["config"])
     data = state.get("data") or _refit(config)
     loss = optim.resolve_loss(data["task"], config.train.loss)
@@ -67,6 +68,39 @@ def load_trained(run_dir: str, checkpoint: str = "best") -> Trained:
     model, _ = models.prepare_model(plain.model, tuple(data["input_shape"]), n_out)
     model.load_state_dict(state["model"])
     return Trained(model.eval(), data, loss)
+
+
+def _check_same_model(folder: Path, path: Path, saved: dict) -> None:
+    """The checkpoint's model is the one the run folder's config.yaml describes, or a ConfigError naming both
+    (a checkpoint copied from another run, a config.yaml edited since): predictions use the checkpoint's."""
+    import yaml
+
+    from torchtui.engine.catalog import changed_fields
+
+    try:
+        described = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return  # no readable config.yaml: the checkpoint's own config is all there is
+    if not isinstance(described, dict) or not isinstance(described.get("model"), dict):
+        return
+    mine = from_dict(saved).to_dict()["model"]
+    try:
+        theirs = from_dict({**saved, "model": described["model"]}).to_dict()["model"]
+    except ConfigError as err:
+        raise ConfigError([f"{folder / 'config.yaml'}: {err.first_line}"]) from None
+    fields = changed_fields({"model": theirs}, {"model": mine})
+    if fields:
+        shown = ", ".join(f"{f} {_value(theirs, f)} vs {_value(mine, f)}" for f in fields[:4])
+        more = f" and {len(fields) - 4} more" if len(fields) > 4 else ""
+        raise ConfigError([f"predict: {folder / 'config.yaml'} and {path} describe different models ({shown}{more}; "
+                           f"config.yaml's first): the checkpoint is not this run's, or config.yaml was edited; use "
+                           "the run folder the checkpoint came from"])
+
+
+def _value(model: dict, dotted: str):
+    from torchtui.engine.catalog import flatten
+
+    return flatten({"model": model}).get(dotted, "(none)")
 
 
 def _refit(config) -> dict:

@@ -259,8 +259,9 @@ def build_data_and_model(config, load=None) -> tuple[Splits, torch.nn.Module, st
     try:
         splits = load(config) if load is not None else load_data(config.data)
         problem = optim.loss_problem(splits.task, config.train.loss)
-        if problem:
-            raise ConfigError([f"train.loss: {problem}"])
+        if problem:  # the data's own reason first: one class, too few rows for labels
+            why = [note for note in splits.notes if note.startswith("data.target:")]
+            raise ConfigError([why[0] if why and splits.task == "regression" else f"train.loss: {problem}"])
         loss_name = optim.resolve_loss(splits.task, config.train.loss)
         n_out = models.output_size(splits.task, splits.n_classes, splits.n_targets, loss_name)
         sample, _ = splits.train.sample(2)

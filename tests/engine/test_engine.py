@@ -48,7 +48,7 @@ def test_a_run_reports_everything_and_writes_its_folder(local):
     assert len(evals[0].confusion) == 2 and sum(map(sum, evals[0].confusion)) == 51
     assert set(evals[0].dead_relu) == {"act1", "act2"}
     folder = RunFolder(Path(started.run_dir))
-    rows = folder.read_metrics()
+    rows, _ = folder.read_metrics()
     assert [r["step"] for r in rows if r["type"] == "step"] == steps
     assert folder.checkpoint_path("last").exists() and folder.checkpoint_path("best").exists()
     assert (folder.path / "summary.json").exists() and folder.read_config()["name"] == "tiny-moons"
@@ -197,7 +197,7 @@ def test_resume_continues_exactly(local, tmp_path):
     _, resumed = run_to_end(local, {}, resume=stopped.summary["run_dir"])
     assert resumed.state == p.FINISHED and resumed.summary["steps"] == straight.summary["steps"]
     assert resumed.summary["val"]["loss"] == pytest.approx(straight.summary["val"]["loss"], abs=1e-6)
-    rows = RunFolder(Path(stopped.summary["run_dir"])).read_metrics()
+    rows, _ = RunFolder(Path(stopped.summary["run_dir"])).read_metrics()
     steps = [r["step"] for r in rows if r["type"] == "step"]
     assert steps == list(range(1, straight.summary["steps"] + 1))  # one stream, no repeats, no gaps
 

@@ -77,7 +77,9 @@ def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str],
     columns = [Column.of(name, [cells[index[name]].strip() for _, cells in rows]) for name in features]
     target_cells = [cells[index[target]].strip() for _, cells in rows]
     _check_all(columns, target, target_cells, lines, cfg)
-    y, task, class_names = _target(target_cells, lines, target)
+    y, task, class_names, why = _target(target_cells, lines, target)
+    if why:
+        notes.append(why)
     return CsvTable(columns, cfg.missing, target), y, task, class_names, notes
 
 
@@ -153,8 +155,9 @@ def _checker(header: list[str], path: str):
     return check
 
 
-def _target(texts: list[str], lines: list[int], column: str) -> tuple[torch.Tensor, str, list[str]]:
-    """y, the task and class names, detected from the target column's values."""
+def _target(texts: list[str], lines: list[int], column: str) -> tuple[torch.Tensor, str, list[str], str]:
+    """y, the task and class names, detected from the target column's values; and why whole numbers that look
+    like labels were read as values (a `data.target:` note, which a classification loss turns into the error)."""
     numbers = [as_number(text) for text in texts]
     bad = [k for k, v in enumerate(numbers) if v is None]
     if bad and len(bad) < len(texts) / 2:
@@ -164,16 +167,24 @@ def _target(texts: list[str], lines: list[int], column: str) -> tuple[torch.Tens
                         "number, but most target values are")
     if not bad:
         distinct = sorted(set(numbers))
-        few = len(distinct) <= MAX_CSV_CLASSES and len(distinct) < len(texts) / 2
-        if not (few and len(distinct) >= 2 and all(v.is_integer() for v in distinct)):
-            return torch.tensor(numbers, dtype=torch.float32).unsqueeze(1), "regression", []
-        names = [str(int(v)) for v in distinct]
-        labels = {v: k for k, v in enumerate(distinct)}
-        y = torch.tensor([labels[v] for v in numbers], dtype=torch.long)
-        return y, "binary" if len(names) == 2 else "multiclass", names
+        whole = all(v.is_integer() for v in distinct) and len(distinct) <= MAX_CSV_CLASSES
+        if whole and len(distinct) >= 2 and len(distinct) < len(texts) / 2:
+            names = [str(int(v)) for v in distinct]
+            labels = {v: k for k, v in enumerate(distinct)}
+            y = torch.tensor([labels[v] for v in numbers], dtype=torch.long)
+            return y, "binary" if len(names) == 2 else "multiclass", names, ""
+        why = ""
+        if whole and len(distinct) == 1:
+            why = (f"data.target: column '{column}' holds one value only ({distinct[0]:g}, in {len(texts)} row(s)): as "
+                   "class labels that is one class, nothing to tell apart; give rows of two classes or more")
+        elif whole:
+            why = (f"data.target: column '{column}' has {len(distinct)} different whole numbers in {len(texts)} "
+                   "row(s): too few rows to read them as class labels (at least two rows per class), so they are "
+                   "read as values; give more rows")
+        return torch.tensor(numbers, dtype=torch.float32).unsqueeze(1), "regression", [], why
     names = sorted(set(texts))
     if len(names) < 2:
         raise DataError(f"data.target: column '{column}' holds one label only ('{names[0]}'); nothing to learn")
     labels = {name: k for k, name in enumerate(names)}
     y = torch.tensor([labels[text] for text in texts], dtype=torch.long)
-    return y, "binary" if len(names) == 2 else "multiclass", names
+    return y, "binary" if len(names) == 2 else "multiclass", names, ""
