@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -65,3 +66,17 @@ def not_a_file(path: Path, shown: str) -> str:
     if not stat.S_ISREG(info.st_mode):
         return f"{shown} is not a regular file (a device, pipe or socket)"
     return f"cannot read {shown}"
+
+
+@contextlib.contextmanager
+def held(lock_path: Path):
+    """An exclusive flock on `lock_path` (made if missing) for the with block: processes on one machine, or
+    sharing the folder, take turns (a sweep's study is made once, a grid point is claimed once)."""
+    import fcntl
+
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -54,26 +54,54 @@ def runtime_dir() -> Path:
     raise LiveRunError(f"{path} {problem}: {fix}")
 
 
+KEY_BYTES = 32  # multiprocessing.connection skips its HMAC challenge for an empty key: never accept a short one
+
+
 def authkey() -> bytes:
-    """This user's key for run servers (32 random bytes, made once, readable by the owner only)."""
+    """This user's key for run servers (32 random bytes, made once, readable by the owner only). A key file
+    that is shorter (empty, cut) is replaced by a new key, under a lock, and said on stderr."""
     path = runtime_dir() / "authkey"
     if not path.exists():
-        temp = path.with_name(f".authkey-{os.getpid()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(32))
-        finally:
-            os.close(fd)
-        try:
-            os.link(temp, path)  # atomic and exclusive: two first servers never end up with two keys
-        except FileExistsError:
-            pass
-        finally:
-            temp.unlink(missing_ok=True)
+        _install_key(path, replace=False)
     info = path.lstat()
     if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
         raise LiveRunError(f"{path} must belong to this user with mode 600 (it has {stat.S_IMODE(info.st_mode):o})")
-    return path.read_bytes()
+    key = path.read_bytes()
+    if len(key) < KEY_BYTES:
+        import fcntl
+        import sys
+
+        with open(path.with_name(".authkey.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one process replaces it; the others read what it wrote
+            key = path.read_bytes()
+            if len(key) < KEY_BYTES:
+                _install_key(path, replace=True)
+                print(f"torchtui: warning: {path} held a {len(key)}-byte key (at least {KEY_BYTES} are needed; an "
+                      "empty one turns authentication off): made a new one; run servers started with the old "
+                      "key cannot be reached any more", file=sys.stderr)
+                key = path.read_bytes()
+    return key
+
+
+def _install_key(path: Path, replace: bool) -> None:
+    """Write a new random key beside `path` and move it into place atomically (a link: exclusive, when the
+    first key is made, so two first servers never end up with two keys; a rename when replacing one)."""
+    temp = path.with_name(f".authkey-{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(KEY_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @dataclass

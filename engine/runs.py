@@ -83,6 +83,8 @@ class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self.write_failed = ""  # why a write of this run failed (it then ends failed): callbacks/events.py
+        self.last_good_step: int | None = None  # the step of the last last.pt known whole on disk
 
     @classmethod
     def create(cls, runs_dir: Path | str | None, name: str) -> RunFolder:

@@ -18,7 +18,7 @@ from torchtui.engine.run import loop
 from torchtui.engine.run.callbacks import Callback, CallbackList
 from torchtui.engine.run.callbacks.checkpoints import Checkpoints
 from torchtui.engine.run.callbacks.early_stop import EarlyStopping
-from torchtui.engine.run.callbacks.events import EvalEvents, deliver
+from torchtui.engine.run.callbacks.events import EvalEvents, deliver, write_failed
 from torchtui.engine.run.callbacks.predictions import PredictionsCallback
 from torchtui.engine.run.callbacks.stats import StatsCallback
 from torchtui.engine.run.controls import Controls
@@ -134,6 +134,7 @@ class Engine:
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
             return f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()
         session.attach(run, _callbacks(session, run, state))
+        run.folder.last_good_step = run.step if state is not None else None  # what a failed write falls back on
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
         if run.resume_edits and apply_live_change(run, p.SetHparams(**run.resume_edits), resumed=True):
@@ -168,6 +169,9 @@ class Engine:
         if run.writer is not None:  # every row and checkpoint on disk (and reported) before the summary
             deliver(run, wait=True)
             run.writer.close()
+        failed_write = run.folder.write_failed
+        if failed_write and end_state != p.FAILED:  # the write failed after the loop ended (its last rows)
+            end_state, run.session.end_reason = p.FAILED, failed_write
         # A resumed run's summary adds to what the run had: its time so far, and its last metrics where this part
         # evaluated nothing (a summary is never rewritten with less than it held).
         before = run.folder.read_summary() if resumed else {}
@@ -180,10 +184,14 @@ class Engine:
             "best": {run.config.train.best_metric: run.best}, "task": run.task, "loss": run.loss_name,
             "device": device_label(run),
         }
+        if run.task in ("binary", "multiclass"):  # said, since many expect the positive class's F1 for two classes
+            summary["averages"] = {"f1": "macro", "precision": "macro", "recall": "macro"}
         try:
             run.folder.write_summary(summary)
-        except OSError as err:
-            self.emit(p.Error(run.run_id, f"could not write summary.json: {err}"))
+        except OSError as err:  # the outcome says so: never `finished` over a summary that is not on disk
+            write_failed(run, self.emit, "summary.json", run.step, err)
+            end_state = summary["state"] = p.FAILED
+            summary["reason"] = run.end_reason if run.end_reason else run.folder.write_failed
         finally:
             run.folder.unlock()  # the summary is the last thing this run writes
         self.emit(p.RunFinished(run.run_id, end_state, summary))

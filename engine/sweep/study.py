@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
-from torchtui.engine.files import atomic_write_text
+from torchtui.engine.files import atomic_write_text, held
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
 from torchtui.engine.sweep import SweepSpec, apply
@@ -31,6 +31,7 @@ from torchtui.engine.sweep.storage import Storage, safe_url
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
 GRACE_S = 8       # a trial silent this long is stale (its sweep was killed): failed, then retried
 SWEEP_FILE = "sweep.yaml"
+SURPLUS = "torchtui:surplus"  # a trial's system attribute: no grid point was left for it (sweep/grid.py)
 
 
 @dataclasses.dataclass
@@ -95,9 +96,12 @@ class Sweep:
         if self._study is None:
             self.claim_folder()
             trial_runs = sum(1 for d in self.folder.iterdir() if (d / "config.yaml").is_file())
-            self.storage.check_file(trial_runs)
-            with self.storage.errors():
-                self._study = self.study()
+            # Two sweeps started at once on one folder: one makes the study's tables, the other then loads them
+            # (they raced to `table studies already exists`).
+            with held(self.lock_path):
+                self.storage.check_file(trial_runs)
+                with self.storage.errors():
+                    self._study = self.study()
         return self._study
 
     def study(self):
@@ -115,7 +119,9 @@ class Sweep:
                                              heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **stale)
         spec = self.spec
         if spec.method == "grid":
-            sampler = optuna.samplers.GridSampler({p.path: p.grid() for p in spec.params}, seed=spec.seed)
+            from torchtui.engine.sweep.grid import ClaimingGridSampler
+
+            sampler = ClaimingGridSampler({p.path: p.grid() for p in spec.params}, spec.seed, self.lock_path)
         elif spec.method == "tpe":
             sampler = optuna.samplers.TPESampler(seed=spec.seed)
         else:
@@ -170,7 +176,16 @@ class Sweep:
             for host in list(self._hosts):
                 host.send(p.Stop())
 
+    @property
+    def lock_path(self) -> Path:
+        return self.folder / ".sweep.lock"
+
     def _objective(self, trial) -> float:
+        if trial.storage.get_trial_system_attrs(trial._trial_id).get(SURPLUS):  # every grid point is taken
+            import optuna
+
+            trial.study.stop()
+            raise optuna.TrialPruned("no grid point left")  # ends it quietly; the results leave it out
         params = {param.path: _suggest(trial, param) for param in self.spec.params}
         if self.stopping.is_set():  # picked just as Ctrl-C came: its params go to the next run of the sweep
             trial.set_user_attr("interrupted", True)
@@ -288,6 +303,8 @@ class Sweep:
         maximise = self.spec.direction == "maximize"
         trials = []
         for t in study.get_trials(deepcopy=False):
+            if t.system_attrs.get(SURPLUS):
+                continue  # asked for by a second process after the grid was taken: it trained nothing
             state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
                      TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}.get(t.state, str(t.state))
             if state == "failed" and t.user_attrs.get("interrupted"):

@@ -66,8 +66,9 @@ class MetricChart(Chart):
         parts = [f"acc {fmt(last_y(h.train_acc_smooth))}"] if len(h.train_acc) else []
         for name, short, color, marker in (("accuracy", "val acc", ORANGE, "•"), ("f1", "val f1", PURPLE, "x")):
             series = h.val.get(name)
-            if series is not None:
-                self.evals(*self.sample(series), color=color, label=short, marker=marker)
+            if series is not None:  # f1 is the macro average over classes, also for two (not the positive class's)
+                label = "val macro f1" if name == "f1" else short
+                self.evals(*self.sample(series), color=color, label=label, marker=marker)
                 parts.append(f"{short} {fmt(last_y(series))}")
         return self._title(parts, ("accuracy", "f1"))
 

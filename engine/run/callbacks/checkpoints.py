@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from torchtui.engine.protocol import DIVERGED, FINISHED, CheckpointSaved, Error
+from torchtui.engine.protocol import DIVERGED, FINISHED, CheckpointSaved
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run.callbacks import Callback, Emit, improved, metric_mode
-from torchtui.engine.run.callbacks.events import deliver
+from torchtui.engine.run.callbacks.events import deliver, write_failed
 
 
 class Checkpoints(Callback):
@@ -18,7 +18,8 @@ class Checkpoints(Callback):
     Short epochs would otherwise spend more time serialising and fsyncing than training. An improved
     best is snapshotted in memory at once (a tensor copy) and written when the interval allows, so
     best.pt always holds the best weights by the end; a kill loses at most `every` seconds of either.
-    A write that fails (a full disk) is reported and training goes on; the previous file stays whole.
+    A write that fails (a full disk) ends the run as failed, naming the last good checkpoint (which stays
+    whole): events.write_failed.
     """
 
     def __init__(self, emit: Emit, make_payload: Callable, every: float = 10.0):
@@ -50,12 +51,10 @@ class Checkpoints(Callback):
 
         def outcome(err) -> None:
             if isinstance(err, Exception):
-                previous = "the previous one is intact" if path.exists() else "there is none yet"
-                self.emit(Error(run.run_id, f"could not write {path.name} at step {step}: "
-                                            f"{getattr(err, 'strerror', None) or err}; {previous}, training goes on"))
+                write_failed(run, self.emit, path.name, step, err)
                 return
             if name == "last":
-                self.saved_step = step
+                self.saved_step = run.folder.last_good_step = step
             self.emit(CheckpointSaved(run.run_id, str(path), kind, step, epoch))
 
         def write() -> None:
@@ -97,6 +96,9 @@ class Checkpoints(Callback):
             self.save(run, "last")
 
     def on_fit_end(self, run):
+        if run.folder.write_failed:
+            deliver(run, wait=True)
+            return  # the disk refused a write: another would fail too, and the last good checkpoint stays
         self._write_pending_best(run)  # it was finite when it was the best, whatever happened later
         deliver(run, wait=True)  # saved_step says whether last.pt already holds this step
         if run.end_state != FINISHED or run.batch_in_epoch or self.saved_step != run.step:

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
-from torchtui.engine.protocol import Error, EvalResult
+from torchtui.engine.protocol import FAILED, Error, EvalResult
 from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.runs import eval_row
 
 
+def write_failed(run, emit: Emit, what: str, step: int, err: BaseException) -> None:
+    """A write that failed (rows, curve, checkpoint) ends the run as failed after this step, naming the last
+    good checkpoint: a run is never `finished` over data that is not on disk. Said once; later failures of
+    the same run (the writes already queued) add nothing."""
+    if run.folder.write_failed:
+        return
+    code = getattr(err, "errno", None)
+    why = "disk full" if code in (errno.ENOSPC, errno.EDQUOT) else (getattr(err, "strerror", None) or str(err))
+    good = run.folder.last_good_step
+    saved = f"last good checkpoint step {good}" if good is not None else "no checkpoint was saved"
+    reason = run.folder.write_failed = f"{why} writing {what} at step {step}; {saved}"
+    emit(Error(run.run_id, f"{reason}: the run stops as failed (free space, then torchtui resume "
+                           f"{run.folder.path})"))
+    run.request_stop(FAILED, reason)
+
+
 def append_rows(run, emit: Emit, rows: list | Callable[[], list],
                 curve: list[float] | Callable[[], list[float]] | None = None) -> None:
-    """Append to metrics.jsonl (and curve.f64), on the run's writer thread when it has one; the first failure
-    of a streak (a full disk) is reported, training goes on. `rows` and `curve` may be functions that make
-    them, called where the write happens (off the training thread)."""
+    """Append to metrics.jsonl (and curve.f64), on the run's writer thread when it has one; a failure (a full
+    disk) ends the run as failed (write_failed). `rows` and `curve` may be functions that make them, called
+    where the write happens (off the training thread)."""
+    step = run.step
+
     def outcome(err) -> None:
-        failing = getattr(run.folder, "metrics_failing", False)
-        if err is not None and not failing:
-            emit(Error(run.run_id, f"could not append to metrics.jsonl: {getattr(err, 'strerror', None) or err}; "
-                                   "training goes on, rows are lost until it can write again"))
-        run.folder.metrics_failing = err is not None
+        if err is not None:
+            write_failed(run, emit, "metrics.jsonl", step, err)
 
     if not rows or (run.dist is not None and not run.dist.leader):  # data parallel, rank 0 writes the files
         return
