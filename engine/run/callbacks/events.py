@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
-from torchtui.engine.protocol import FAILED, Error, EvalResult
+from torchtui.engine.protocol import FAILED, Error, EvalResult, Stop
 from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.runs import eval_row
 
@@ -23,7 +23,10 @@ def write_failed(run, emit: Emit, what: str, step: int, err: BaseException) -> N
     reason = run.folder.write_failed = f"{why} writing {what} at step {step}; {saved}"
     emit(Error(run.run_id, f"{reason}: the run stops as failed (free space, then torchtui resume "
                            f"{run.folder.path})"))
-    run.request_stop(FAILED, reason)
+    if run.dist is not None:  # data parallel: every rank stops at the next sync point (a rank that stopped
+        run.session.inbox.put(Stop())  # alone would leave the others waiting); Engine._finish makes it failed
+    else:
+        run.request_stop(FAILED, reason)
 
 
 def append_rows(run, emit: Emit, rows: list | Callable[[], list],
