@@ -185,7 +185,7 @@ def test_diverged_run_exits_1():
 
 
 def test_overflowing_loss_is_strict_json_everywhere():
-    """MSE overflows to inf: --json, summary.json and metrics.jsonl still parse strictly (null, not Infinity)."""
+    """The loss overflows to inf: --json, summary.json and metrics.jsonl still parse strictly (null, not Infinity)."""
     result = torchtui("train", "line", "--set", "train.lr=1e6", "--set", "train.loss=mse",
                       "--set", "data.val_fraction=0.2", "--json")
     assert result.returncode == 1, result.stderr
