@@ -30,6 +30,7 @@ METHODS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "halving")
 KEYS = ("method", "metric", "trials", "prune", "params", "seed")
 MAX_TRIALS = 100_000
+SURPLUS = "torchtui:surplus"  # a trial's system attribute: no grid point was left for it (sweep/grid.py)
 MAX_GRID = 100_000
 
 

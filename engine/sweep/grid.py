@@ -16,7 +16,7 @@ from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
 from torchtui.engine.files import held
-from torchtui.engine.sweep.study import SURPLUS
+from torchtui.engine.sweep import SURPLUS
 
 
 class ClaimingGridSampler(GridSampler):

@@ -25,13 +25,12 @@ from torchtui.engine.config import from_dict
 from torchtui.engine.files import atomic_write_text, held
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
-from torchtui.engine.sweep import SweepSpec, apply
+from torchtui.engine.sweep import SURPLUS, SweepSpec, apply
 from torchtui.engine.sweep.storage import Storage, safe_url
 
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
 GRACE_S = 8       # a trial silent this long is stale (its sweep was killed): failed, then retried
 SWEEP_FILE = "sweep.yaml"
-SURPLUS = "torchtui:surplus"  # a trial's system attribute: no grid point was left for it (sweep/grid.py)
 
 
 @dataclasses.dataclass
