@@ -28,17 +28,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix-domain soc
 LONG = 100_000  # epochs: a run that only ends when it is told to
 
 
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    """A private XDG_RUNTIME_DIR for this test's servers (they inherit it), and a check that none is left."""
-    folder = tmp_path / "xdg"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    yield folder / "torchtui"
-    for info in live.servers():
-        os.kill(info.pid, signal.SIGKILL)
-
-
 def metrics_lines(run_dir: str) -> int:
     path = Path(run_dir) / "metrics.jsonl"
     return len(path.read_text().splitlines()) if path.exists() else 0

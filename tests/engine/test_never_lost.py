@@ -5,7 +5,6 @@ tests are in test_faults.py.)"""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from multiprocessing.connection import Client, Listener
@@ -16,16 +15,6 @@ import yaml
 from torchtui.engine import live
 
 from .test_cli import CLI
-
-
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    folder = tmp_path / "xdg"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    yield folder / "torchtui"
-    for info in live.servers():
-        os.kill(info.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("length", [0, 5, 31])

@@ -28,8 +28,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from torchtui.engine import live
-
 from .test_cli import CLI, last_json, one_line_error
 
 QUICK = ["--set", "data.n_samples=200", "--device", "cpu"]
@@ -297,16 +295,6 @@ def test_the_last_resort_handler_prints_its_line_where_home_cannot_be_written(tm
 
 
 # ------------------------------------------------------------------ 5. run listings
-
-@pytest.fixture
-def runtime(tmp_path, monkeypatch):
-    folder = tmp_path / "xdg"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    yield folder
-    for info in live.servers():
-        os.kill(info.pid, signal.SIGKILL)
-
 
 def test_ps_json_names_run_folders_by_absolute_path(runtime, tmp_path):
     (tmp_path / "here").mkdir()

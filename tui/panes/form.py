@@ -165,29 +165,23 @@ class ConfigForm(Widget):
     ConfigForm .field.-pending .pending-hint { display: block; }
     """
 
-    class Committed(Message):
+    class FieldMessage(Message):
+        """Something the user did to the field at `path` (e.g. "train.lr") of `form`."""
+
+        def __init__(self, form: ConfigForm, path: str) -> None:
+            super().__init__()
+            self.form = form
+            self.path = path
+
+        @property
+        def control(self) -> ConfigForm:
+            return self.form
+
+    class Committed(FieldMessage):
         """The user pressed Enter in, or left, the text field at `path`."""
 
-        def __init__(self, form: ConfigForm, path: str) -> None:
-            super().__init__()
-            self.form = form
-            self.path = path
-
-        @property
-        def control(self) -> ConfigForm:
-            return self.form
-
-    class Changed(Message):
-        """The user edited the field at `path` (e.g. "train.lr")."""
-
-        def __init__(self, form: ConfigForm, path: str) -> None:
-            super().__init__()
-            self.form = form
-            self.path = path
-
-        @property
-        def control(self) -> ConfigForm:
-            return self.form
+    class Changed(FieldMessage):
+        """The user edited the field at `path`."""
 
     def __init__(self, cls: type, prefix: str, *, groups: list[tuple[str, list[str]]] | None = None,
                  choices: dict[str, list[tuple[str, Any]]] | None = None, badges: dict[str, str] | None = None,
