@@ -214,14 +214,20 @@ class RunFolder:
             return err
         return None
 
-    def read_metrics(self) -> tuple[list[dict], list[int]]:
-        """Every complete row of metrics.jsonl, and the numbers of the damaged lines before its last one (a torn
+    def read_metrics(self, kind: str = "") -> tuple[list[dict], list[int]]:
+        """Every complete row of metrics.jsonl (only those of `kind`, e.g. "hparams", when given: the other lines
+        are judged by their shape, not parsed), and the numbers of the damaged lines before its last one (a torn
         last line is what a kill leaves, not damage)."""
         if not self.metrics_path.exists():
             return [], []
         rows, damaged = [], []
         lines = self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        marker = f'"type": "{kind}"'
         for number, line in enumerate(lines, 1):
+            if kind and marker not in line:
+                if not (line.startswith("{") and line.endswith("}")) and number < len(lines):
+                    damaged.append(number)
+                continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:

@@ -65,7 +65,7 @@ def live_changes(path: Path) -> tuple[dict[int, dict], int]:
     how many lines before the last were damaged (skipped: a change on one of them is lost; the note says so)."""
     changes: dict[int, dict] = {}
     try:
-        rows, damaged = RunFolder(path.parent).read_metrics()
+        rows, damaged = RunFolder(path.parent).read_metrics(HPARAMS)
     except OSError:
         return changes, 0
     for row in rows:

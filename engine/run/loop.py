@@ -258,7 +258,7 @@ def evaluate(run: Run, split: str) -> dict:
             dead = {k: 1.0 - v.float().mean() for k, v in alive.items() if v is not None}
             scalars = [*values.values(), *dead.values()]
             # note: this is a CPU-GPU sync point, one per evaluation.
-            wide = torch.float64 if out.device.type != "mps" else torch.float32  # mse in data units may pass 3.4e38
+            wide = _wide(out.device)  # mse in data units may pass float32's 3.4e38
             host = torch.stack([v.to(wide).reshape(()) for v in scalars]).tolist()
             result: dict = dict(zip(values, host))
             result["dead_relu"] = dict(zip(dead, host[len(values):]))
@@ -271,10 +271,14 @@ def evaluate(run: Run, split: str) -> dict:
     return result
 
 
+def _wide(device: torch.device) -> torch.dtype:
+    """float64 where the device has it (MPS has not): evaluation metrics are computed and read back in it."""
+    return torch.float64 if device.type != "mps" else torch.float32
+
+
 def _metrics(run: Run, out: torch.Tensor, y: torch.Tensor) -> tuple[dict, torch.Tensor | None]:
     if run.predict is None:  # metrics in the data's units, also when the targets were standardised
-        # float64 where the device has it: targets near 1e30 give squared errors past float32's 3.4e38
-        wide = torch.float64 if out.device.type != "mps" else torch.float32
+        wide = _wide(out.device)  # targets near 1e30 give squared errors past float32's 3.4e38
         out = run.data.unscale_y(out.to(wide))
         target = run.data.unscale_y(y.to(wide).reshape(out.shape))
         return {
