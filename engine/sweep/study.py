@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import queue
 import threading
@@ -138,6 +139,7 @@ class Sweep:
         from optuna.trial import TrialState
 
         study = self.open()
+        self._recover_finished(study)
         self._requeue_interrupted(study)
         done = (TrialState.COMPLETE, TrialState.PRUNED)
         for trial in study.get_trials(deepcopy=False, states=done):
@@ -282,6 +284,37 @@ class Sweep:
             atomic_write_text(Path(view.run_dir) / "trial.json", dumps(
                 {"sweep": self.name, "number": view.number, "params": view.params, "state": view.state,
                  "value": view.value, "metric": self.spec.metric}, indent=2) + "\n")
+
+    def _recover_finished(self, study) -> None:
+        """A sweep killed after a trial's trial.json said complete (or pruned) but before Optuna recorded it
+        leaves that trial running with a stale heartbeat; Optuna would fail it and train its params again.
+        Record what its trial.json says instead: a finished trial is never trained twice."""
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = study._storage
+        if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
+            return
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            trial = storage.get_trial(trial_id)
+            run_dir = trial.user_attrs.get("run_dir")
+            try:
+                told = json.loads((Path(run_dir) / "trial.json").read_text()) if run_dir else {}
+            except (OSError, ValueError):
+                continue  # no trial.json, or one cut short: the trial did not finish; it is retried
+            if not isinstance(told, dict) or told.get("number") != trial.number:
+                continue
+            value = told.get("value")
+            if told.get("state") == "complete" and isinstance(value, (int, float)) and math.isfinite(value):
+                state, values = TrialState.COMPLETE, [float(value)]
+            elif told.get("state") == "pruned":
+                state, values = TrialState.PRUNED, None
+            else:
+                continue
+            try:
+                storage.set_trial_state_values(trial_id, state=state, values=values)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another sweep process on this study recorded it first
 
     def _requeue_interrupted(self, study) -> None:
         """Trials a Ctrl-C interrupted failed on purpose: give their params another trial (once)."""

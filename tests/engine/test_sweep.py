@@ -123,6 +123,37 @@ def test_a_killed_sweep_continues_without_redoing_finished_trials(tmp_path):
         assert [c["number"] for c in again] == [number]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() outside optimize(), as a sweep's does
+def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(tmp_path):
+    """The kill came between trial.json's "complete" and Optuna's record of it (CI hit this window): the
+    trial is running in the study with a stale heartbeat. The next run records it from trial.json."""
+    import sqlite3
+
+    from torchtui.engine.sweep.study import Sweep, _suggest
+
+    path = sweep_file(tmp_path, {"method": "grid", "metric": "accuracy", "params": {"train.lr": [0.02, 0.01]}})
+    config, raw, _, _ = presets.load_with_sweep(path)
+    base = config.to_dict()
+    spec = sweep.parse(raw, base, None)
+    folder = tmp_path / "runs" / "sweep-s"
+    study = Sweep(spec, base, folder, "s").open()
+    trial = study.ask()
+    lr = _suggest(trial, spec.params[0])
+    run_dir = folder / "s-t000"
+    run_dir.mkdir()
+    trial.set_user_attr("run_dir", str(run_dir))
+    (run_dir / "trial.json").write_text(json.dumps({"sweep": "s", "number": trial.number, "params": {"train.lr": lr},
+                                                    "state": "complete", "value": 0.875, "metric": "accuracy"}))
+    study._storage.record_heartbeat(trial._trial_id)
+    with sqlite3.connect(folder / "study.db") as db:  # its sweep died a minute ago
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-60 seconds')")
+    out = run_sweep(path)
+    assert [(t["number"], t["state"]) for t in out["trials"] if t["params"]["train.lr"] == lr] == [(0, "complete")]
+    kept = next(t for t in out["trials"] if t["number"] == 0)
+    assert kept["value"] == 0.875 and kept["run_dir"] == str(run_dir)
+    assert sorted(t["params"]["train.lr"] for t in out["trials"]) == [0.01, 0.02]  # the other point trained
+
+
 def test_parallel_trials_on_cpu_have_their_own_run_folders(tmp_path):
     out = run_sweep(sweep_file(tmp_path, {"method": "random", "metric": "accuracy", "trials": 4,
                                           "params": {"train.lr": {"log_uniform": [1.0e-3, 1.0e-1]}}}),
