@@ -123,9 +123,12 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
     test = a.test if a.test is not None else test
     encoder = None
     if a.table is not None:  # rows of a table: fill values and categories come from the train rows only
-        fitted = a.table.fit(train[0][:, 0].tolist())
-        train, val, test = ((torch.from_numpy(fitted.transform(a.table.cells, x[:, 0].tolist())), y)
-                            for x, y in (train, val, test))
+        fitted = a.table.fit(train[0][:, 0].numpy())
+        # Every row encoded in file order (each column read straight through), then each split's rows taken.
+        every = torch.from_numpy(fitted.transform(a.table.cells))
+        a.table = None  # the columns' memory goes back before the splits are standardised
+        train, val, test = ((every.index_select(0, x[:, 0]), y) for x, y in (train, val, test))
+        del every
         features, encoder = fitted.feature_names, fitted.to_dict()
     mean = std = None
     if cfg.standardize:
@@ -174,7 +177,7 @@ def split(x: torch.Tensor, y: torch.Tensor, val_fraction: float, test_fraction: 
     n_train, n_val, n_test = _split_sizes(len(x), val_fraction, test_fraction)
     if shuffle:
         order = torch.randperm(len(x), generator=generator(seed + _SPLIT_STREAM))
-        x, y = x[order], y[order]
+        x, y = x.index_select(0, order), y.index_select(0, order)  # (the same as x[order], in half the time)
     bounds = ((0, n_train), (n_train, n_train + n_val), (n_train + n_val, len(x)))
     return [(x[a:b], y[a:b]) for a, b in bounds]
 

@@ -154,6 +154,9 @@ def check_source(cfg) -> None:
     if cfg.source not in EXPORTED_SOURCES:
         raise unsupported("data.source", cfg.source, f"export reads {', '.join(EXPORTED_SOURCES)}; "
                           "train this one with torchtui")
+    if cfg.source == "csv" and Path(cfg.path).suffix.lower() in (".parquet", ".pq"):
+        raise unsupported("data.path", cfg.path, "export reads CSV files, not Parquet; write the table as CSV "
+                          "to export this run")
 
 
 def check_data(cfg, facts) -> None:

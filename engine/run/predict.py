@@ -8,6 +8,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import torch
 
 from torchtui.engine.config import from_dict
@@ -141,12 +143,13 @@ def _csv(path_text: str, trained: Trained) -> Inputs:
     target = encoder.target if encoder else ""
     _check_columns(header, wanted, target, path_text)
     index = {name: i for i, name in enumerate(header)}
-    cells = {name: [r[index[name]].strip() for _, r in rows] for name in wanted}
+    columns = {name: tabular.Column.of(name, pa.array([r[index[name]] for _, r in rows], pa.string()))
+               for name in wanted}
     lines = [line for line, _ in rows]
     if encoder is None:  # rows of numbers from another source (iris, moons): parse them, fill nothing
         encoder = tabular.Encoder([{"name": n, "kind": "number", "fill": None, "categories": []} for n in wanted])
-    _check_cells(encoder, cells, lines, path_text)
-    x = torch.from_numpy(encoder.transform(cells))
+    _check_cells(encoder, columns, lines, path_text)
+    x = torch.from_numpy(encoder.transform(columns))
     known = [r[index[target]].strip() for _, r in rows] if target in index else None
     return Inputs(_standardised(x, data), header, [r for _, r in rows], known)
 
@@ -162,15 +165,18 @@ def _check_columns(header: list[str], wanted: list[str], target: str, path_text:
                         f"trained on: remove them (the run's features: {', '.join(wanted)}; target: {target or '–'})")
 
 
-def _check_cells(encoder: tabular.Encoder, cells: dict, lines: list[int], path_text: str) -> None:
+def _check_cells(encoder: tabular.Encoder, columns: dict, lines: list[int], path_text: str) -> None:
     """Every cell that cannot be encoded, in one error: text in number columns, gaps with no fill value."""
-    problems = tabular.Problems(path_text)
-    for col in encoder.columns:
-        for i, text in enumerate(cells[col["name"]]):
-            if tabular.is_missing(text) and col["fill"] is None:
-                problems.add(col["name"], i, lines[i], "missing value (the run had no fill value for it)")
-            elif col["kind"] == "number" and not tabular.is_missing(text) and tabular.as_number(text) is None:
-                problems.add(col["name"], i, lines[i], f"'{text}' is not a number")
+    problems = tabular.Problems(path_text, lambda row: lines[row])
+    for fitted in encoder.columns:
+        col = columns[fitted["name"]]
+        gap = col.missing if fitted["fill"] is None else np.zeros(len(col), bool)
+        text = np.zeros(len(col), bool)  # a category column takes any text
+        if fitted["kind"] == "number":
+            text = ~col.missing if col.kind == "category" else col.bad
+        for i in np.flatnonzero(gap | text).tolist():
+            problems.add(fitted["name"], i, "missing value (the run had no fill value for it)" if gap[i]
+                         else f"'{col.text(i)}' is not a number")
     problems.raise_if_any("fix those cells (missing values are filled only for runs trained with data.missing "
                           "mean, median or most_frequent)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
 from collections.abc import Callable
@@ -49,6 +50,16 @@ def prepare_run(cmd: Start, session: Session, runs_dir: str | None, dist=None) -
         raise
 
 
+def _import_soon(module: str) -> None:
+    """Import a module in a background thread, once per process: torch.optim.Optimizer's first __init__ imports
+    torch._dynamo, about 2 s of Python that can run while Arrow and numpy read the data with the GIL let go."""
+    import sys
+    import threading
+
+    if module not in sys.modules and not any(t.name == f"import {module}" for t in threading.enumerate()):
+        threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}", daemon=True).start()
+
+
 def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[RunFolder],
              dist) -> tuple[Run, dict | None]:
     folder, state, edits = (locked or [None])[0], None, {}
@@ -77,6 +88,7 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
         # Only on a change: the call imports torch._inductor, about a second before the first step.
         torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
 
+    _import_soon("torch._dynamo")  # the first optimizer imports it (≈2 s): it loads while the data is read
     splits, model, loss_name, n_out, notes = build_data_and_model(config)
     warnings += notes
     if config.train.overfit_batches:

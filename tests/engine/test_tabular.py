@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from torchtui.engine import protocol as p
 from torchtui.engine.config import DataConfig
 from torchtui.engine.data.splits import load_data
+from torchtui.engine.data.tabular import MISSING_TEXT
 from torchtui.engine.errors import DataError
 from torchtui.engine.host import InProcessHost
 
@@ -153,3 +155,87 @@ def test_the_preview_summarises_each_column_also_when_the_data_cannot_load(tmp_p
     assert any(line.startswith("body_mass_g (target): number") for line in reply.columns)
     fixed = preview_data(p.PreviewData({"data": {**config["data"], "missing": "mean"}}, request_id=2))
     assert not fixed.error and fixed.task == "regression" and len(fixed.columns) == 6
+
+
+# --- read through Arrow, checked against pandas' reader and scikit-learn's transformers (issue 30) ---------------
+
+
+def messy(path, n=3000, seed=1) -> str:
+    """Numbers with gaps written every way people write them, spaces around cells, a text column with gaps."""
+    rnd = random.Random(seed)
+    gaps = ["", "NA", " n/a", "?", "null ", "NaN"]
+    rows = ["a,b,colour,c,y"]
+    for i in range(n):
+        a = f"{rnd.gauss(3, 2):.4f}" if rnd.random() > 0.05 else rnd.choice(gaps)
+        b = f" {rnd.randint(-50, 50)} " if rnd.random() > 0.1 else rnd.choice(gaps)
+        colour = rnd.choices(["red", "green", "blue", " teal"], weights=[6, 3, 2, 1])[0] if rnd.random() > 0.08 \
+            else rnd.choice(gaps)
+        c = f"{rnd.uniform(0, 1e4):.2e}"
+        rows.append(f"{a},{b},{colour},{c},{i % 3}")
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("missing", ["mean", "median", "most_frequent"])
+def test_features_match_pandas_read_csv_and_sklearn_imputer_and_one_hot(tmp_path, missing):
+    pd = pytest.importorskip("pandas")
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from torchtui.engine.data.sources.csvfile import read_csv
+
+    path = messy(tmp_path / "messy.csv")
+    x, y, task, _, features = read_csv(DataConfig(source="csv", path=path, target="y", missing=missing))
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # every cell as its text, then gaps → NaN
+    frame = frame.apply(lambda col: col.str.strip().mask(col.str.strip().str.lower().isin(MISSING_TEXT)))
+    numbers = ["a", "b", "c"]
+    want = SimpleImputer(strategy=missing).fit_transform(frame[numbers].apply(pd.to_numeric))
+    colours = SimpleImputer(strategy="most_frequent").fit_transform(frame[["colour"]].astype(object))
+    hot = OneHotEncoder(sparse_output=False).fit(colours)
+    assert features == ["a", "b", "colour=blue", "colour=green", "colour=red", "colour=teal", "c"]
+    assert list(hot.categories_[0]) == ["blue", "green", "red", "teal"]
+    expected = np.column_stack([want[:, :2], hot.transform(colours), want[:, 2]]).astype(np.float32)
+    assert np.allclose(x.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert task == "multiclass" and y.tolist() == frame["y"].astype(int).tolist()
+
+
+def test_text_past_arrows_first_block_is_a_bad_cell_on_its_line(tmp_path, monkeypatch):
+    from torchtui.engine.data import tables
+
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 1024)  # Arrow infers types from the first block only
+    path = tmp_path / "late.csv"
+    rows = [f"{i},{i % 2}" for i in range(600)]
+    rows[500] = "oops,0"
+    path.write_text("a,y\n" + "\n\n".join(rows) + "\n")  # a blank line between rows: lines are not rows
+    message = str(pytest.raises(DataError, load_data, cfg(str(path), target="y")).value)
+    assert "1 bad cell(s)" in message and "row 501 (line 1002), column 'a': 'oops' is not a number" in message
+
+
+def test_blank_rows_quoted_newlines_and_parquet_read_like_the_csv(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a,kind,y\n" + "".join(f"{i},{'x' if i % 3 else 'y z'},{i % 2}\n" for i in range(40)))
+    odd = tmp_path / "odd.csv"  # the same rows, quoted cells, a row of blank cells among them
+    odd.write_text("a,kind,y\n" + "".join(f"{i},{'x' if i % 3 else chr(34) + 'y z' + chr(34)},{i % 2}\n" +
+                                          (" , ,\n" if i == 5 else "") for i in range(40)))
+    table = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": list(range(40)), "kind": ["x" if i % 3 else "y z" for i in range(40)],
+                             "y": [i % 2 for i in range(40)]}), table)
+    reference = load_data(cfg(str(plain), target="y"))
+    for other in (odd, table):
+        got = load_data(cfg(str(other), target="y"))
+        assert got.feature_names == reference.feature_names == ["a", "kind=x", "kind=y z"]
+        assert torch.equal(got.x_train, reference.x_train) and torch.equal(got.y_val, reference.y_val)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('a,kind,y\n1,"two\nlines",0\n2,x,1\n3,x,0\n4,"two\nlines",1\nzz,x,0\n')
+    message = str(pytest.raises(DataError, load_data, cfg(str(quoted), target="y", val_fraction=0)).value)
+    assert "row 5 (line 8), column 'a': 'zz' is not a number" in message  # Python's reader took the file
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"a": ["1", "2", "x", "4"], "y": [0, 1, 0, 1]}), bad)
+    message = str(pytest.raises(DataError, load_data, cfg(str(bad), target="y")).value)
+    assert "row 3, column 'a': 'x' is not a number" in message
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    message = str(pytest.raises(DataError, load_data, cfg(str(tmp_path / "junk.parquet"), target="y")).value)
+    assert message.startswith("data.path: cannot read") and "as Parquet" in message

@@ -1,0 +1,210 @@
+"""Reading a table file into typed Arrow columns: CSV with Arrow's multi-threaded reader, Parquet as it is.
+
+Arrow parses a CSV's number columns straight to int64/float64 in C++, several blocks at once; a column that
+holds text anywhere is read as strings, and engine/data/tabular.py sorts its cells (numbers, gaps, typos)
+with Arrow's compute kernels. Arrow knows no file lines, so the line of a row named in an error is found by
+scanning the file with Python's csv module, only then. A file Arrow refuses (a row with too few fields, a
+stray byte, a quoted newline) is read by Python's csv module instead: it names the line that is wrong, or
+reads the file Arrow could not.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchtui.engine.data.tabular import as_bools
+from torchtui.engine.errors import DataError
+from torchtui.engine.files import not_a_file
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BLOCK_BYTES = 8 << 20  # Arrow reads this much per block (and infers types from the first)
+
+
+@dataclass
+class Table:
+    """A table file's header (stripped names) and columns (Arrow arrays), and each row's file line."""
+
+    path: str
+    header: list[str]
+    columns: dict                                  # name → pyarrow ChunkedArray or Array
+    rows: int
+    line_of: Callable[[int], int | None] = field(default=lambda row: None)
+
+
+def is_parquet(path: str) -> bool:
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+def read(path_text: str, what: str = "data.path") -> Table:
+    """The table in a CSV or Parquet file; a file that cannot be read is a DataError naming it and why."""
+    file = Path(path_text).expanduser()
+    if not file.is_file():
+        raise DataError(f"{what}: {not_a_file(file, repr(path_text))}")
+    table = _read_parquet(file, path_text, what) if is_parquet(path_text) else _read_csv(file, path_text, what)
+    if table.rows == 0:
+        raise DataError(f"{what}: '{path_text}' has a header but no data rows")
+    return table
+
+
+def _read_parquet(file: Path, path_text: str, what: str) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        data = pq.read_table(file)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{what}: cannot read '{path_text}' as Parquet ({_first_line(err)})") from None
+    header = [name.strip() for name in data.column_names]
+    _check_header(header, path_text, what)
+    return Table(path_text, header, dict(zip(header, data.columns)), data.num_rows)
+
+
+def _read_csv(file: Path, path_text: str, what: str) -> Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = _header(file, path_text, what)
+    types: dict = {}
+    for _ in range(len(header) + 1):
+        try:
+            data = pacsv.read_csv(file, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+                                  convert_options=pacsv.ConvertOptions(
+                                      column_types=types, null_values=[""], strings_can_be_null=True,
+                                      true_values=[], false_values=[]))
+        except pa.ArrowInvalid as err:
+            # Types are inferred from the first block: a later block's text in a number column fails to convert.
+            # Read that column as text (its cells are sorted afterwards); anything else: Python's reader says why.
+            failed = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+)", str(err))
+            if failed and failed.group(2) != "string" and int(failed.group(1)) < len(header):
+                types[_raw_names(file)[int(failed.group(1))]] = pa.string()
+                continue
+            return _read_with_python(file, path_text, what)
+        break
+    else:
+        return _read_with_python(file, path_text, what)
+    if [name.strip() for name in data.column_names] != header:
+        return _read_with_python(file, path_text, what)  # e.g. a first line of blank cells, which Python skips
+    # Dates, times and the like were typed by Arrow; a table of features reads them as text (categories).
+    odd = {name: pa.string() for name, column in zip(data.column_names, data.columns)
+           if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                   or pa.types.is_string(column.type) or pa.types.is_null(column.type))}
+    if odd:
+        data = pacsv.read_csv(file, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+                              convert_options=pacsv.ConvertOptions(
+                                  column_types={**types, **odd}, null_values=[""], strings_can_be_null=True,
+                                  true_values=[], false_values=[]))
+    columns = dict(zip(header, data.columns))
+    blank = _blank_rows(data)
+    lines = _LineMap(file)
+    if blank is None:
+        return Table(path_text, header, columns, data.num_rows, lines)
+    # Rows whose every cell is blank (",,,") are skipped, as blank lines are.
+    keep = pa.array(~blank)
+    kept = blank.size - int(blank.sum())
+    import numpy as np
+
+    where = np.flatnonzero(~blank)
+    return Table(path_text, header, {name: col.filter(keep) for name, col in columns.items()}, kept,
+                 lambda row: lines(int(where[row])))
+
+
+def _blank_rows(data):
+    """A bool numpy array of the rows whose every cell is empty or spaces, or None when there are none."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if any(column.null_count == 0 and not pa.types.is_string(column.type) for column in data.columns):
+        return None  # a number in every row of a column: no row is blank
+    blank = np.ones(data.num_rows, dtype=bool)
+    for column in data.columns:
+        if pa.types.is_string(column.type):
+            empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+        else:
+            empty = pc.is_null(column)
+        blank &= as_bools(empty)
+        if not blank.any():
+            return None
+    return blank
+
+
+def _header(file: Path, path_text: str, what: str) -> list[str]:
+    """The first non-blank row, stripped; checked for repeats."""
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            for row in csv.reader(handle):
+                if any(cell.strip() for cell in row):
+                    header = [name.strip() for name in row]
+                    _check_header(header, path_text, what)
+                    return header
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{what}: cannot read '{path_text}' as CSV ({err})") from None
+    raise DataError(f"{what}: '{path_text}' is empty (expected a header row, then data rows)")
+
+
+def _raw_names(file: Path) -> list[str]:
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle))
+
+
+def _check_header(header: list[str], path_text: str, what: str) -> None:
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{what}: '{path_text}' header repeats column(s) {', '.join(map(repr, duplicates))}")
+
+
+class _LineMap:
+    """Row → file line, from one scan with Python's csv module the first time a line is asked for."""
+
+    def __init__(self, file: Path):
+        self.file, self.lines = file, None
+
+    def __call__(self, row: int) -> int | None:
+        if self.lines is None:
+            with open(self.file, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.reader(handle)
+                self.lines = [reader.line_num for row in reader if row][1:]  # Arrow skips empty lines too
+        return self.lines[row] if row < len(self.lines) else None
+
+
+def _read_with_python(file: Path, path_text: str, what: str) -> Table:
+    import pyarrow as pa
+
+    header, rows = read_rows(file, path_text, what)
+    lines = [line for line, _ in rows]
+    columns = {name: pa.array([cells[i] for _, cells in rows], pa.string()) for i, name in enumerate(header)}
+    return Table(path_text, header, columns, len(rows), lambda row: lines[row])
+
+
+def read_rows(file: Path, path_text: str, what: str = "data.path") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and each non-blank data row with its 1-based file line, by Python's csv module."""
+    if not file.is_file():
+        raise DataError(f"{what}: {not_a_file(file, repr(path_text))}")
+    try:
+        # utf-8-sig: spreadsheets often prepend a byte-order mark that would otherwise stick to column 1.
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            lines = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{what}: cannot read '{path_text}' as CSV ({err})") from None
+    if not lines:
+        raise DataError(f"{what}: '{path_text}' is empty (expected a header row, then data rows)")
+    header = [name.strip() for name in lines[0][1]]
+    _check_header(header, path_text, what)
+    rows = lines[1:]
+    if not rows:
+        raise DataError(f"{what}: '{path_text}' has a header but no data rows")
+    for line, row in rows:
+        if len(row) != len(header):
+            raise DataError(f"{what}: line {line} of '{path_text}' has {len(row)} fields, "
+                            f"the header has {len(header)}")
+    return header, rows
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
