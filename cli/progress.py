@@ -9,7 +9,7 @@ from typing import TextIO
 
 from torchtui.cli.output import live_terminal
 from torchtui.engine import protocol as p
-from torchtui.engine.formatting import fmt_duration
+from torchtui.engine.formatting import data_wait_text, fmt_duration
 
 REDRAW_SECONDS = 0.1
 
@@ -94,7 +94,9 @@ class Progress:
             self.train_sum, self.train_n = 0.0, 0
         if not self.live or event.split == "test":
             self._print(f"epoch {event.epoch} step {event.step}: {train}{_metrics_text(event.split, event.metrics)}"
-                        + (f" {self.last.samples_per_s:,.0f} samples/s" if self.last else ""))
+                        + (f" {self.last.samples_per_s:,.0f} samples/s" if self.last else "")
+                        + (f"  {data_wait_text(self.last.data_wait)}" if self.last and self.last.data_wait is not None
+                           else ""))
         else:
             self._draw()
 
@@ -106,7 +108,8 @@ class Progress:
         eta = fmt_duration(s.eta_s) if st.total_steps else "∞"  # train.epochs 0: until stopped
         text = (f"epoch {epoch:.2f}/{st.epochs or '∞'}  step {s.step[-1]}/{st.total_steps or '∞'}"
                 f"  loss {s.loss[-1]:.4g}"
-                f"  {_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {eta}")
+                f"  {_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {eta}"
+                + (f"  {data_wait_text(s.data_wait)}" if s.data_wait is not None else ""))
         self.out.write("\r\x1b[2K" + text)
         self.out.flush()
         self._drawn = time.monotonic()

@@ -21,3 +21,12 @@ def fmt_bytes(n: int | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return ""
+
+
+DATA_WAIT_HINT = 0.2  # past this share of a step waiting for the next batch, the data is what is slow
+
+
+def data_wait_text(share: float) -> str:
+    """e.g. "data wait 35% (raise data.workers)": the hint once waiting for batches passes DATA_WAIT_HINT."""
+    hint = " (raise data.workers)" if share > DATA_WAIT_HINT else ""
+    return f"data wait {share:.0%}{hint}"

@@ -184,6 +184,7 @@ class StepStats:
     progress: float
     mem_allocated: int | None = None
     mem_reserved: int | None = None
+    data_wait: float | None = None      # streamed data: the share of the time spent waiting for batches
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class StreamPart:
     def __init__(self, dataset: Any, prepare, workers: int = 0, device: torch.device | str = "cpu"):
         self.dataset, self.prepare, self.workers = dataset, prepare, workers
         self.device = torch.device(device)
+        self._loaders: dict = {}  # (batch size, ordered) → DataLoader, kept: its worker processes persist
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -102,11 +103,23 @@ class StreamPart:
     def to(self, device) -> StreamPart:
         return StreamPart(self.dataset, self.prepare, self.workers, device)
 
-    def _loader(self, batch_size: int, sampler=None):
+    def _loader(self, batch_size: int, order: list[int] | None = None):
         from torch.utils.data import DataLoader
 
-        return DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-                          num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        from torchtui.engine.data.mapped import collate
+
+        key = (batch_size, order is not None)
+        loader = self._loaders.get(key)
+        if loader is None:
+            # One loader per batch size and use, its workers kept from epoch to epoch (persistent_workers) and
+            # fed the epoch's order through the sampler; batches come in pinned memory for a GPU.
+            sampler = _Order() if order is not None else None
+            loader = self._loaders[key] = DataLoader(
+                self.dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=self.workers,
+                pin_memory=self.device.type == "cuda", collate_fn=collate, persistent_workers=self.workers > 0)
+        if order is not None:
+            loader.sampler.order = order
+        return loader
 
     def _moved(self, loader) -> Iterator[Batch]:
         non_blocking = self.device.type == "cuda"
@@ -117,7 +130,7 @@ class StreamPart:
     def batches(self, order: torch.Tensor, batch_size: int, start_batch: int = 0) -> Iterator[Batch]:
         size = batch_size if batch_size > 0 else max(len(self), 1)
         indices = order[start_batch * size:].tolist()
-        return self._moved(self._loader(size, sampler=indices))
+        return self._moved(self._loader(size, indices))
 
     def chunks(self, size: int) -> Iterator[Batch]:
         return self._moved(self._loader(size))
@@ -128,3 +141,16 @@ class StreamPart:
         items = [self.dataset[i] for i in even_index(len(self), k).tolist()]
         xb, yb = default_collate([(x, y) for x, y, *_ in items])
         return self.prepare(xb.to(self.device), torch.as_tensor(yb).to(self.device))
+
+
+class _Order:
+    """A DataLoader sampler whose order is set before each epoch (the loader, and its workers, stay)."""
+
+    def __init__(self):
+        self.order: list[int] = []
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)

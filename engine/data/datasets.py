@@ -46,11 +46,15 @@ def materialize(dataset: Any, limit: int = 0, field: str = "data.path") -> tuple
 
     if limit and len(dataset) > limit:
         dataset = Subset(dataset, range(limit))
+    from torchtui.engine.data.mapped import collate
+
     xs, ys = [], []
     try:
-        for xb, yb in DataLoader(dataset, batch_size=512, shuffle=False, num_workers=0):
+        for xb, yb in DataLoader(dataset, batch_size=512, shuffle=False, num_workers=0, collate_fn=collate):
             xs.append(torch.as_tensor(xb).float())
             ys.append(torch.as_tensor(yb))
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - the user's __getitem__ or collate may fail anywhere
         raise DataError(f"{field}: reading the dataset failed: {type(err).__name__}: {err} "
                         "(samples must be (x, y) with x of one shape)") from err
@@ -65,8 +69,24 @@ def targets_of(dataset: Any) -> torch.Tensor:
     return torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
 
 
-def fits_in_memory(dataset: Any) -> bool:
-    return estimated_bytes(dataset) <= MAX_IN_MEMORY_BYTES
+def fits_in_memory(dataset: Any, budget: int | None = None) -> bool:
+    return estimated_bytes(dataset) <= (memory_budget() if budget is None else budget)
+
+
+def memory_budget(device=None) -> int:
+    """Bytes the data may take held in memory: MAX_IN_MEMORY_BYTES, or half the host's available memory when
+    that is less, or on a GPU half its free memory when that is less (past it, data is streamed)."""
+    budget = MAX_IN_MEMORY_BYTES
+    try:
+        with open("/proc/meminfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle)
+        budget = min(budget, int(fields["MemAvailable"].split()[0]) * 1024 // 2)
+    except (OSError, KeyError, ValueError):
+        pass  # not Linux: the fixed limit alone
+    if device is not None and torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        budget = min(budget, free // 2)
+    return budget
 
 
 def evenly_sampled_inputs(dataset: Any, max_samples: int = 10_000) -> torch.Tensor:

@@ -100,14 +100,15 @@ class Splits:
             yield (augment(xb, self.flip, self.crop) if self.flip or self.crop else xb), yb
 
 
-def load_data(cfg: DataConfig) -> Splits:
-    """Generate or read the samples, split them, and standardise with statistics of the train split."""
+def load_data(cfg: DataConfig, device=None) -> Splits:
+    """Generate or read the samples, split them, and standardise with statistics of the train split. Datasets
+    larger than the memory budget (of the training device, when given) are streamed."""
     needs = SOURCES[cfg.source].path
     if needs and not cfg.path.strip():
         raise DataError(f"data.path: source '{cfg.source}' reads {needs}: set data.path")
     result, features = sources.read(cfg)
     if not isinstance(result, Arrays):
-        return _from_datasets(result, cfg)
+        return _from_datasets(result, cfg, ds.memory_budget(device))
     return _from_arrays(result, features if result.x.dim() == 2 else [], cfg)
 
 
@@ -206,9 +207,9 @@ def fit_standardiser(x_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 # --- Datasets (the user's code, ImageFolder): in memory when they fit, else streamed ------------------
 
 
-def _from_datasets(parts: tuple, cfg: DataConfig) -> Splits:
+def _from_datasets(parts: tuple, cfg: DataConfig, budget: int) -> Splits:
     train, val, test = (_limited(p, cfg.limit) for p in parts)
-    if not cfg.stream and all(p is None or ds.is_pair(p) or ds.fits_in_memory(p) for p in (train, val, test)):
+    if not cfg.stream and all(p is None or ds.is_pair(p) or ds.fits_in_memory(p, budget) for p in (train, val, test)):
         tensors = {name: _as_tensors(p) for name, p in (("train", train), ("val", val), ("test", test))
                    if p is not None}
         task, names, ys = label_targets({k: y for k, (_, y) in tensors.items()}, f"{cfg.path or cfg.source}")

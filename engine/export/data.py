@@ -105,6 +105,7 @@ class Facts:
 
 def load_facts(cfg) -> Facts:
     """Load the data the way a run does, remembering which parts the source brought."""
+    from torchtui.engine.data import datasets as ds
     from torchtui.engine.data import sources
     from torchtui.engine.data import splits as sp
     from torchtui.engine.data.arrays import Arrays
@@ -117,7 +118,7 @@ def load_facts(cfg) -> Facts:
             splits = sp._from_arrays(result, [], cfg)
         else:
             given = {name for name, part in zip(("val", "test"), result[1:]) if part is not None}
-            splits = sp._from_datasets(result, cfg)
+            splits = sp._from_datasets(result, cfg, ds.memory_budget())
     else:
         splits = sp.load_data(cfg)
     scaled = splits.y_std is not None  # regression targets standardised on train (data.standardize_target)

@@ -150,6 +150,11 @@ class Engine:
             failure = f"{OOM_HINT} ({err})".strip(), traceback.format_exc()
             self.emit(p.Error(run.run_id, *failure))
             end_state = p.FAILED
+        except UserError as err:  # streamed data found bad as it is read (a NaN in a batch): the user's to fix
+            run.request_stop(p.FAILED, err.first_line)
+            failure = str(err), ""
+            self.emit(p.Error(run.run_id, *failure))
+            end_state = p.FAILED
         except Exception as err:  # noqa: BLE001 - user code (models, data) may raise anything
             run.request_stop(p.FAILED, f"{type(err).__name__}: {err}")
             failure = f"the run failed: {type(err).__name__}: {err}", traceback.format_exc()

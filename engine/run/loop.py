@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Run:
     step: int = 0                      # optimizer steps done
     epoch: int = 0                     # epochs completed
     batch_in_epoch: int = 0            # batches done in the current epoch
+    data_wait: float = 0.0             # streamed data: seconds spent waiting for batches since the last flush
     best: float | None = None
     last_val: dict = field(default_factory=dict)
     last_test: dict = field(default_factory=dict)
@@ -118,6 +120,8 @@ def fit(run: Run) -> str:
         if run.dist is not None:
             perm = run.dist.shard(perm, cfg.batch_size)  # this rank's part of every batch
         batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
+        if run.data.streamed:
+            batches = _waited(batches, run)
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:
                 cb.on_train_batch_start(run)  # commands land here: pause blocks, stop sets should_stop
@@ -153,6 +157,19 @@ def fit(run: Run) -> str:
         cb.on_validation_end(run, "test", run.last_test)
     cb.on_fit_end(run)
     return run.end_state
+
+
+def _waited(batches, run: Run):
+    """The batches, the time spent waiting for each added to run.data_wait (the Device pane's data wait)."""
+    it = iter(batches)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        run.data_wait += time.perf_counter() - start
+        yield batch
 
 
 def data_parallel_batch(run: Run, xb: torch.Tensor, yb: torch.Tensor, accumulate: int):

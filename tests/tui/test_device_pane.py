@@ -34,3 +34,25 @@ def test_the_line_says_how_the_devices_train_together():
     assert "2 processes × batch 64 = global batch 128 (DistributedDataParallel, NCCL)" in parallel_line(every, 64, gpus)
     assert "every GPU" in parallel_line(every, 64, None)  # before torch has listed them
     assert parallel_line(from_dict({}).device, 64, gpus) == ""
+
+
+async def test_streamed_data_shows_its_data_wait_and_the_hint_past_a_fifth(fake_app):
+    import dataclasses
+
+    from torchtui.engine import protocol as p
+
+    from .fakes import scripted_run
+
+    events = scripted_run()
+    stats = [i for i, e in enumerate(events) if isinstance(e, p.StepStats)]
+    async with fake_app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        events[stats[0]] = dataclasses.replace(events[stats[0]], data_wait=0.08)
+        fake_app.fake_host.emit(*events[:stats[0] + 1])
+        pane = fake_app.pane("device")
+        await until(pilot, lambda: "data wait 8%" in str(pane.memory.render()), what="the data wait line")
+        assert "raise data.workers" not in str(pane.memory.render())
+        fake_app.fake_host.emit(dataclasses.replace(events[stats[1]], data_wait=0.35))
+        await until(pilot, lambda: "data wait 35% (raise data.workers)" in str(pane.memory.render()),
+                    what="the hint")
+        assert "data wait 35% (raise data.workers)" in str(fake_app.query_one("#status").render())

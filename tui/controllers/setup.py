@@ -168,8 +168,8 @@ class SetupController(Controller):
         self.show_problems()
 
     def on_step_stats(self, event: p.StepStats) -> None:
-        if event.mem_allocated is not None and event.run_id == self.history.run_id:
-            self.app.deck.panes["device"].show_memory(event.mem_allocated, event.mem_reserved)
+        if (event.mem_allocated is not None or event.data_wait is not None) and event.run_id == self.history.run_id:
+            self.app.deck.panes["device"].show_memory(event.mem_allocated, event.mem_reserved, event.data_wait)
 
     def on_run_started(self, event: p.RunStarted) -> None:
         """Another client's run (attached to, or started by a second terminal): show its setup."""

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from torchtui.engine.formatting import fmt_bytes
+from torchtui.engine.formatting import DATA_WAIT_HINT, data_wait_text, fmt_bytes
 from torchtui.engine.protocol import DevicesListed
 from torchtui.engine.run.device_config import DeviceConfig
 from torchtui.tui.panes.form import ConfigForm
@@ -111,8 +111,12 @@ class DevicePane(FormPane):
             options.append(("cuda", "cuda"))
         return options
 
-    def show_memory(self, allocated: int | None, reserved: int | None) -> None:
-        """This run's device memory (from the step statistics); both None clears the line."""
+    def show_memory(self, allocated: int | None, reserved: int | None, data_wait: float | None = None) -> None:
+        """This run's device memory and, for streamed data, its data wait (from the step statistics); all None
+        clears the line."""
         parts = [f"{fmt_bytes(n)} {word}" for n, word in ((allocated, "allocated"), (reserved, "reserved"))
                  if n is not None]
-        self.memory.update(Text(f"this run: {' · '.join(parts)}" if parts else ""))
+        if data_wait is not None:
+            parts.append(data_wait_text(data_wait))
+        style = "bold yellow" if data_wait is not None and data_wait > DATA_WAIT_HINT else ""
+        self.memory.update(Text(f"this run: {' · '.join(parts)}" if parts else "", style=style))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from torchtui.engine.formatting import fmt_bytes, fmt_duration
+from torchtui.engine.formatting import DATA_WAIT_HINT, data_wait_text, fmt_bytes, fmt_duration
 
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "finished": "bold cyan",
                 "stopped": "bold magenta", "diverged": "bold red", "failed": "bold red", "idle": "dim"}
@@ -58,6 +58,9 @@ class StatusBar(Widget):
             text.append(f"  {stats.samples_per_s:,.0f} samples/s  ETA {'∞' if endless else fmt_duration(stats.eta_s)}")
             if stats.mem_allocated is not None:
                 text.append(f"  mem {fmt_bytes(stats.mem_allocated)}/{fmt_bytes(stats.mem_reserved)}")
+            if stats.data_wait is not None:
+                text.append(f"  {data_wait_text(stats.data_wait)}",
+                            style="bold yellow" if stats.data_wait > DATA_WAIT_HINT else "")
         if pending:  # a live value typed while the run trains, not applied yet
             text.append(f"  ⏎ {pending} not applied: Enter applies, esc reverts", style="bold yellow")
         elif typing:  # where keys go: a field (esc gives them back to the app) or, without this, the app

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from torchtui.engine.data import datasets, mapped
 from torchtui.engine.data.arrays import Arrays, label_targets
 from torchtui.engine.errors import DataError
 from torchtui.engine.files import not_a_file
@@ -121,7 +122,10 @@ def read_tensor_file(path_text: str, limit: int = 0) -> Arrays:
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise DataError(f"data.path: {not_a_file(path, repr(path_text))}")
-    mapping = _load_mapping(path, path_text)
+    return _arrays_of(_load_mapping(path, path_text), path_text, limit)
+
+
+def _arrays_of(mapping: dict, path_text: str, limit: int) -> Arrays:
     lower = {str(k).lower(): k for k in mapping}
 
     def pick(keys, suffix=""):
@@ -207,8 +211,32 @@ def _as_xy(x, y, path_text: str, suffix: str, limit: int) -> tuple[torch.Tensor,
     return x.contiguous(), y
 
 
-def read(cfg) -> tuple[Arrays, list[str]]:
-    """data.source idx (a folder) or tensors (a file)."""
+def read(cfg) -> tuple[Arrays | tuple, list[str]]:
+    """data.source idx (a folder) or tensors (a file, or a folder of .npy files).
+
+    .npy files and the members of an uncompressed .npz are memory-mapped: when their samples (as float32) are
+    more than the memory budget, or data.stream is set, they come back as Datasets that read a batch at a time
+    from the map; otherwise they are read into memory like any .npz.
+    """
     if cfg.source == "idx":
         return read_idx_folder(cfg.path, cfg.limit), []
+    path = Path(cfg.path).expanduser()
+    if path.is_dir():
+        arrays = {p.stem: mapped.npy(p) for p in sorted(path.glob("*.npy"))}
+        if not arrays:
+            raise DataError(f"data.path: '{cfg.path}' is a folder without .npy files (expected X.npy and y.npy, "
+                            "optionally x_val.npy/y_val.npy and x_test.npy/y_test.npy)")
+    elif path.suffix.lower() == ".npy":
+        raise DataError(f"data.path: '{cfg.path}' holds one array; put X.npy and y.npy in a folder and give the "
+                        "folder (or save both in one .npz with np.savez)")
+    else:
+        arrays = mapped.npz_members(path) if path.suffix.lower() == ".npz" and path.is_file() else None
+    if arrays is not None:
+        parts = mapped.datasets(arrays, cfg.path, X_KEYS, Y_KEYS)
+        floats = sum(len(p) * math.prod(p.sample_shape) * 4 for p in parts if p is not None)
+        if cfg.stream or floats > datasets.memory_budget():
+            return parts, []
+        if path.is_dir():
+            return _arrays_of({name: np.load(a.path, allow_pickle=False) for name, a in arrays.items()},
+                              cfg.path, cfg.limit), []
     return read_tensor_file(cfg.path, cfg.limit), []

@@ -78,6 +78,7 @@ class StatsCallback(Callback):
         # Accuracy is sampled (see StepBuffer): only the steps it was computed on are sent.
         acc = [(s, c / n) for s, c, n in zip(out.acc_steps, out.correct, out.acc_sizes) if s <= last]
         alloc, reserved = memory_stats(run.device)
+        waited, run.data_wait = run.data_wait, 0.0
         event = StepStats(
             run_id=run.run_id, step=steps, epoch=last / run.steps_per_epoch, loss=out.loss[:keep], lr=lrs[:keep],
             acc_steps=[s for s, _ in acc], acc=[a for _, a in acc],
@@ -86,6 +87,7 @@ class StatsCallback(Callback):
             samples_per_s=rate, eta_s=steps_left * per_step if per_step > 0 and run.total_steps else None,
             progress=steps_done / run.total_steps if run.total_steps else 0.0, mem_allocated=alloc,
             mem_reserved=reserved,
+            data_wait=min(1.0, waited / out.seconds) if run.data.streamed and out.seconds > 0 else None,
         )
         self.emit(event)
         # Formatted on the writer thread (a JSON line per step cost 0.4 ms a flush here): the event and its
