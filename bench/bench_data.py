@@ -30,26 +30,32 @@ import pandas as pd
 t = time.perf_counter()
 frame = (pd.read_parquet if sys.argv[1].endswith('.parquet') else pd.read_csv)(sys.argv[1])
 seconds = time.perf_counter() - t
-print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(frame))
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0, 0)
 """
 
 ENGINE = """
-import resource, sys, time
+import json, resource, sys, time
 from torchtui.engine import protocol as p
 from torchtui.engine.host import InProcessHost
-config = {"name": "bench-data", "data": {"source": "csv",
-          "path": sys.argv[1], "target": "y", "val_fraction": 0.1, "test_fraction": 0.0},
-          "model": {"layers": [64]}, "train": {"epochs": 1, "batch_size": 1024, "lr": 0.01},
+data, steps = json.loads(sys.argv[1]), int(sys.argv[3])
+config = {"name": "bench-data", "data": {"val_fraction": 0.1, "test_fraction": 0.0, **data},
+          "model": {"layers": [64]}, "train": {"epochs": 0 if steps else 1, "batch_size": 1024, "lr": 0.01},
           "device": {"device": "cpu"}}
 host = InProcessHost(sys.argv[2])
 t = time.perf_counter()
 host.send(p.Start(config=config))
-first = host.wait_for(lambda e: isinstance(e, p.StepStats) or (isinstance(e, p.StateChanged) and e.state == p.FAILED),
-                      timeout=1800)
-seconds = time.perf_counter() - t
+failed = lambda e: isinstance(e, p.StateChanged) and e.state == p.FAILED
+first = host.wait_for(lambda e: isinstance(e, p.StepStats) or failed(e), timeout=1800)
+seconds, waits, last = time.perf_counter() - t, [], first
+while isinstance(last, p.StepStats) and last.step[-1] < steps:
+    waits.append(last.data_wait)
+    last = host.wait_for(lambda e: isinstance(e, p.StepStats) or failed(e), timeout=600)
+spent = time.perf_counter() - t - seconds
 host.send(p.Stop())
+wait = [w for w in waits if w is not None]
 print(seconds if isinstance(first, p.StepStats) else -1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-      getattr(first, 'reason', ''))
+      (last.step[-1] - first.step[-1]) / spent if steps and isinstance(last, p.StepStats) and spent > 0 else 0,
+      sum(wait) / len(wait) if wait else -1, getattr(first, 'reason', ''))
 host.close()
 """
 
@@ -82,23 +88,64 @@ def parquet_of(csv_path: Path) -> Path:
     return path
 
 
-def child(code: str, *args: str) -> tuple[float, float, str]:
+def generate_npy(folder: Path, gib: float) -> Path:
+    """A folder of X.npy (float32 rows of 256 features, GIB gibibytes) and y.npy, written a block at a time."""
+    path = folder / f"arrays-{gib:g}gib"
+    if (path / "y.npy").exists():
+        return path
+    import numpy as np
+
+    path.mkdir(parents=True, exist_ok=True)
+    rows = int(gib * 2**30) // (256 * 4)
+    x = np.lib.format.open_memmap(path / "X.npy", mode="w+", dtype=np.float32, shape=(rows, 256))
+    rng = np.random.default_rng(0)
+    y = np.empty(rows, np.int64)
+    for start in range(0, rows, 1 << 16):
+        block = rng.standard_normal((min(1 << 16, rows - start), 256), dtype=np.float32)
+        x[start:start + len(block)] = block
+        y[start:start + len(block)] = (block[:, 0] + block[:, 1] > 0) + 2 * (block[:, 2] > 0)
+    x.flush()
+    del x
+    np.save(path / "y.npy", y)
+    return path
+
+
+def child(code: str, *args: str) -> tuple[float, ...]:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
-        return -1.0, -1.0, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
-    seconds, rss, *rest = done.stdout.split()
-    return float(seconds), float(rss), " ".join(rest)
+        print("  failed:", done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode)
+        return (-1.0, -1.0, 0.0, -1.0)
+    return tuple(float(v) for v in done.stdout.split()[:4])
+
+
+def npy_rows(folder: Path, gib: float, steps: int, workers: int) -> None:
+    """Train on a folder of .npy files, streamed (data.stream: true; a folder past the memory budget streams
+    anyway): read by position a batch at a time."""
+    path = generate_npy(folder, gib)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 2**30
+    print(f"{path.name}: {size:.2f} GiB of .npy; {steps} steps of 1,024 rows, data.workers {workers}")
+    data = json.dumps({"source": "tensors", "path": str(path), "workers": workers, "stream": True})
+    first, rss, rate, wait = child(ENGINE, data, str(folder / "runs"), str(steps))
+    print(f"first step {first:.2f} s, {rate:,.1f} steps/s after it, mean data wait {wait:.0%}, peak RSS {rss:,.0f} MiB")
+    print(f"peak RSS {rss:,.0f} MiB for {size:.2f} GiB of data (target < 1,024 MiB) "
+          f"{'PASS' if 0 < rss < 1024 else 'MISS'}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--only", choices=["csv", "parquet"], default="csv")
+    ap.add_argument("--only", choices=["csv", "parquet", "npy"], default="csv")
+    ap.add_argument("--gib", type=float, default=2.0, help="--only npy: the size of X.npy")
+    ap.add_argument("--steps", type=int, default=2000, help="--only npy: steps to train")
+    ap.add_argument("--workers", type=int, default=2, help="--only npy: data.workers")
     ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "torchtui-bench-data"))
     args = ap.parse_args()
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if args.only == "npy":
+        npy_rows(folder, args.gib, args.steps, args.workers)
+        return 0
     t = time.perf_counter()
     path = generate(folder, args.rows)
     if args.only == "parquet":
@@ -106,11 +153,12 @@ def main() -> int:
     print(f"{path.name}: {path.stat().st_size / 2**20:,.0f} MiB, {args.rows:,} rows x 12 columns "
           f"(ready in {time.perf_counter() - t:.1f} s)")
     pandas, ours = [], []
+    data = json.dumps({"source": "csv", "path": str(path), "target": "y"})
     for r in range(args.rounds):
         a = child(PANDAS, str(path))
-        b = child(ENGINE, str(path), str(folder / "runs"))
+        b = child(ENGINE, data, str(folder / "runs"), "0")
         print(f"round {r + 1}: pandas {a[0]:.2f} s {a[1]:,.0f} MiB | torchtui to first step {b[0]:.2f} s "
-              f"{b[1]:,.0f} MiB {b[2]}")
+              f"{b[1]:,.0f} MiB")
         pandas.append(a)
         ours.append(b)
     med = [statistics.median(v[i] for v in pandas) for i in (0, 1)]

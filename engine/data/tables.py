@@ -11,8 +11,11 @@ reads the file Arrow could not.
 from __future__ import annotations
 
 import csv
+import io
 import re
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,12 @@ from torchtui.engine.files import not_a_file
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BLOCK_BYTES = 8 << 20  # Arrow reads this much per block (and infers types from the first)
+PROGRESS_BYTES = 64 << 20  # files past this size say how their reading goes
+PROGRESS_SECONDS = 2.0     # at most this often
+
+# Who hears how a big file's reading goes: a function of one line ("reading t.csv: 312 of 590 MB …"). The engine
+# sets it around a run's data load (its lines become Log events: the app's log, the CLI's progress).
+progress_listener: ContextVar[Callable[[str], None] | None] = ContextVar("progress_listener", default=None)
 
 
 @dataclass
@@ -39,22 +48,32 @@ def is_parquet(path: str) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
-def read(path_text: str, what: str = "data.path") -> Table:
-    """The table in a CSV or Parquet file; a file that cannot be read is a DataError naming it and why."""
+def read(path_text: str, what: str = "data.path", max_rows: int | None = None) -> Table:
+    """The table in a CSV or Parquet file (its first `max_rows` rows only, when given: those are all that is
+    read); a file that cannot be read is a DataError naming it and why."""
     file = Path(path_text).expanduser()
     if not file.is_file():
         raise DataError(f"{what}: {not_a_file(file, repr(path_text))}")
-    table = _read_parquet(file, path_text, what) if is_parquet(path_text) else _read_csv(file, path_text, what)
+    if is_parquet(path_text):
+        table = _read_parquet(file, path_text, what, max_rows)
+    else:
+        table = _read_csv(file, path_text, what, max_rows)
     if table.rows == 0:
         raise DataError(f"{what}: '{path_text}' has a header but no data rows")
     return table
 
 
-def _read_parquet(file: Path, path_text: str, what: str) -> Table:
+def _read_parquet(file: Path, path_text: str, what: str, max_rows: int | None = None) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        if max_rows:
+            batches = pq.ParquetFile(file).iter_batches(batch_size=max_rows)
+            data = pa.Table.from_batches([next(batches)])
+        else:
+            data = pq.read_table(file)
+    except StopIteration:
         data = pq.read_table(file)
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"{what}: cannot read '{path_text}' as Parquet ({_first_line(err)})") from None
@@ -63,18 +82,34 @@ def _read_parquet(file: Path, path_text: str, what: str) -> Table:
     return Table(path_text, header, dict(zip(header, data.columns)), data.num_rows)
 
 
-def _read_csv(file: Path, path_text: str, what: str) -> Table:
+def _arrow_csv(file: Path, types: dict, max_rows: int | None):
+    """Arrow's reading of the file: all of it, several blocks at once, or block by block up to `max_rows`."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
+
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                   true_values=[], false_values=[])
+    if not max_rows:
+        return pacsv.read_csv(_source(file), read_options=read, convert_options=convert)
+    batches, rows = [], 0
+    with pacsv.open_csv(file, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= max_rows:
+                break
+        return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+
+
+def _read_csv(file: Path, path_text: str, what: str, max_rows: int | None = None) -> Table:
+    import pyarrow as pa
 
     header = _header(file, path_text, what)
     types: dict = {}
     for _ in range(len(header) + 1):
         try:
-            data = pacsv.read_csv(file, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-                                  convert_options=pacsv.ConvertOptions(
-                                      column_types=types, null_values=[""], strings_can_be_null=True,
-                                      true_values=[], false_values=[]))
+            data = _arrow_csv(file, types, max_rows)
         except pa.ArrowInvalid as err:
             # Types are inferred from the first block: a later block's text in a number column fails to convert.
             # Read that column as text (its cells are sorted afterwards); anything else: Python's reader says why.
@@ -82,21 +117,18 @@ def _read_csv(file: Path, path_text: str, what: str) -> Table:
             if failed and failed.group(2) != "string" and int(failed.group(1)) < len(header):
                 types[_raw_names(file)[int(failed.group(1))]] = pa.string()
                 continue
-            return _read_with_python(file, path_text, what)
+            return _read_with_python(file, path_text, what, max_rows)
         break
     else:
-        return _read_with_python(file, path_text, what)
+        return _read_with_python(file, path_text, what, max_rows)
     if [name.strip() for name in data.column_names] != header:
-        return _read_with_python(file, path_text, what)  # e.g. a first line of blank cells, which Python skips
+        return _read_with_python(file, path_text, what, max_rows)  # a first line of blank cells, which Python skips
     # Dates, times and the like were typed by Arrow; a table of features reads them as text (categories).
     odd = {name: pa.string() for name, column in zip(data.column_names, data.columns)
            if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                    or pa.types.is_string(column.type) or pa.types.is_null(column.type))}
     if odd:
-        data = pacsv.read_csv(file, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-                              convert_options=pacsv.ConvertOptions(
-                                  column_types={**types, **odd}, null_values=[""], strings_can_be_null=True,
-                                  true_values=[], false_values=[]))
+        data = _arrow_csv(file, {**types, **odd}, max_rows)
     columns = dict(zip(header, data.columns))
     blank = _blank_rows(data)
     lines = _LineMap(file)
@@ -171,10 +203,11 @@ class _LineMap:
         return self.lines[row] if row < len(self.lines) else None
 
 
-def _read_with_python(file: Path, path_text: str, what: str) -> Table:
+def _read_with_python(file: Path, path_text: str, what: str, max_rows: int | None = None) -> Table:
     import pyarrow as pa
 
     header, rows = read_rows(file, path_text, what)
+    rows = rows[:max_rows or None]
     lines = [line for line, _ in rows]
     columns = {name: pa.array([cells[i] for _, cells in rows], pa.string()) for i, name in enumerate(header)}
     return Table(path_text, header, columns, len(rows), lambda row: lines[row])
@@ -208,3 +241,47 @@ def read_rows(file: Path, path_text: str, what: str = "data.path") -> tuple[list
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _source(file: Path):
+    """The file for Arrow: its path, or, when it is big and someone listens, a reader that reports progress."""
+    listener = progress_listener.get()
+    size = file.stat().st_size
+    if listener is None or size < PROGRESS_BYTES:
+        return file
+    return _Progress(open(file, "rb"), file.name, size, listener)
+
+
+class _Progress(io.RawIOBase):
+    """A file whose reads tell `listener` how far they got (Arrow reads a block per call: ~70 calls for 590 MB)."""
+
+    def __init__(self, handle, name: str, size: int, listener: Callable[[str], None]):
+        self.handle, self.name, self.size, self.listener = handle, name, size, listener
+        self.done, self.start = 0, time.perf_counter()
+        self.said = self.start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        got = self.handle.readinto(buffer)
+        self._advance(got or 0)
+        return got
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self._advance(len(data))
+        return data
+
+    def _advance(self, got: int) -> None:
+        self.done += got
+        now = time.perf_counter()
+        if now - self.said >= PROGRESS_SECONDS or (self.done >= self.size and now - self.start >= PROGRESS_SECONDS):
+            self.said = now
+            rate = self.done / (now - self.start) / 1e6
+            self.listener(f"reading {self.name}: {self.done / 1e6:,.0f} of {self.size / 1e6:,.0f} MB "
+                          f"({self.done / self.size:.0%}), {rate:,.0f} MB/s")
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()

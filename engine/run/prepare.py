@@ -89,7 +89,13 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
         torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
 
     _import_soon("torch._dynamo")  # the first optimizer imports it (≈2 s): it loads while the data is read
-    splits, model, loss_name, n_out, notes = build_data_and_model(config)
+    from torchtui.engine.data.tables import progress_listener
+
+    listening = progress_listener.set(lambda line: session.emit(Log(None, "info", line)))
+    try:  # a big table says how its reading goes rather than keeping the user waiting in silence
+        splits, model, loss_name, n_out, notes = build_data_and_model(config, device=device)
+    finally:
+        progress_listener.reset(listening)
     warnings += notes
     if config.train.overfit_batches:
         try:
@@ -263,13 +269,13 @@ def origin(cmd: Start, config) -> dict:
     return out
 
 
-def build_data_and_model(config, load=None) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:
+def build_data_and_model(config, load=None, device=None) -> tuple[Splits, torch.nn.Module, str, int, list[str]]:
     """Load the data and build the model that fits it (on the CPU): (splits, model, loss, outputs, notes).
 
     Problems the user can fix become a ConfigError naming the field, with the user's traceback attached.
     """
     try:
-        splits = load(config) if load is not None else load_data(config.data)
+        splits = load(config) if load is not None else load_data(config.data, device)
         problem = optim.loss_problem(splits.task, config.train.loss)
         if problem:  # the data's own reason first: one class, too few rows for labels
             why = [note for note in splits.notes if note.startswith("data.target:")]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -22,8 +24,29 @@ from torchtui.engine.schema import ConfigError, to_plain
 _last_data: dict = {}
 
 
+PREVIEW_BYTES = 64 << 20  # a table file past this size is previewed from its first rows
+PREVIEW_ROWS = 100_000
+
+
+def previewed(config):
+    """(the config the panes load, what it leaves out): a big table's first PREVIEW_ROWS rows only (the panes
+    stay quick and light; a run reads every row)."""
+    data = config.data
+    if data.source != "csv" or data.limit:
+        return config, ""
+    try:
+        size = Path(data.path).expanduser().stat().st_size
+    except OSError:
+        return config, ""
+    if size <= PREVIEW_BYTES:
+        return config, ""
+    sample = dataclasses.replace(config, data=dataclasses.replace(data, limit=PREVIEW_ROWS))
+    return sample, f"preview: the first {PREVIEW_ROWS:,} rows of {size / 1e6:,.0f} MB (a run reads every row)"
+
+
 def cached_data(config):
     """The config's data, loaded once for the requests that follow one change (raises DataError)."""
+    config, _ = previewed(config)
     try:
         mtime = os.stat(config.data.path).st_mtime_ns if config.data.path else None
     except OSError:
@@ -63,7 +86,9 @@ def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
     columns = []
     try:
         config = from_dict(cmd.config)
-        columns = csvfile.column_summary(config.data) if config.data.source == "csv" else []
+        sample, note = previewed(config)
+        columns = csvfile.column_summary(sample.data) if config.data.source == "csv" else []
+        columns = [note, *columns] if note and columns else columns
         splits = cached_data(config)
         x, y = splits.train.sample(cmd.max_points)
     except (ConfigError, DataError, ValueError) as err:

@@ -239,3 +239,36 @@ def test_blank_rows_quoted_newlines_and_parquet_read_like_the_csv(tmp_path):
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
     message = str(pytest.raises(DataError, load_data, cfg(str(tmp_path / "junk.parquet"), target="y")).value)
     assert message.startswith("data.path: cannot read") and "as Parquet" in message
+
+
+def test_a_big_table_says_how_its_reading_goes_in_the_runs_log(tmp_path, monkeypatch):
+    from torchtui.engine.data import tables
+
+    monkeypatch.setattr(tables, "PROGRESS_BYTES", 0)  # every file counts as big here
+    monkeypatch.setattr(tables, "PROGRESS_SECONDS", 0.0)
+    path = penguins(tmp_path / "p.csv")
+    config = {"name": "p", "data": {"source": "csv", "path": path, "target": "body_mass_g", "missing": "mean"},
+              "model": {"layers": [8]}, "train": {"epochs": 1}, "device": {"device": "cpu"}}
+    host = InProcessHost(str(tmp_path / "runs"))
+    try:
+        events, done = run_to_end(host, config)
+    finally:
+        host.close()
+    lines = [e.message for e in events if isinstance(e, p.Log) and e.message.startswith("reading p.csv")]
+    assert done is not None and lines and "(100%)" in lines[-1] and "MB/s" in lines[-1], lines
+    assert tables.progress_listener.get() is None  # nobody hears a load outside a run
+
+
+def test_a_big_tables_preview_reads_its_first_rows_only_and_says_so(tmp_path, monkeypatch):
+    from torchtui.engine.run import requests
+
+    path = penguins(tmp_path / "p.csv", gaps=False)
+    monkeypatch.setattr(requests, "PREVIEW_BYTES", 1000)  # the 13 kB file counts as big
+    monkeypatch.setattr(requests, "PREVIEW_ROWS", 50)
+    reply = requests.preview_data(p.PreviewData({"data": {"source": "csv", "path": path, "target": "body_mass_g"}},
+                                                request_id=1))
+    assert not reply.error and sum(reply.sizes.values()) == 50
+    assert reply.columns[0].startswith("preview: the first 50 rows of") and "a run reads every row" in reply.columns[0]
+    assert len(reply.columns) == 7 and reply.columns[1].startswith("species: text")
+    whole = load_data(cfg(path))
+    assert sum(whole.sizes().values()) == 340  # a run is not limited by the preview

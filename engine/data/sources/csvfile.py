@@ -53,7 +53,7 @@ def read_csv(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str, list[str
 
 def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str], list[str]]:
     """The feature table, y, task, class names and notes; every bad cell is reported in one error."""
-    file = tables.read(cfg.path)
+    file = tables.read(cfg.path, max_rows=cfg.limit or None)  # data.limit: only the first rows are read
     header = file.header
     target = cfg.target or header[-1]
     check = _checker(header, cfg.path)
@@ -110,13 +110,13 @@ def column_summary(cfg: DataConfig) -> list[str]:
         stat = Path(cfg.path).expanduser().stat()
     except OSError:
         return []
-    return list(_column_summary(cfg.path, cfg.target, stat.st_mtime_ns, stat.st_size))
+    return list(_column_summary(cfg.path, cfg.target, cfg.limit, stat.st_mtime_ns, stat.st_size))
 
 
 @functools.lru_cache(maxsize=8)
-def _column_summary(path: str, target: str, _mtime: int, _size: int) -> list[str]:
+def _column_summary(path: str, target: str, limit: int, _mtime: int, _size: int) -> list[str]:
     try:
-        file = tables.read(path)
+        file = tables.read(path, max_rows=limit or None)
     except DataError:
         return []
     target = target or file.header[-1]
