@@ -272,3 +272,10 @@ def test_a_big_tables_preview_reads_its_first_rows_only_and_says_so(tmp_path, mo
     assert len(reply.columns) == 7 and reply.columns[1].startswith("species: text")
     whole = load_data(cfg(path))
     assert sum(whole.sizes().values()) == 340  # a run is not limited by the preview
+
+
+def test_a_label_only_on_dropped_rows_is_no_class(tmp_path):
+    path = tmp_path / "drop.csv"
+    path.write_text("a,kind\n" + "".join(f"{i},{'cat' if i % 2 else 'dog'}\n" for i in range(20)) + ",bird\n")
+    splits = load_data(cfg(str(path), target="kind", missing="drop"))
+    assert splits.class_names == ["cat", "dog"] and sum(splits.sizes().values()) == 20

@@ -165,9 +165,11 @@ def _target(column: Column, line_of) -> tuple[torch.Tensor, str, list[str], str]
                    "row(s): too few rows to read them as class labels (at least two rows per class), so they are "
                    "read as values; give more rows")
         return torch.from_numpy(numbers.astype(np.float32)).unsqueeze(1), "regression", [], why
-    names = sorted(column.texts)
+    present = np.unique(column.codes[column.codes >= 0])  # (texts of dropped rows are no labels)
+    names = sorted(column.texts[k] for k in present)
     if len(names) < 2:
         raise DataError(f"data.target: column '{name}' holds one label only ('{names[0]}'); nothing to learn")
-    order = np.array([names.index(t) for t in column.texts], dtype=np.int64)
+    label = {text: k for k, text in enumerate(names)}
+    order = np.array([label.get(text, -1) for text in column.texts], dtype=np.int64)
     y = torch.from_numpy(order[column.codes])
     return y, "binary" if len(names) == 2 else "multiclass", names, ""
