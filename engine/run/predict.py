@@ -212,16 +212,23 @@ def _idx_file(path: Path, path_text: str) -> Inputs:
 
 def _images(folder: Path, trained: Trained) -> Inputs:
     """Every image under the folder (class subfolders name the true labels), sized as the run's inputs."""
-    from torchtui.engine.data.sources.vision import import_torchvision
+    from torchtui.engine.data.sources.vision import decode_image, import_torchvision
 
     tv = import_torchvision("--input")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DataError(f"--input: '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
     channels, height, width = trained.data["input_shape"]
-    transform = tv.transforms.Compose([tv.transforms.Resize((height, width)), tv.transforms.ToTensor()])
-    mode = "L" if channels == 1 else "RGB"
-    x = torch.stack([transform(tv.datasets.folder.pil_loader(str(p)).convert(mode)) for p in paths])
+    # Decoded and resized as training's ImageFolder does (engine/data/sources/vision.py), grey images through PIL.
+    transform = tv.transforms.Compose([tv.transforms.Resize((height, width), antialias=True),
+                                       tv.transforms.ConvertImageDtype(torch.float32)])
+
+    def decoded(path: Path) -> torch.Tensor:
+        if channels != 1:
+            return decode_image(str(path))
+        return tv.transforms.functional.pil_to_tensor(tv.datasets.folder.pil_loader(str(path)).convert("L"))
+
+    x = torch.stack([transform(decoded(p)) for p in paths])
     labels = [p.parent.name for p in paths] if any(p.parent != folder for p in paths) else None
     inputs = Inputs(x, ["file"], [[str(p.relative_to(folder))] for p in paths], labels)
     return inputs

@@ -58,12 +58,14 @@ def _image_folders(tv, cfg: DataConfig):
     root = Path(cfg.path).expanduser()
     if not root.is_dir():
         raise DataError(f"data.path: no folder '{cfg.path}' (ImageFolder wants root/<class>/<image files>)")
-    steps = [tv.transforms.Resize((cfg.image_size, cfg.image_size))] if cfg.image_size else []
-    transform = tv.transforms.Compose([*steps, tv.transforms.ToTensor()])
+    steps = [tv.transforms.Resize((cfg.image_size, cfg.image_size), antialias=True)] if cfg.image_size else []
+    # Images decoded by torchvision's own decoders (libjpeg-turbo, libpng) to uint8 tensors, then scaled to 0–1
+    # as ToTensor does; PIL only for a format they do not read.
+    transform = tv.transforms.Compose([*steps, tv.transforms.ConvertImageDtype(torch.float32)])
 
     def folder(path: Path):
         try:
-            return tv.datasets.ImageFolder(str(path), transform=transform)
+            return tv.datasets.ImageFolder(str(path), transform=transform, loader=decode_image)
         except (FileNotFoundError, RuntimeError) as err:
             raise DataError(f"data.path: '{path}' is not an image folder ({err})") from None
 
@@ -71,6 +73,20 @@ def _image_folders(tv, cfg: DataConfig):
         named = {name: folder(root / name) for name in ("train", "val", "test") if (root / name).is_dir()}
         return named["train"], named.get("val"), named.get("test")
     return folder(root), None, None
+
+
+def decode_image(path: str) -> torch.Tensor:
+    """An image file as a (3, H, W) uint8 tensor (RGB, as ImageFolder's PIL loader gives)."""
+    import torchvision.io as tio
+
+    try:
+        return tio.decode_image(tio.read_file(path), mode=tio.ImageReadMode.RGB)
+    except RuntimeError:  # a format torchvision does not decode (BMP, TIFF, …)
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        with open(path, "rb") as handle:
+            return pil_to_tensor(Image.open(handle).convert("RGB"))
 
 
 def read(cfg: DataConfig) -> tuple[Arrays | tuple[Any, Any, Any], list[str]]:
