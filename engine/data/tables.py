@@ -274,6 +274,8 @@ class _Progress(io.RawIOBase):
         return data
 
     def _advance(self, got: int) -> None:
+        if not got:
+            return  # the end of the file: said already (the read that reached it)
         self.done += got
         now = time.perf_counter()
         if now - self.said >= PROGRESS_SECONDS or (self.done >= self.size and now - self.start >= PROGRESS_SECONDS):
