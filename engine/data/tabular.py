@@ -122,8 +122,8 @@ class Column:
     def summary(self) -> str:
         """e.g. "number, 3 missing, 47 distinct" for the Dataset pane and error messages."""
         gaps = int(self.missing.sum())
-        missing = f", {gaps} missing" if gaps else ""
-        return f"{'text' if self.kind == 'category' else self.kind}{missing}, {self.distinct()} distinct"
+        missing = f", {gaps:,} missing" if gaps else ""
+        return f"{'text' if self.kind == 'category' else self.kind}{missing}, {self.distinct():,} distinct"
 
 
 def _floats(array):
