@@ -103,12 +103,12 @@ def test_pause_step_and_an_lr_change_apply_at_the_same_step_on_every_rank(host):
     paused_at = max(s for e in of(before, p.StepStats) for s in e.step)  # every step taken is flushed first
     host.send(p.Step(n=3))
     host.send(p.SetHparams(lr=0.05))
-    changed = host.wait_for(lambda e: isinstance(e, p.HparamsChanged), timeout=30)
-    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] == paused_at + 3, timeout=30)
+    seen: list = []  # every event from here on: the steps after the change may all come before the Stop
+    changed = host.wait_for(lambda e: isinstance(e, p.HparamsChanged), timeout=30, seen=seen)
+    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] == paused_at + 3, timeout=30, seen=seen)
     host.send(p.Resume())
-    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] >= changed.step + 20, timeout=60)
+    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] >= changed.step + 20, timeout=60, seen=seen)
     host.send(p.Stop())
-    seen: list = []
     end = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60, seen=seen)
     assert end.state == p.STOPPED
     applied = [[(r["command"], r["step"]) for r in record(started.run_dir, rank) if "command" in r] for rank in (0, 1)]
