@@ -26,8 +26,8 @@ from torchtui.engine.errors import DataError
 
 @dataclass(frozen=True)
 class MappedArray:
-    """Where an array lies in a file (a .npy, or an uncompressed .npz member): opened on first use, and
-    pickled as this description (a DataLoader worker maps the file itself rather than receiving a copy)."""
+    """Where an array lies in a file (a .npy, or an uncompressed .npz member): a description, so a DataLoader
+    worker it is pickled to opens the file itself rather than receiving the data."""
 
     path: str
     offset: int
@@ -36,12 +36,9 @@ class MappedArray:
     fortran: bool = False
 
     def open(self) -> np.memmap:
+        """A read-only map of the array (for y, read whole, and Fortran-ordered x)."""
         return np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r", offset=self.offset, shape=self.shape,
                          order="F" if self.fortran else "C")
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
     @property
     def row_bytes(self) -> int:
