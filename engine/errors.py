@@ -8,6 +8,12 @@ the traceback in errors.log). tests/test_user_errors.py checks each error class 
 from __future__ import annotations
 
 
+def reason_of(err: BaseException, limit: int = 200) -> str:
+    """A library's error in a few words for a one-line message: its first line, cut at `limit`, or its type."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 class UserError(Exception):
     """Something the user can fix; the message names the field, file or setting at fault and the fix."""
 

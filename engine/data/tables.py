@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchtui.engine.data.tabular import as_bools
-from torchtui.engine.errors import DataError
+from torchtui.engine.errors import DataError, reason_of
 from torchtui.engine.files import not_a_file
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -76,7 +76,7 @@ def _read_parquet(file: Path, path_text: str, what: str, max_rows: int | None = 
     except StopIteration:
         data = pq.read_table(file)
     except (pa.ArrowException, OSError) as err:
-        raise DataError(f"{what}: cannot read '{path_text}' as Parquet ({_first_line(err)})") from None
+        raise DataError(f"{what}: cannot read '{path_text}' as Parquet ({reason_of(err)})") from None
     header = [name.strip() for name in data.column_names]
     _check_header(header, path_text, what)
     return Table(path_text, header, dict(zip(header, data.columns)), data.num_rows)
@@ -237,11 +237,6 @@ def read_rows(file: Path, path_text: str, what: str = "data.path") -> tuple[list
             raise DataError(f"{what}: line {line} of '{path_text}' has {len(row)} fields, "
                             f"the header has {len(header)}")
     return header, rows
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 class _Progress:

@@ -13,7 +13,7 @@ import torch
 
 from torchtui.engine.data import datasets, mapped
 from torchtui.engine.data.arrays import Arrays, label_targets
-from torchtui.engine.errors import DataError
+from torchtui.engine.errors import DataError, reason_of
 from torchtui.engine.files import not_a_file
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): code → big-endian numpy dtype.
@@ -162,8 +162,7 @@ def _load_mapping(path: Path, path_text: str) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad or unsafe file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"data.path: cannot load '{path_text}' as tensors ({reason[:200]})") from None
+        raise DataError(f"data.path: cannot load '{path_text}' as tensors ({reason_of(err)})") from None
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return {"x": data[0], "y": data[1]}
     if isinstance(data, dict):
