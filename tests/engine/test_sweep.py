@@ -123,12 +123,9 @@ def test_a_killed_sweep_continues_without_redoing_finished_trials(tmp_path):
         assert [c["number"] for c in again] == [number]
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() outside optimize(), as a sweep's does
-def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(tmp_path):
-    """The kill came between trial.json's "complete" and Optuna's record of it (CI hit this window): the
-    trial is running in the study with a stale heartbeat. The next run records it from trial.json."""
-    import sqlite3
-
+def _a_trial_whose_trial_json_says_complete(tmp_path):
+    """A grid sweep's trial 0, running in the study (its heartbeat fresh), whose trial.json says complete:
+    the state a kill between trial.json's "complete" and Optuna's record of it leaves (CI hit this window)."""
     from torchtui.engine.sweep.study import Sweep, _suggest
 
     path = sweep_file(tmp_path, {"method": "grid", "metric": "accuracy", "params": {"train.lr": [0.02, 0.01]}})
@@ -136,7 +133,8 @@ def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(
     base = config.to_dict()
     spec = sweep.parse(raw, base, None)
     folder = tmp_path / "runs" / "sweep-s"
-    study = Sweep(spec, base, folder, "s").open()
+    made = Sweep(spec, base, folder, "s")
+    study = made.open()
     trial = study.ask()
     lr = _suggest(trial, spec.params[0])
     run_dir = folder / "s-t000"
@@ -145,13 +143,66 @@ def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(
     (run_dir / "trial.json").write_text(json.dumps({"sweep": "s", "number": trial.number, "params": {"train.lr": lr},
                                                     "state": "complete", "value": 0.875, "metric": "accuracy"}))
     study._storage.record_heartbeat(trial._trial_id)
-    with sqlite3.connect(folder / "study.db") as db:  # its sweep died a minute ago
-        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-60 seconds')")
+    return path, made, study, trial, lr, run_dir
+
+
+OWNER_SCRIPT = """import fcntl, os, socket, sys
+folder = sys.argv[1]
+os.makedirs(folder, exist_ok=True)
+name = f"{socket.gethostname()}-{os.getpid()}"
+fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print(name, flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() outside optimize(), as a sweep's does
+@pytest.mark.parametrize("how", ["heartbeat stale", "its process killed a moment ago"])
+def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(tmp_path, how):
+    """The next run records the trial from its trial.json, whether its heartbeat went stale (the sweep died a
+    minute ago) or its sweep process is known dead while the heartbeat is still fresh (run again at once, as
+    the CI test does: the trial went stale later, inside optimize(), and its params trained a second time)."""
+    import sqlite3
+    import sys
+
+    from torchtui.engine.sweep.study import OWNER, OWNERS
+
+    path, made, study, trial, lr, run_dir = _a_trial_whose_trial_json_says_complete(tmp_path)
+    if how == "heartbeat stale":
+        with sqlite3.connect(made.folder / "study.db") as db:
+            db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-60 seconds')")
+    else:  # a real process held the owner lock, then died of SIGKILL
+        died = subprocess.run([sys.executable, "-c", OWNER_SCRIPT, str(made.folder / OWNERS)],
+                              capture_output=True, text=True, timeout=60)
+        assert died.returncode == -signal.SIGKILL
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER, died.stdout.strip())
     out = run_sweep(path)
     assert [(t["number"], t["state"]) for t in out["trials"] if t["params"]["train.lr"] == lr] == [(0, "complete")]
     kept = next(t for t in out["trials"] if t["number"] == 0)
     assert kept["value"] == 0.875 and kept["run_dir"] == str(run_dir)
     assert sorted(t["params"]["train.lr"] for t in out["trials"]) == [0.01, 0.02]  # the other point trained
+    assert not any((made.folder / OWNERS).iterdir())  # the sweep gave its own owner file up
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_of_a_live_sweep_process_is_left_to_it(tmp_path):
+    """Another sweep process on the folder is alive (it holds its owner lock) and has not yet recorded its
+    trial: a second process must not record it behind its back (Optuna's tell would then fail in the first)."""
+    from optuna.trial import TrialState
+
+    from torchtui.engine.sweep.study import OWNER
+
+    _, made, study, trial, _, _ = _a_trial_whose_trial_json_says_complete(tmp_path)
+    made._take_owner()
+    try:
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER, made._owner[0])
+        made._recover_finished(study)
+        assert study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    finally:
+        made._give_owner_up()
+    made._recover_finished(study)  # its process gave the lock up without recording the trial: recorded now
+    assert study._storage.get_trial(trial._trial_id).state == TrialState.COMPLETE
 
 
 def test_parallel_trials_on_cpu_have_their_own_run_folders(tmp_path):
