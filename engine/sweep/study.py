@@ -17,7 +17,6 @@ import json
 import math
 import os
 import queue
-import socket
 import threading
 import time
 import warnings
@@ -30,12 +29,12 @@ from torchtui.engine.files import atomic_write_text, held
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
 from torchtui.engine.sweep import SURPLUS, SweepSpec, apply
+from torchtui.engine.sweep.owners import OWNERS, Owners
 from torchtui.engine.sweep.storage import Storage, safe_url
 
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
 GRACE_S = 8       # a trial silent this long is stale (its sweep was killed): failed, then retried
 SWEEP_FILE = "sweep.yaml"
-OWNERS = ".owners"  # in the sweep folder: one file per live sweep process on this folder, flock-held while it runs
 OWNER = "torchtui:owner"  # a trial's system attribute: the owner file of the sweep process that trains it
 
 
@@ -73,7 +72,7 @@ class Sweep:
         self._hosts: set = set()
         self._workers: dict = {}  # slot → WorkerHost, kept from trial to trial
         self._lock = threading.Lock()
-        self._owner: tuple[str, int] | None = None  # (name, fd) of this process's owner file while run() runs
+        self.owners = Owners(self.folder / OWNERS, self.lock_path)  # this process's lock while run() runs
 
     # ------------------------------------------------------------------ set up
 
@@ -145,7 +144,7 @@ class Sweep:
         from optuna.trial import TrialState
 
         study = self.open()
-        self._take_owner()
+        self.owners.take()
         try:
             self._recover_finished(study)
             self._requeue_interrupted(study)
@@ -161,7 +160,7 @@ class Sweep:
                 self._workers.clear()
             return self.result(study)
         finally:
-            self._give_owner_up()
+            self.owners.give_up()
 
     def _optimize(self, study, stop_at, done) -> None:
         from optuna.trial import TrialState
@@ -192,8 +191,8 @@ class Sweep:
         return self.folder / ".sweep.lock"
 
     def _objective(self, trial) -> float:
-        if self._owner is not None:  # a later run of the sweep can tell at once whether this process died
-            trial.storage.set_trial_system_attr(trial._trial_id, OWNER, self._owner[0])
+        if self.owners.mine is not None:  # a later run of the sweep can tell at once whether this process died
+            trial.storage.set_trial_system_attr(trial._trial_id, OWNER, self.owners.mine)
         if trial.storage.get_trial_system_attrs(trial._trial_id).get(SURPLUS):  # every grid point is taken
             import optuna
 
@@ -299,73 +298,6 @@ class Sweep:
 
     # ------------------------------------------------------------------ a sweep killed and run again
 
-    def _take_owner(self) -> None:
-        """Hold a lock on a file named for this process while the sweep runs: the kernel lets it go when the
-        process dies however it dies, so the next run sees at once that a trial of it is abandoned."""
-        import fcntl
-
-        folder = self.folder / OWNERS
-        name = f"{socket.gethostname()}-{os.getpid()}"
-        with held(self.lock_path):  # made and locked in one turn: _clear_dead_owners never sees it unlocked
-            try:
-                folder.mkdir(exist_ok=True)
-                fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:
-                return  # a folder that takes no lock file: the heartbeat alone tells
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # a dead process of this pid may have left the file: it is free
-            except OSError:
-                os.close(fd)
-                return
-        self._owner = (name, fd)
-
-    def _give_owner_up(self) -> None:
-        if self._owner is None:
-            return
-        name, fd = self._owner
-        self._owner = None
-        (self.folder / OWNERS / name).unlink(missing_ok=True)
-        os.close(fd)  # closing the last descriptor releases the lock
-
-    def _clear_dead_owners(self) -> None:
-        """Remove the owner files of this machine's sweep processes that died (their lock is free)."""
-        import fcntl
-
-        with held(self.lock_path):
-            for path in (self.folder / OWNERS).glob(f"{socket.gethostname()}-*"):
-                try:
-                    fd = os.open(path, os.O_RDWR)
-                except OSError:
-                    continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    path.unlink(missing_ok=True)
-                except OSError:
-                    pass  # alive
-                finally:
-                    os.close(fd)
-
-    def _owner_gone(self, owner) -> bool:
-        """Whether the sweep process that owned a trial has died: its owner file on this machine is no
-        longer locked (or gone). A process on another machine is judged by its heartbeat alone."""
-        import fcntl
-
-        if not isinstance(owner, str) or not owner.startswith(f"{socket.gethostname()}-") or "/" in owner:
-            return False
-        try:
-            fd = os.open(self.folder / OWNERS / owner, os.O_RDWR)
-        except FileNotFoundError:
-            return True  # its process ended (and removed the file) without recording this trial
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # this process's own file is locked on another fd
-        except OSError:  # held (BlockingIOError), or a file system without flock: the heartbeat tells
-            return False
-        finally:
-            os.close(fd)
-        return True
-
     def _recover_finished(self, study) -> None:
         """A sweep killed after a trial's trial.json said complete (or pruned) but before Optuna recorded it
         leaves that trial running; once its heartbeat went stale Optuna would fail it and train its params
@@ -379,7 +311,7 @@ class Sweep:
             return
         stale = set(storage._get_stale_trial_ids(study._study_id))
         for trial in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial._trial_id not in stale and not self._owner_gone(trial.system_attrs.get(OWNER)):
+            if trial._trial_id not in stale and not self.owners.gone(trial.system_attrs.get(OWNER)):
                 continue  # its sweep process lives (here or on another machine): it records the trial itself
             trial_id = trial._trial_id
             run_dir = trial.user_attrs.get("run_dir")
@@ -400,7 +332,7 @@ class Sweep:
                 storage.set_trial_state_values(trial_id, state=state, values=values)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another sweep process on this study recorded it first
-        self._clear_dead_owners()
+        self.owners.clear_dead()
 
     def _requeue_interrupted(self, study) -> None:
         """Trials a Ctrl-C interrupted failed on purpose: give their params another trial (once)."""

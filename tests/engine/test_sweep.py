@@ -166,7 +166,8 @@ def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(
     import sqlite3
     import sys
 
-    from torchtui.engine.sweep.study import OWNER, OWNERS
+    from torchtui.engine.sweep.owners import OWNERS
+    from torchtui.engine.sweep.study import OWNER
 
     path, made, study, trial, lr, run_dir = _a_trial_whose_trial_json_says_complete(tmp_path)
     if how == "heartbeat stale":
@@ -194,13 +195,13 @@ def test_a_trial_of_a_live_sweep_process_is_left_to_it(tmp_path):
     from torchtui.engine.sweep.study import OWNER
 
     _, made, study, trial, _, _ = _a_trial_whose_trial_json_says_complete(tmp_path)
-    made._take_owner()
+    made.owners.take()
     try:
-        study._storage.set_trial_system_attr(trial._trial_id, OWNER, made._owner[0])
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER, made.owners.mine)
         made._recover_finished(study)
         assert study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
     finally:
-        made._give_owner_up()
+        made.owners.give_up()
     made._recover_finished(study)  # its process gave the lock up without recording the trial: recorded now
     assert study._storage.get_trial(trial._trial_id).state == TrialState.COMPLETE
 

@@ -1,0 +1,86 @@
+"""Which sweep processes on this machine are alive: each holds a lock on a file of its own while it runs.
+
+A sweep killed with -9 leaves its running trials in the study. Their heartbeats go stale only after a grace
+period; a run of the same command started at once would meanwhile train again a trial whose run had already
+finished (Optuna fails a stale trial and retries its params). The kernel drops a dead process's flock however
+it died, so a free lock on a trial's owner file says at once that nobody will record that trial.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from torchtui.engine.files import held
+
+OWNERS = ".owners"  # in the sweep folder: one file per live sweep process on this folder
+
+
+class Owners:
+    """The owner files of one sweep folder; `mine` names this process's while it holds it (else None)."""
+
+    def __init__(self, folder: Path, lock_path: Path):
+        self.folder, self.lock_path = Path(folder), lock_path
+        self.mine: str | None = None
+        self._fd: int | None = None
+
+    def take(self) -> None:
+        """Hold the lock on a file named for this host and process (a folder that takes none: the heartbeat
+        alone tells)."""
+        name = f"{socket.gethostname()}-{os.getpid()}"
+        with held(self.lock_path):  # made and locked in one turn: clear_dead never sees it unlocked
+            try:
+                self.folder.mkdir(exist_ok=True)
+                fd = os.open(self.folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a dead process of this pid may have left the file: it is free
+            except OSError:
+                os.close(fd)
+                return
+        self.mine, self._fd = name, fd
+
+    def give_up(self) -> None:
+        if self._fd is None:
+            return
+        (self.folder / self.mine).unlink(missing_ok=True)
+        os.close(self._fd)  # closing the last descriptor releases the lock
+        self.mine = self._fd = None
+
+    def gone(self, owner) -> bool:
+        """Whether the sweep process that owned a trial has died: its owner file on this machine is no longer
+        locked (or gone). A process on another machine is judged by its heartbeat alone."""
+        if not isinstance(owner, str) or not owner.startswith(f"{socket.gethostname()}-") or "/" in owner:
+            return False
+        try:
+            fd = os.open(self.folder / owner, os.O_RDWR)
+        except FileNotFoundError:
+            return True  # its process ended (and removed the file) without recording the trial
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # this process's own file is locked on another fd
+        except OSError:  # held (BlockingIOError), or a file system without flock: the heartbeat tells
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    def clear_dead(self) -> None:
+        """Remove the owner files of this machine's sweep processes that died (their lock is free)."""
+        with held(self.lock_path):
+            for path in self.folder.glob(f"{socket.gethostname()}-*"):
+                try:
+                    fd = os.open(path, os.O_RDWR)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # alive
+                finally:
+                    os.close(fd)
