@@ -11,9 +11,9 @@ import time
 from rich.text import Text
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import SMOOTH_ALPHA, RunHistory
+from torchtui.engine.history.series import ema
 from torchtui.tui.charts.loss import LossChart
-from torchtui.tui.state.history import SMOOTH_ALPHA, RunHistory
-from torchtui.tui.state.series import ema
 
 WIDTH, HEIGHT = 150, 40
 

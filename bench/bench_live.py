@@ -7,8 +7,10 @@
    a Unix socket (ServerHost), one torch thread each; samples/s = train samples x epochs / summary seconds.
 2. Attach: a detached run of a small MLP trained past `--steps` steps and paused there; `torchtui attach` in
    tmux 160x48, timed from launch to the first screen whose charts reach back over the run (an x-axis tick
-   past 60 % of the last step: ticks are round numbers), median of `--attaches`. Beside it, the client's own part
-   in one process: reading metrics.jsonl into events, and applying them to the charts' history.
+   past 60 % of the last step: ticks are round numbers), alternating with a plain `torchtui moons` launch
+   timed to its Footer, median of `--attaches` each, and their ratio. Beside it, the client's own part in
+   one process: the server's History message received and applied, against reading metrics.jsonl into
+   events and applying those (what a client did before the server kept the history).
 3. Events a client keeps up with: StepStats of 25 steps sent over a Unix socket (multiprocessing.connection,
    as the server does) as fast as the receiver takes them, events/s.
 
@@ -28,7 +30,7 @@ import time
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
-from bench_tui import Tmux  # noqa: E402 - bench/ is on sys.path when run as a script
+from bench_tui import FOOTER, Tmux  # noqa: E402 - bench/ is on sys.path when run as a script
 
 from torchtui.engine import presets
 from torchtui.engine import protocol as p
@@ -65,7 +67,7 @@ def long_run(steps: int, tmp: Path) -> tuple[ServerHost, p.RunStarted]:
     config = {"name": "long", "data": {"source": "moons", "n_samples": 200},
               "model": {"layers": [8, 8]}, "device": {"device": "cpu", "threads": 1},
               "train": {"batch_size": 16, "epochs": 10_000_000, "eval_every": 0}}
-    host = ServerHost.start(str(tmp / "runs-long"), threads=1, replay=False)
+    host = ServerHost.start(str(tmp / "runs-long"), threads=1)
     host.send(p.Start(config=config, runs_dir=str(tmp / "runs-long")))
     started = host.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=120)
     host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step and e.step[-1] >= steps, timeout=1800)
@@ -83,38 +85,55 @@ def ticks_reach(screen: str, last: int) -> bool:
     return False
 
 
-def attach_times(started: p.RunStarted, last: int, attaches: int, tmp: Path) -> list[float]:
+def attach_times(started: p.RunStarted, last: int, attaches: int, tmp: Path) -> dict[str, list[float]]:
+    """Alternating: `torchtui attach` until the loss chart reaches back over the run, and a plain `torchtui
+    moons` launch until its Footer shows (the same python, the same tmux: what an app costs before any run)."""
     tmux = Tmux(tmp)
-    times = []
+    env = ["env", f"XDG_RUNTIME_DIR={os.environ['XDG_RUNTIME_DIR']}"]
+    times: dict[str, list[float]] = {"attach": [], "launch": []}
     try:
         for i in range(attaches):
-            session = f"attach{i}"
-            t0 = time.monotonic()
-            tmux.launch(session, ["env", f"XDG_RUNTIME_DIR={os.environ['XDG_RUNTIME_DIR']}", TORCHTUI, "attach",
-                                  started.run_id])
-            deadline = t0 + 120
-            while not ticks_reach(tmux.capture(session), last) and time.monotonic() < deadline:
-                pass  # capture-pane back to back: its own cost bounds the resolution
-            times.append(time.monotonic() - t0)
-            tmux.keys(session, "d")  # detach: the run stays paused for the next attach
-            tmux.wait(session, r"goes on", timeout=30)
-            tmux.cmd("kill-session", "-t", session)
+            for kind in times:
+                session = f"{kind}{i}"
+                t0 = time.monotonic()
+                if kind == "attach":
+                    tmux.launch(session, [*env, TORCHTUI, "attach", started.run_id])
+                    deadline = t0 + 120
+                    while not ticks_reach(tmux.capture(session), last) and time.monotonic() < deadline:
+                        pass  # capture-pane back to back: its own cost bounds the resolution
+                else:
+                    tmux.launch(session, [*env, TORCHTUI, "moons", "--runs-dir", str(tmp / "runs-launch")])
+                    tmux.wait(session, FOOTER, timeout=60, interval=0.0)
+                times[kind].append(time.monotonic() - t0)
+                if kind == "attach":
+                    tmux.keys(session, "d")  # detach: the run stays paused for the next attach
+                    tmux.wait(session, r"goes on", timeout=30)
+                tmux.cmd("kill-session", "-t", session)
     finally:
         tmux.close()
     return times
 
 
-def client_work(started: p.RunStarted) -> tuple[float, float, int]:
-    from torchtui.tui.state.history import RunHistory
+def client_work(started: p.RunStarted) -> dict[str, float]:
+    """What a client does to draw the run: now, take the server's History (connect, receive, apply); before
+    (kept for the ratio), read metrics.jsonl into events and apply each."""
+    from torchtui.engine.history import RunHistory
 
     t0 = time.perf_counter()
-    events, last = replay_events(started)
-    t1 = time.perf_counter()
+    client = ServerHost.attach(started.run_id)
     history = RunHistory()
-    history.apply(started)
+    message = client.wait_for(lambda e: history.apply(e) is not None and isinstance(e, p.History), timeout=60)
+    t1 = time.perf_counter()
+    client.detach()
+    t2 = time.perf_counter()
+    events, last = replay_events(started)
+    t3 = time.perf_counter()
+    old = RunHistory()
+    old.apply(started)
     for event in events:
-        history.apply(event)
-    return t1 - t0, time.perf_counter() - t1, last
+        old.apply(event)
+    t4 = time.perf_counter()
+    return {"history": t1 - t0, "bytes": len(message.state), "read": t3 - t2, "apply": t4 - t3, "last": last}
 
 
 def events_per_s(n: int = 20_000) -> float:
@@ -175,14 +194,20 @@ def report_throughput(args, tmp: Path) -> None:
 def report_attach(args, tmp: Path) -> None:
     host, started = long_run(args.steps, tmp)
     try:
-        read, apply, last = client_work(started)
+        work = client_work(started)
+        last = work["last"]
         print(f"2. attach to a paused run at step {last:,} (metrics.jsonl "
               f"{(Path(started.run_dir) / 'metrics.jsonl').stat().st_size / 2**20:.1f} MiB):")
-        print(f"   client work: read metrics.jsonl into events {read:.3f} s, apply them to the history {apply:.3f} s")
+        print(f"   client work: the server's History ({work['bytes'] / 2**20:.2f} MiB) connected, received and "
+              f"applied in {work['history']:.3f} s; reading metrics.jsonl instead (as before): "
+              f"{work['read']:.3f} s + applying its events {work['apply']:.3f} s "
+              f"= {(work['read'] + work['apply']) / work['history']:.1f}x longer")
         times = attach_times(started, last, args.attaches, tmp)
+        attach, launch = (statistics.median(times[k]) for k in ("attach", "launch"))
         print("   `torchtui attach` -> loss chart drawn to the last step, tmux 160x48: "
-              f"median {statistics.median(times):.2f} s "
-              f"{[round(t, 2) for t in times]}   (target <= 1 s)")
+              f"median {attach:.2f} s {[round(t, 2) for t in times['attach']]}   (target <= 1 s)")
+        print(f"   `torchtui moons` -> Footer shown, same tmux, alternating: median {launch:.2f} s "
+              f"{[round(t, 2) for t in times['launch']]};  attach / launch {attach / launch:.2f}")
     finally:
         host.close()
 

@@ -21,7 +21,7 @@ def run(args) -> int:
         info = live.find(args.run)
     except live.LiveRunError as err:
         raise UsageError(f"torchtui stop: {err}") from None
-    host = ServerHost(info, replay=False)
+    host = ServerHost(info)
     try:
         host.send(p.Stop() if info.run_id else p.Shutdown())
         host.wait_for(lambda e: isinstance(e, p.RunFinished) or (isinstance(e, p.StateChanged) and e.state in

@@ -83,7 +83,7 @@ def detach(start) -> int:
     from torchtui.engine import protocol as p
     from torchtui.engine.host import ServerHost
 
-    host = ServerHost.start(start.runs_dir, replay=False)
+    host = ServerHost.start(start.runs_dir)
     try:
         host.send(start)
         seen: list = []

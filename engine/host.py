@@ -7,7 +7,6 @@ no torch, so a UI process can talk to an engine without ever loading torch itsel
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import queue
@@ -23,7 +22,7 @@ from pathlib import Path
 from torchtui.engine import live
 from torchtui.engine import protocol as p
 from torchtui.engine.run.worker import worker_main
-from torchtui.engine.runs import default_runs_dir, replay_events
+from torchtui.engine.runs import default_runs_dir
 
 
 class EngineHost:
@@ -176,29 +175,25 @@ class ServerHost(EngineHost):
     """The engine in a run server of its own session, over a Unix-domain socket (engine/run/server.py).
 
     `start()` launches a server (the app, `train --detach`); `attach()` connects to a running one. The
-    server outlives this client: `detach()` leaves it running, `close()` stops its run and ends it. When a
-    run starts, or on attaching to one, its steps so far are replayed from metrics.jsonl, then live events
-    carry on after the last replayed step.
+    server outlives this client: `detach()` leaves it running, `close()` stops its run and ends it. On
+    attaching to a run, or when a run resumes, the server sends the run so far in one p.History after its
+    RunStarted, then live events.
     """
 
     CONNECT_S = 120.0  # the server imports torch before it answers
 
-    def __init__(self, info: live.ServerInfo, process: subprocess.Popen | None = None, log_path: str = "",
-                 replay: bool = True):
-        """`replay`: draw a run's history from its metrics.jsonl (off for clients that only send commands)."""
+    def __init__(self, info: live.ServerInfo, process: subprocess.Popen | None = None, log_path: str = ""):
         super().__init__()
-        self.info, self.process, self.log_path, self.replay = info, process, log_path, replay
+        self.info, self.process, self.log_path = info, process, log_path
         self._conn = None
         self._pending: list = []          # commands sent before the connection is up
         self._send_lock = threading.Lock()
-        self._replayed = -1
         self._leaving = False             # detach() or close(): the end of the stream is expected
         self._reader = threading.Thread(target=self._read, name="torchtui-events", daemon=True)
         self._reader.start()
 
     @classmethod
-    def start(cls, runs_dir: str | None = None, threads: int | None = None, log_path: str | None = None,
-              replay: bool = True):
+    def start(cls, runs_dir: str | None = None, threads: int | None = None, log_path: str | None = None):
         """Launch a run server in a new session and connect to it in the background (returns at once)."""
         live.runtime_dir()  # a socket folder that cannot be used is refused here, before a server is spawned
         # Absolute: clients elsewhere read the run folders the server names.
@@ -208,8 +203,7 @@ class ServerHost(EngineHost):
                    str(threads or default_threads()), "--log", log_path, "--runs-dir", runs_dir]
         process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
-        return cls(live.ServerInfo(pid=process.pid, socket=str(live.socket_path(process.pid))), process, log_path,
-                   replay)
+        return cls(live.ServerInfo(pid=process.pid, socket=str(live.socket_path(process.pid))), process, log_path)
 
     @classmethod
     def attach(cls, ref: str | None = None):
@@ -259,16 +253,6 @@ class ServerHost(EngineHost):
     def _receive(self, event) -> None:
         if isinstance(event, p.RunStarted):
             self.info.run_id, self.info.run_dir = event.run_id, event.run_dir
-            self.events.put(event)
-            if self.replay:
-                replayed, self._replayed = replay_events(event)
-                for old in replayed:
-                    self.events.put(old)
-            return
-        if isinstance(event, p.StepStats) and self.replay:
-            event = steps_after(event, self._replayed)
-            if event is None:
-                return
         self.events.put(event)
 
     def _gone(self, message: str) -> None:
@@ -324,18 +308,3 @@ class ServerHost(EngineHost):
         while self._server_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
 
-
-def steps_after(event: p.StepStats, last: int) -> p.StepStats | None:
-    """The part of a StepStats after step `last` (None when every step in it was already replayed)."""
-    if not event.step or event.step[0] > last:
-        return event
-    first = next((i for i, s in enumerate(event.step) if s > last), None)
-    if first is None:
-        return None
-    acc = [(s, a) for s, a in zip(event.acc_steps, event.acc) if s > last]
-    sampled = [j for j, s in enumerate(event.layer_steps) if s > last]
-    return dataclasses.replace(
-        event, step=event.step[first:], loss=event.loss[first:], lr=event.lr[first:],
-        acc_steps=[s for s, _ in acc], acc=[a for _, a in acc], layer_steps=[event.layer_steps[j] for j in sampled],
-        grad_norm=[event.grad_norm[j] for j in sampled], layer_grad_norm=[event.layer_grad_norm[j] for j in sampled],
-        update_ratio=[event.update_ratio[j] for j in sampled])

@@ -253,6 +253,15 @@ class HparamsChanged:
 
 
 @dataclass(frozen=True)
+class History:
+    """A run's charts so far in one message, sent by a run server after RunStarted to a client that attaches
+    (or to every client when a run resumes): `state` is the server's RunHistory (engine/history/), pickled;
+    the client draws it in place of every earlier event of the run, then takes the live ones after it."""
+    run_id: str
+    state: bytes
+
+
+@dataclass(frozen=True)
 class Log:
     """A line for the log: level is info, warning or error."""
     run_id: str | None
@@ -342,7 +351,7 @@ REPLIES = {DescribeModel: ModelDescribed, ListDevices: DevicesListed, PreviewDat
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
             DescribeModel, ListDevices, PreviewData, FindLr)
 EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predictions, CheckpointSaved, HparamsChanged,
-          Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed, LrFound)
+          History, Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed, LrFound)
 
 
 def is_plain(value: Any) -> bool:

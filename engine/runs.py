@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -266,19 +267,22 @@ class RunFolder:
 REPLAY_CHUNK = 2000  # steps per replayed StepStats: the client's history takes them in batches, like live ones
 
 
-def replay_events(started) -> tuple[list, int]:
+def replay_events(started, max_bytes: int | None = None, max_step: int | None = None) -> tuple[list, int]:
     """A run's history so far, from its metrics.jsonl, as the events that made it: (events, last step).
 
-    A client that attaches to a running run (or sees one resume) draws it from these, then from live
-    events after the last step; a torn last line (the run is writing) is skipped.
+    A run server builds a resumed run's history from these (the first `max_bytes` of the file, rows up to
+    `max_step`: what the run had when it resumed), then from live events after the last step; a torn last
+    line (the run is writing) is skipped.
     """
     path = Path(started.run_dir) / "metrics.jsonl"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, "rb") as fh:
+            lines = fh.read(-1 if max_bytes is None else max_bytes).decode("utf-8", "replace").splitlines()
     except OSError:
         return [], -1
     events, steps, last = [], [], -1
     current = dict((started.config or {}).get("train", {}))  # live-changed values as they stand, for old → new
+    current.setdefault("base_lr", current.get("lr"))  # the base the run started from: its setup's train.lr
     per_epoch = max(1, started.steps_per_epoch)
 
     def flush_steps() -> None:
@@ -288,6 +292,8 @@ def replay_events(started) -> tuple[list, int]:
 
     for row in parse(lines):
         kind = row_kind(row)
+        if max_step is not None and _num(row.get("step", 0)) > max_step:
+            continue
         if kind == STEP and isinstance(row.get("step"), int):
             steps.append(row)
             last = max(last, row["step"])
@@ -304,6 +310,22 @@ def replay_events(started) -> tuple[list, int]:
             events.append(p.HparamsChanged(started.run_id, row.get("step", 0), changes))
     flush_steps()
     return events, last
+
+
+def steps_after(event: p.StepStats, last: int) -> p.StepStats | None:
+    """The part of a StepStats after step `last` (None when every step in it was already replayed)."""
+    if not event.step or event.step[0] > last:
+        return event
+    first = next((i for i, s in enumerate(event.step) if s > last), None)
+    if first is None:
+        return None
+    acc = [(s, a) for s, a in zip(event.acc_steps, event.acc) if s > last]
+    sampled = [j for j, s in enumerate(event.layer_steps) if s > last]
+    return dataclasses.replace(
+        event, step=event.step[first:], loss=event.loss[first:], lr=event.lr[first:],
+        acc_steps=[s for s, _ in acc], acc=[a for _, a in acc], layer_steps=[event.layer_steps[j] for j in sampled],
+        grad_norm=[event.grad_norm[j] for j in sampled], layer_grad_norm=[event.layer_grad_norm[j] for j in sampled],
+        update_ratio=[event.update_ratio[j] for j in sampled])
 
 
 def _step_stats(started, rows: list[dict], per_epoch: int) -> p.StepStats:

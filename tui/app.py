@@ -13,7 +13,9 @@ from collections import deque
 from textual import events
 from textual.app import App
 
+from torchtui.engine import protocol as p
 from torchtui.engine.config import ExperimentConfig
+from torchtui.engine.history import RunHistory
 from torchtui.tui.bridge import EngineBridge
 from torchtui.tui.charts.scheduler import ChartScheduler
 from torchtui.tui.commands import ActionsProvider
@@ -28,11 +30,11 @@ from torchtui.tui.controllers.setup import SetupController
 from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, ROUTES
 from torchtui.tui.panes.deck import PaneDeck
 from torchtui.tui.screens.main import MainScreen
-from torchtui.tui.state.history import RunHistory
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 EVENTS_BUDGET_S = 0.03  # engine events applied per tick at most this long: the rest wait, keys never starve
 FIRST_PAINT_FALLBACK_S = 1.0  # the panes are built by then even if the Footer's keys never showed
+ATTACH_FIRST_S = 1.0  # attaching: the panes are mounted once the run's charts are drawn, or after this long
 
 
 class TorchTUI(App):
@@ -68,6 +70,9 @@ class TorchTUI(App):
         self._backlog: deque = deque()  # engine events drained but not applied yet (over a tick's budget)
         self._exit_when_ready: tuple | None = None
         self._painted = False  # the first frame is on screen: the charts, panes and engine follow
+        self._attaching = getattr(bridge.host, "info", None) is not None  # given a live run server
+        self._history_drawn = False  # the attached run's History is on the charts
+        self._panes_started = False
 
     def get_default_screen(self) -> MainScreen:
         return self.main
@@ -87,8 +92,7 @@ class TorchTUI(App):
         # the timer is a fallback for a Footer that never shows keys (a terminal that reports no focus).
         self.main.footer.when_keys_shown(self._first_frame_shown)
         self.set_timer(FIRST_PAINT_FALLBACK_S, self._first_frame_shown)
-        attaching = getattr(self.bridge.host, "info", None) is not None  # given a live run server
-        self.main.log_pane.add("info", "attaching to its server…" if attaching else
+        self.main.log_pane.add("info", "attaching to its server…" if self._attaching else
                                "starting the engine (loading torch…)")
         for note in self.first_notes:
             self.main.log_pane.add("info", note)
@@ -106,7 +110,18 @@ class TorchTUI(App):
         self.deck.build(self.setup.config)
         self.setup.show_parallel()
         self.bridge.start()
-        self._mount_panes()
+        self.poll_engine()  # an attached run's History is often here already: its charts are drawn first
+        if self._attaching and not self._history_drawn:
+            # The panes' seven hundred widgets take a few hundred ms to mount: they wait for the run's charts
+            # (at most ATTACH_FIRST_S), so a client that attaches shows the run before anything else loads.
+            self.set_timer(ATTACH_FIRST_S, self._mount_panes_once)
+            return
+        self.call_after_refresh(self._mount_panes_once)
+
+    def _mount_panes_once(self) -> None:
+        if not self._panes_started:
+            self._panes_started = True
+            self._mount_panes()
 
     def _mount_panes(self) -> None:
         """Mount the panes not shown yet, one per timer tick, so keys are handled between them."""
@@ -148,13 +163,21 @@ class TorchTUI(App):
         self._backlog.extend(self.bridge.drain())
         deadline = time.perf_counter() + EVENTS_BUDGET_S
         numbers = False
+        whole = False
         while self._backlog and time.perf_counter() < deadline:
             event = self._backlog.popleft()
             changed = self.history.apply(event)
             numbers |= bool(changed)
             self.scheduler.changed(changed)
             self.router.dispatch(event)
-        self.scheduler.redraw_one()
+            whole |= isinstance(event, p.History)
+        if whole:  # a run drawn whole at once (attached, or resumed): every chart now, not one a tick
+            self.scheduler.redraw_all()
+            if not self._history_drawn:
+                self._history_drawn = True
+                self.call_after_refresh(self._mount_panes_once)  # the charts reach the screen first
+        else:
+            self.scheduler.redraw_one()
         if numbers:
             self.main.state = self.history.state
             self.main.status_version += 1

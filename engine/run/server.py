@@ -3,16 +3,18 @@
 Started by the app or `torchtui train --detach` as `python -m torchtui.engine.run.server`, in a new session, so
 a dropped SSH connection (SIGHUP to the terminal's processes) does not reach it. Clients attach and detach
 (multiprocessing.connection, authenticated with the user's key); each event goes to every client, and a
-client that attaches first gets what it needs to draw the run so far (its RunStarted, state, latest
-statistics and predictions: the steps themselves it reads from metrics.jsonl). Commands from any client
-apply. The server ends when its run is over and no client is attached, or on Shutdown or SIGTERM (after
-stopping the run and saving last.pt).
+client that attaches first gets what it needs to draw the run so far in one message: the server keeps the
+run's RunHistory (the charts' bounded series, evaluations, live changes, latest predictions) and sends it
+after RunStarted (p.History), so no client reads metrics.jsonl. A resumed run's past is read from that file
+once, here, off the training thread. Commands from any client apply. The server ends when its run is over
+and no client is attached, or on Shutdown or SIGTERM (after stopping the run and saving last.pt).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import queue
 import signal
 import threading
@@ -22,11 +24,15 @@ from pathlib import Path
 
 from torchtui.engine import live
 from torchtui.engine import protocol as p
+from torchtui.engine.files import atomic_write_bytes
+from torchtui.engine.history import RunHistory
 from torchtui.engine.run.worker import redirect_output, relay_warnings
+from torchtui.engine.runs import replay_events, steps_after
 
 FIRST_CLIENT_S = 60.0     # a server nobody attached to within this long ends
 CLIENT_QUEUE = 10_000     # events waiting for a slow client before it is dropped (training never waits)
 STATUS_EVERY_S = 1.0      # the JSON file `torchtui ps` reads is rewritten at most this often
+HISTORY_FILE = "history.pkl"  # in the run folder: its RunHistory when it ended, so a resume need not read the rows
 
 
 class _Client:
@@ -79,15 +85,24 @@ class _Client:
 
 
 class RunServer:
-    """Hosts an Engine, accepts clients on the socket, broadcasts events, keeps what a new client needs."""
+    """Hosts an Engine, accepts clients on the socket, broadcasts events, keeps what a new client needs.
+
+    Events leave the engine's thread through a queue: one dispatcher thread folds each into the run's history
+    and hands it to every client, and takes arriving clients in the same order, so a client's History and the
+    live events after it neither overlap nor leave a gap."""
 
     def __init__(self, runs_dir: str | None):
         from torchtui.engine.run.engine import Engine
 
         self.lock = threading.RLock()  # re-entered when a client dropped inside broadcast() forgets itself
         self.clients: list[_Client] = []
+        self.arriving = 0  # accepted, not yet welcomed by the dispatcher: the server does not end under them
         self.ever_attached = False
         self.snapshot: dict[str, object] = {}   # kind -> the latest event of that kind
+        self.history = RunHistory()             # the dispatcher's alone
+        self._replayed = -1                     # a resumed run's last step read from metrics.jsonl
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True, name="torchtui-dispatch")
         self.info = live.ServerInfo(pid=os.getpid(), socket=str(live.socket_path(os.getpid())))
         self._status_at = 0.0
         self.closing = False
@@ -103,10 +118,80 @@ class RunServer:
     # ------------------------------------------------------------------ events out
 
     def broadcast(self, event) -> None:
-        with self.lock:
-            self._remember(event)
-            for client in list(self.clients):
+        """On the engine's thread (and the warnings relay's): queue the event for the dispatcher."""
+        past = None
+        if isinstance(event, p.RunStarted) and event.start_step > 0:
+            # A resume: the file holds the run's past now (truncated at the resumed step); the new steps'
+            # rows come after this event. Its size bounds what the dispatcher reads back.
+            try:
+                past = os.path.getsize(Path(event.run_dir) / "metrics.jsonl")
+            except OSError:
+                past = 0
+        self._outbox.put((event, past))
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            if not isinstance(item, tuple):
+                self._welcome(item)
+                continue
+            event, past = item
+            if isinstance(event, p.StepStats) and self._replayed >= 0:
+                event = steps_after(event, self._replayed)  # a data-parallel rank wrote them before we read
+                if event is None:
+                    continue
+            self.history.apply(event)
+            if isinstance(event, p.RunFinished):
+                self._save_history(event)
+            with self.lock:
+                self._remember(event)
+                clients = list(self.clients)
+            for client in clients:
                 client.offer(event)
+            if isinstance(event, p.RunStarted):
+                self._replayed = -1
+                if past is not None:  # a resume: its past from the file, then to every client in one message
+                    self._replay(event, past)
+                    history = p.History(event.run_id, self.history.snapshot())
+                    for client in clients:
+                        client.offer(history)
+
+    def _replay(self, started: p.RunStarted, size: int) -> None:
+        """A resumed run's past: the history saved when it ended, if the file still holds exactly the rows it
+        was built from (the run resumed at its last step); else metrics.jsonl's rows, read once here."""
+        if self._saved_history(started, size):
+            return
+        events, self._replayed = replay_events(started, max_bytes=size, max_step=started.start_step)
+        for event in events:
+            self.history.apply(event)
+
+    def _save_history(self, finished: p.RunFinished) -> None:
+        started = self.history.started
+        if started is None or started.run_id != finished.run_id:
+            return
+        folder = Path(started.run_dir)
+        try:
+            size = os.path.getsize(folder / "metrics.jsonl")
+            atomic_write_bytes(folder / HISTORY_FILE, pickle.dumps({"size": size, "history": self.history.snapshot()}))
+        except OSError:
+            pass  # a full disk: a resume reads metrics.jsonl instead
+
+    def _saved_history(self, started: p.RunStarted, size: int) -> bool:
+        try:
+            saved = pickle.loads((Path(started.run_dir) / HISTORY_FILE).read_bytes())
+            history = pickle.loads(saved["history"])
+        except Exception:  # noqa: BLE001 - none, cut short, or of another version: the rows are read instead
+            return False
+        last = getattr(getattr(history, "train_loss", None), "last", None)
+        if (saved.get("size") != size or not isinstance(history, RunHistory) or history.run_id != started.run_id
+                or last is None or last[0] != started.start_step):
+            return False  # resumed from an earlier checkpoint (rows were dropped), or the file changed since
+        fresh = self.history  # the new RunStarted's: what a run that starts has, and nothing of the old end
+        history.started, history.state, history.reason, history.summary = started, fresh.state, "", {}
+        self.history, self._replayed = history, started.start_step
+        return True
 
     def _remember(self, event) -> None:
         kind = type(event).__name__
@@ -116,10 +201,9 @@ class RunServer:
             self.info.run_id, self.info.run_dir = event.run_id, os.path.abspath(event.run_dir)
             self.info.name = event.name
             self.info.device, self.info.total_steps, self.info.step = event.device, event.total_steps, event.start_step
-        if isinstance(event, (p.EngineReady, p.RunStarted, p.StateChanged, p.StepStats, p.Predictions, p.RunFinished)):
+        if isinstance(event, (p.EngineReady, p.RunStarted, p.StateChanged, p.RunFinished)):
             self.snapshot[kind] = event
         if isinstance(event, p.EvalResult) and event.split == "val":
-            self.snapshot[kind] = event
             shown = [(k, v) for k, v in event.metrics.items() if k in ("accuracy", "r2", "loss")][:1]
             self.info.metric = " ".join(f"{k} {v:.4g}" for k, v in shown)
         if isinstance(event, p.StateChanged) and (event.run_id is None or event.run_id == self.info.run_id):
@@ -149,15 +233,25 @@ class RunServer:
                     return
                 continue  # a client with the wrong key, or one that hung up during the handshake
             with self.lock:
-                client = _Client(self, conn)
-                # What a client needs to draw the run so far, in order; then live events.
-                # (Evaluations and live changes come from metrics.jsonl with the steps.)
-                for kind in ("EngineReady", "RunStarted", "StepStats", "Predictions", "StateChanged", "RunFinished"):
-                    if self.snapshot.get(kind) is not None:
-                        client.offer(self.snapshot[kind])
-                self.clients.append(client)
-                self.ever_attached = True
-                self._write_status()
+                self.arriving += 1
+            self._outbox.put(conn)  # welcomed in turn with the events
+
+    def _welcome(self, conn) -> None:
+        """What a client needs to draw the run so far, in order; then live events."""
+        client = _Client(self, conn)
+        for kind in ("EngineReady", "RunStarted"):
+            if self.snapshot.get(kind) is not None:
+                client.offer(self.snapshot[kind])
+        if self.history.started is not None:
+            client.offer(p.History(self.history.run_id, self.history.snapshot()))
+        for kind in ("StateChanged", "RunFinished"):
+            if self.snapshot.get(kind) is not None:
+                client.offer(self.snapshot[kind])
+        with self.lock:
+            self.arriving -= 1
+            self.clients.append(client)
+            self.ever_attached = True
+            self._write_status()
 
     def forget(self, client: _Client) -> None:
         with self.lock:
@@ -169,6 +263,7 @@ class RunServer:
 
     def serve(self, stopping: threading.Event) -> None:
         started = time.monotonic()
+        self._dispatcher.start()
         self.engine.start()
         threading.Thread(target=self._accept_loop, daemon=True, name="torchtui-accept").start()
         idle_before = False
@@ -176,13 +271,15 @@ class RunServer:
             # Idle on two looks in a row: a Start taken from the inbox is not `busy` for a few bytecodes.
             idle = not self.engine.busy and self.engine.inbox.empty()
             with self.lock:
-                nobody = not self.clients
+                nobody = not self.clients and not self.arriving
             if idle and idle_before and nobody and (self.ever_attached or time.monotonic() - started > FIRST_CLIENT_S):
                 break
             idle_before = idle
             stopping.wait(0.2)
         self.engine.send(p.Shutdown())
         self.engine.join(timeout=60)
+        self._outbox.put(None)  # the last events reach the clients first
+        self._dispatcher.join(30)
         with self.lock:
             leaving = list(self.clients)
         for client in leaving:  # let each client have the last events (RunFinished) before the socket goes

@@ -18,7 +18,8 @@ import pytest
 from torchtui.cli import main as cli
 from torchtui.engine import live
 from torchtui.engine import protocol as p
-from torchtui.engine.host import ServerHost, steps_after
+from torchtui.engine.host import ServerHost
+from torchtui.engine.runs import steps_after
 
 from .helpers import tiny
 from .test_worker_signals import wait_until
@@ -92,12 +93,16 @@ def test_a_detached_run_goes_on_two_clients_see_each_other_and_stop_ends_it(runt
 
     a, b = ServerHost.attach(started.run_id[:12]), ServerHost.attach()
     try:
-        seen_b: list = []
-        first = b.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=30, seen=seen_b)
-        replayed = [e for e in seen_b if isinstance(e, p.StepStats)]
-        b.wait_for(lambda e: isinstance(e, p.StepStats), timeout=30, seen=replayed)
-        steps = [s for e in replayed if isinstance(e, p.StepStats) for s in e.step]
-        assert first.run_id == started.run_id and steps[0] == 1 and steps == sorted(set(steps))  # whole, once
+        from torchtui.engine.history import RunHistory
+
+        drawn = RunHistory()
+        first = _follow(b, drawn, lambda e: isinstance(e, p.RunStarted), timeout=30)
+        _follow(b, drawn, lambda e: isinstance(e, p.History), timeout=30)  # the run so far, in one message
+        so_far = len(drawn.train_loss)
+        live_step = _follow(b, drawn, lambda e: isinstance(e, p.StepStats), timeout=30)
+        xs, _ = drawn.train_loss.downsample(10 ** 6)  # every step (a few thousand at most here)
+        assert first.run_id == started.run_id and so_far > 0 and live_step.step[0] == so_far + 1
+        assert xs == list(range(1, len(xs) + 1))  # whole, once
         a.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=30)
         a.send(p.SetHparams(lr_scale=2.0))
         change = b.wait_for(lambda e: isinstance(e, p.HparamsChanged), timeout=30)
@@ -163,6 +168,77 @@ def test_another_user_cannot_connect_or_stop(tmp_path, monkeypatch):
         host.close()
         wait_until(lambda: not live.servers(), 30, "the server to end")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _charts(history) -> dict:
+    """What the charts and the status bar draw from a run's history: each series at two widths, and its
+    markers, live changes and latest values."""
+    from torchtui.engine.history.series import Series
+
+    out = {}
+    for name, value in sorted(vars(history).items()):
+        group = value if isinstance(value, dict) else {"": value}
+        for key, series in group.items():
+            if isinstance(series, Series):
+                out[f"{name}.{key}"] = repr((len(series), series.last, series.downsample(60), series.midline(60),
+                                             series.downsample(1500)))
+    out["markers"] = history.markers
+    out["changes"] = [(c.step, c.changes) for c in history.changes]
+    out["lr_now"], out["dead_relu"] = history.lr_now, history.dead_relu
+    return out
+
+
+def _follow(host, history, until, timeout: float = 120):
+    """Apply each event to `history` as a client does, until one matches `until` (returned)."""
+    def take(event) -> bool:
+        history.apply(event)
+        return until(event)
+    return host.wait_for(take, timeout=timeout)
+
+
+def test_a_client_that_attaches_draws_what_one_that_watched_the_whole_run_draws(runtime, tmp_path):
+    """The server sends its history in one message (p.History): a client attaching to a paused run of 5,000+
+    steps, and one that saw the run resume, draw the same charts as the client that watched every event."""
+    from torchtui.engine.history import RunHistory
+
+    watched, host = RunHistory(), ServerHost.start(str(tmp_path / "runs"))
+    try:
+        host.send(p.Start(config=tiny(epochs=LONG, stats_every=3), runs_dir=str(tmp_path / "runs")))
+        _follow(host, watched, lambda e: isinstance(e, p.StepStats) and e.step and e.step[-1] >= 2_000)
+        host.send(p.SetHparams(lr_scale=0.5, grad_clip=1.0))
+        _follow(host, watched, lambda e: isinstance(e, p.StepStats) and e.step and e.step[-1] >= 5_000)
+        host.send(p.Pause())
+        _follow(host, watched, lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED)
+        late = ServerHost.attach()
+        try:
+            attached, seen = RunHistory(), []
+            _follow(late, attached, lambda e: isinstance(e, p.History), timeout=60)
+            seen = late.drain()
+        finally:
+            late.detach()
+        host.send(p.ListDevices(request_id=7))  # its answer comes after every event before it
+        _follow(host, watched, lambda e: isinstance(e, p.DevicesListed))
+        assert not [e for e in seen if isinstance(e, p.StepStats)]  # nothing drawn twice
+        assert len(watched.train_loss) > 4_096  # the series' finest level is gone: the pyramid is compared
+        assert _charts(attached) == _charts(watched)
+        assert attached.predictions == watched.predictions and attached.state == p.PAUSED
+
+        for saved in (True, False):  # resumed from the history the server saved at the end, then from the rows
+            host.send(p.Stop())
+            _follow(host, watched, lambda e: isinstance(e, p.RunFinished))
+            before, predictions = _charts(watched), watched.predictions
+            run_dir = Path(watched.started.run_dir)
+            assert (run_dir / "history.pkl").is_file()
+            if not saved:
+                (run_dir / "history.pkl").unlink()
+            host.send(p.Start(config=watched.started.config, resume=str(run_dir)))
+            _follow(host, watched, lambda e: isinstance(e, p.History))
+            assert watched.started.start_step == len(watched.train_loss)  # resumed at its last step
+            assert _charts(watched) == before and watched.summary == {}  # the same charts either way
+            # The saved history keeps the last predictions; metrics.jsonl has none (the next evaluation brings them).
+            assert watched.predictions == (predictions if saved else None) and predictions is not None
+    finally:
+        host.close()
 
 
 def test_steps_after_keeps_only_new_steps():

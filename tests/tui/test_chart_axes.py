@@ -5,11 +5,11 @@ import math
 import re
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.grad import GradChart
 from torchtui.tui.charts.loss import LossChart
 from torchtui.tui.charts.lr import LRChart
 from torchtui.tui.charts.metric import MetricChart
-from torchtui.tui.state.history import RunHistory
 
 from .fakes import scripted_run
 

@@ -9,13 +9,13 @@ from textual.app import App, ComposeResult
 from textual.containers import Grid
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.base import Chart, plot_text
 from torchtui.tui.charts.grad import GradChart, shown_layers
 from torchtui.tui.charts.loss import LossChart
 from torchtui.tui.charts.lr import LRChart
 from torchtui.tui.charts.metric import MetricChart
 from torchtui.tui.charts.prediction import PredictionView
-from torchtui.tui.state.history import RunHistory
 
 from .fakes import scripted_run
 

@@ -3,7 +3,7 @@
 import math
 
 from torchtui.engine import protocol as p
-from torchtui.tui.state.history import GROUPS, RunHistory, change_label
+from torchtui.engine.history import GROUPS, RunHistory, change_label
 
 from .fakes import scripted_run
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.registry import CHARTS
-from torchtui.tui.state.history import RunHistory
 
 RUNS = ["r1", "r1", "r1", "r2"]  # mostly the current run: events of others are ignored
 NUMBERS = st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.floats(min_value=0, max_value=1),

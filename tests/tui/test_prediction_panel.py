@@ -3,9 +3,9 @@ classification, held-out images with predicted and true classes, true against pr
 sequences; and the metrics chart shows the test metrics of a run without a val split."""
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.metric import MetricChart
 from torchtui.tui.charts.prediction import PredictionView
-from torchtui.tui.state.history import RunHistory
 
 from .fakes import scripted_run
 

@@ -15,12 +15,12 @@ import pytest
 
 from torchtui.engine import presets
 from torchtui.engine import protocol as p
+from torchtui.engine.history.series import ema
 from torchtui.engine.runs import RunFolder
 from torchtui.tui.app import TorchTUI
 from torchtui.tui.bridge import EngineBridge
 from torchtui.tui.screens.runs import RunsScreen
 from torchtui.tui.state.compare import ema_array
-from torchtui.tui.state.series import ema
 
 from .conftest import settles, until
 from .fakes import FakeHost

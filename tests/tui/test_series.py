@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchtui.tui.state.series import Series, ema
+from torchtui.engine.history.series import Series, ema
 
 
 def noisy(n: int, seed: int = 0) -> list[float]:

@@ -13,9 +13,9 @@ from rich.style import Style
 from rich.text import Text
 from textual_plotext import PlotextPlot
 
+from torchtui.engine.history import RunHistory
+from torchtui.engine.history.series import Series
 from torchtui.tui.charts.axes import place_labels, tick_labels, y_ticks
-from torchtui.tui.state.history import RunHistory
-from torchtui.tui.state.series import Series
 
 MIN_BUCKETS = 10
 # Values this large cannot come from a float32 run (at most 3.4e38) and overflow the axis arithmetic: not drawn,

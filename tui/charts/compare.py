@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.base import PALETTE, Chart
-from torchtui.tui.state.history import RunHistory
 
 MARKERS = ("braille", "dot", "x", "+")  # past the palette's 8 colours, runs differ by marker too
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from torchtui.engine.history.series import last_y
 from torchtui.tui.charts.base import GREY, PALETTE, Chart, fmt
-from torchtui.tui.state.series import last_y
 
 MODES = ("grad", "ratio")
 MAX_LAYERS = len(PALETTE)  # more lines than colours cannot be told apart anyway

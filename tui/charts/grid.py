@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.containers import Grid
 from textual.widgets import Static
 
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.registry import CHARTS
-from torchtui.tui.state.history import RunHistory
 
 
 class ChartGrid(Grid):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from torchtui.engine.history.series import last_y
 from torchtui.tui.charts.base import BLUE, GREY, ORANGE, Chart, fmt
-from torchtui.tui.state.series import last_y
 
 
 class LossChart(Chart):

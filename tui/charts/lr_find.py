@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+from torchtui.engine.history import RunHistory
 from torchtui.tui.charts.base import BLUE, ORANGE, RED, Chart
-from torchtui.tui.state.history import RunHistory
 
 
 def lr_text(lr: float | None) -> str:

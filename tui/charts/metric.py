@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history.series import last_y
 from torchtui.tui.charts.base import BLUE, FALLBACK_THEME, GREEN, ORANGE, PURPLE, Chart, _centred, fmt
-from torchtui.tui.state.series import last_y
 
 
 class MetricChart(Chart):

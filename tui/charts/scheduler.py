@@ -50,6 +50,12 @@ class ChartScheduler:
                 self._next = (self._next + i + 1) % len(charts)
                 return
 
+    def redraw_all(self) -> None:
+        """Every chart that can be drawn, now (a run's whole history just arrived: worth one long tick)."""
+        for chart in self.charts.values():
+            if self._drawable(chart):
+                chart.redraw()
+
     @staticmethod
     def _drawable(chart) -> bool:
         return chart.dirty and chart.display and chart.size.width > 0

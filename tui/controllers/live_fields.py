@@ -21,7 +21,8 @@ ASK_RATIO = 10.0  # a change by more than this factor (either way) asks before i
 class LiveFields(Controller):
     """Owns the pending values; the setup keeps the run's own until a change is applied."""
 
-    HANDLES = {p.HparamsChanged: "on_changed", p.Error: "on_error", p.StateChanged: "on_state"}
+    HANDLES = {p.HparamsChanged: "on_changed", p.History: "on_history", p.Error: "on_error",
+               p.StateChanged: "on_state"}
 
     def __init__(self, app):
         super().__init__(app)
@@ -129,6 +130,11 @@ class LiveFields(Controller):
         if "base_lr" in event.changes:
             values["lr"] = event.changes["base_lr"][1]
         self.app.setup.set_train(**values)
+
+    def on_history(self, event: p.History) -> None:
+        """Attached to a run (or it resumed): its live changes so far, as if each had come as it was made."""
+        for change in self.history.changes:
+            self.on_changed(change)
 
     def on_error(self, event: p.Error) -> None:
         if event.message.startswith("live change refused"):

@@ -29,7 +29,8 @@ class SetupController(Controller):
     """Owns `config` (what the panes show, validated) and the problems that block a start."""
 
     HANDLES = {p.EngineReady: "on_engine_ready", p.DevicesListed: "on_devices", p.ModelDescribed: "on_model",
-               p.DataPreviewed: "on_data", p.StepStats: "on_step_stats", p.RunStarted: "on_run_started"}
+               p.DataPreviewed: "on_data", p.StepStats: "on_step_stats", p.History: "on_history",
+               p.RunStarted: "on_run_started"}
 
     def __init__(self, app, config: ExperimentConfig):
         super().__init__(app)
@@ -170,6 +171,11 @@ class SetupController(Controller):
     def on_step_stats(self, event: p.StepStats) -> None:
         if (event.mem_allocated is not None or event.data_wait is not None) and event.run_id == self.history.run_id:
             self.app.deck.panes["device"].show_memory(event.mem_allocated, event.mem_reserved, event.data_wait)
+
+    def on_history(self, event: p.History) -> None:
+        """Attached to a run: the Device pane's memory and data-wait figures from its latest statistics."""
+        if self.history.last_stats is not None:
+            self.on_step_stats(self.history.last_stats)
 
     def on_run_started(self, event: p.RunStarted) -> None:
         """Another client's run (attached to, or started by a second terminal): show its setup."""

@@ -1,1 +1,2 @@
-"""UI state without widgets: run history for the charts, bounded series, and turning pane edits into a config."""
+"""UI state without widgets: turning pane edits into a config, the runs overlay's curves (the run's own
+history is engine/history/: a run server keeps one too)."""

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchtui.engine import curves
-from torchtui.tui.state.history import SMOOTH_ALPHA
-from torchtui.tui.state.series import Series
+from torchtui.engine.history import SMOOTH_ALPHA
+from torchtui.engine.history.series import Series
 
 AXES = ("step", "epoch")
 CHUNK = 64  # ema_array's block: (1 - alpha) ** -CHUNK stays small, so the blocks lose no precision

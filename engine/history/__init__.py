@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 from torchtui.engine import protocol as p
-from torchtui.tui.state.series import Series, ema, last_y
+from torchtui.engine.history.series import Series, ema, last_y
 
 GROUPS = frozenset({"loss", "metric", "grad", "lr", "prediction", "status"})
 # Per-step EMA weight: about a 20-step window, enough to read a minibatch loss's trend on small data.
@@ -16,11 +17,12 @@ class RunHistory:
     """The current run's series and latest values; `apply(event)` says which chart groups changed.
 
     Every RunStarted starts over, a resume of the same run too: its steps go on from the checkpoint's, which
-    may be behind what was drawn (a stopped run's last.pt, best.pt), and a run server replays the run's
-    metrics.jsonl after it (truncated at the resumed step), so the curves continue past the old last step
-    exactly as the run has them. Events of other runs are ignored, except run-less state changes (a start that
-    failed before it had an id, a worker that died), which still set the state. No sequence of events can make
-    it raise (tests/tui/test_history_fuzz.py).
+    may be behind what was drawn (a stopped run's last.pt, best.pt). A run server keeps one of these for its
+    run, built from the same events (on a resume, first from the run's metrics.jsonl, truncated at the resumed
+    step), and sends it whole after RunStarted (p.History) to a client that attaches or sees the run resume,
+    so the curves continue exactly as the run has them without the client reading the file. Events of other
+    runs are ignored, except run-less state changes (a start that failed before it had an id, a worker that
+    died), which still set the state. No sequence of events can make it raise (tests/tui/test_history_fuzz.py).
     """
 
     def __init__(self):
@@ -46,6 +48,7 @@ class RunHistory:
         self.test: dict = {}
         self.dead_relu: dict[str, float] = {}
         self.markers: list[tuple[int, str]] = []
+        self.changes: list[p.HparamsChanged] = []  # every live change so far: a client that attaches sets its fields
         self.predictions: p.Predictions | None = None
         self.confusion: p.EvalResult | None = None  # the last evaluation with a confusion matrix (val or test)
         self.last_stats: p.StepStats | None = None
@@ -54,6 +57,10 @@ class RunHistory:
     @property
     def run_id(self) -> str | None:
         return self.started.run_id if self.started is not None else None
+
+    def snapshot(self) -> bytes:
+        """This history as bytes (a few MB at most, however long the run: its series are bounded), for p.History."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     def apply(self, event) -> set[str]:
         """Fold one engine event in; return the chart groups (see GROUPS) whose picture changed."""
@@ -143,8 +150,20 @@ class RunHistory:
         self.predictions = event
         return {"prediction"}
 
+    def _on_History(self, event: p.History) -> set[str]:
+        """The run so far, from its server: take its state whole (the RunStarted before it cleared ours)."""
+        try:
+            other = pickle.loads(event.state)
+        except Exception:  # noqa: BLE001 - a server of another torchtui version: the live events still come
+            return set()
+        if not isinstance(other, RunHistory) or other.run_id != self.run_id:
+            return set()
+        self.__dict__.update(other.__dict__)
+        return set(GROUPS)
+
     def _on_HparamsChanged(self, event: p.HparamsChanged) -> set[str]:
         self.markers.append((event.step, change_label(event.changes)))
+        self.changes.append(event)
         lr = event.changes.get("lr")
         if isinstance(lr, (list, tuple)) and len(lr) == 2 and isinstance(lr[1], (int, float)):
             self.lr_now, self._lr_changed_at = float(lr[1]), event.step  # paused, no step shows it yet
