@@ -142,6 +142,8 @@ def _failed(event) -> bool:
 def measure(name: str, hosts: dict, args) -> dict[str, list[float]]:
     label, make = WORKLOADS[name]
     cfg = make(args.quick, args.stats_every)
+    if args.eval_budget is not None:
+        cfg["train"]["eval_budget"] = args.eval_budget
     splits = load_data(from_dict(cfg).data)
     x, y, n_out = splits.x_train, splits.y_train, splits.n_classes
     layers, epochs, lr = cfg["model"]["layers"], cfg["train"]["epochs"], cfg["train"]["lr"]
@@ -192,6 +194,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads here and in the worker (default 1)")
     parser.add_argument("--stats-every", type=int, default=0,
                         help="the engine's train.stats_every (default 0: auto, as presets have it)")
+    parser.add_argument("--eval-budget", type=float, default=None,
+                        help="the engine's train.eval_budget (default: the config's, 0.05; 0 = every epoch evaluated)")
     parser.add_argument("--keep-runs", action="store_true", help="keep the engine's run folders (deleted by default)")
     args = parser.parse_args()
     if args.quick:

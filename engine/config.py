@@ -274,11 +274,11 @@ class TrainConfig:
                           "plateau_patience", "early_stop_patience")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip", "eval_every",
                               "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches", "epochs",
-                              "stats_every")
+                              "stats_every", "eval_budget")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
-                         "milestones": 1000}
+                         "milestones": 1000, "eval_budget": 1.0}
 
     # Fields a running run changes from its next step (protocol.SetHparams); the rest apply on restart.
     LIVE: ClassVar = ("lr", "weight_decay", "grad_clip")
@@ -333,6 +333,10 @@ class TrainConfig:
     """Train and evaluate on the same first N batches every epoch, unshuffled and unaugmented (0 = off)."""
     eval_every: int = 0
     """Also evaluate every N steps (0 = once per epoch only)."""
+    eval_budget: float = 0.05
+    """Short epochs: share of the time the per-epoch evaluations (with the prediction grid and best.pt) may
+    take; an epoch's is skipped until training has run long enough since the last one, the last epoch's never.
+    Every epoch is evaluated when a plateau schedule or early stopping decides on them (0 = every epoch)."""
     early_stop_metric: str = ""
     """Stop when this val metric stops improving (loss, accuracy, f1, mae, …; empty = off)."""
     early_stop_mode: str = "auto"
@@ -405,8 +409,8 @@ class ExperimentConfig:
 # What may differ between a run's config.yaml (or the app's setup) and its checkpoint's config when the run
 # resumes, besides the live fields (TrainConfig.LIVE, applied as live changes): its name and length, and where
 # it trains, which is not what it is (a checkpoint loads on any device and any number of them).
-RESUME_FREE = ("name", "description", "train.epochs", "device.device", "device.devices", "device.strategy",
-               "device.threads")
+RESUME_FREE = ("name", "description", "train.epochs", "train.eval_budget", "device.device", "device.devices",
+               "device.strategy", "device.threads")
 
 
 def from_dict(data: Any) -> ExperimentConfig:

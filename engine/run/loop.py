@@ -70,6 +70,8 @@ class Run:
     last_batch: tuple | None = None    # the latest (x, y), by reference: a divergence is diagnosed on it
     writer: Writer | None = None       # file writes off the training thread (None: inline)
     dist: Dist | None = None           # this process is one rank of a data-parallel run
+    eval_cost: float = 0.0             # seconds the last validate() took
+    eval_ended: float | None = None    # perf_counter() when it ended (None: no evaluation yet)
 
     @property
     def total_steps(self) -> int:
@@ -145,7 +147,8 @@ def fit(run: Run) -> str:
         if run.should_stop:
             break
         run.epoch, run.batch_in_epoch = run.epoch + 1, 0
-        validate(run)
+        if epoch_evaluation_due(run):
+            validate(run)
         cb.on_train_epoch_end(run)
     if run.dist is not None:
         with run.dist.together():
@@ -228,11 +231,32 @@ def reevaluate(run: Run) -> torch.Tensor:
     return loss
 
 
+def epoch_evaluation_due(run: Run) -> bool:
+    """Whether the epoch that just ended is evaluated: always, but on short epochs only once training has run
+    (1 / train.eval_budget - 1) times as long as the last evaluation took, so evaluations (and the prediction
+    grid and best.pt that follow them) take at most that share of the time. The last epoch always is, and
+    every epoch when what is trained depends on it (a plateau schedule, early stopping) or ranks must agree."""
+    cfg = run.config.train
+    if (cfg.eval_budget <= 0 or run.eval_ended is None or (cfg.epochs and run.epoch >= cfg.epochs)
+            or run.plateau is not None or cfg.early_stop_metric or run.dist is not None):
+        return True
+    return time.perf_counter() - run.eval_ended >= run.eval_cost * (1 / min(cfg.eval_budget, 1.0) - 1)
+
+
 def validate(run: Run) -> None:
     """Evaluate the val split (when there is one), step the plateau scheduler and tell the callbacks.
 
     Data parallel, every rank comes here at the same step: they flush together, rank 0 evaluates, and each
     rank steps its plateau scheduler and early stopping on rank 0's figures (so they decide alike)."""
+    started = time.perf_counter()
+    try:
+        _validate(run)
+    finally:
+        run.eval_ended = time.perf_counter()
+        run.eval_cost = run.eval_ended - started
+
+
+def _validate(run: Run) -> None:
     with nullcontext() if run.dist is None else run.dist.together():
         run.callbacks.on_flush(run)
     if run.should_stop and run.end_state == DIVERGED:

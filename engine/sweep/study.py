@@ -222,6 +222,10 @@ class Sweep:
             device = dataclasses.replace(device, device=self.devices[slot % len(self.devices)])
         if device.threads == 0:
             device = dataclasses.replace(device, threads=self.threads)
+        if "train.eval_budget" not in view.params:
+            # Every epoch evaluated: trials are compared (and pruned) at the same epochs, never at those the
+            # machine's speed happened to leave in (recorded in the trial's config.yaml).
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, eval_budget=0.0))
         config = dataclasses.replace(config, name=f"{config.name}-t{trial.number:03d}", device=device)
         host = self._workers.get(slot)
         if host is None or host.exit_code is not None or not host.process.is_alive():

@@ -102,3 +102,18 @@ def test_clipping_runs_and_the_reported_norm_is_before_clipping(local, mode):
 def test_eval_every_adds_evaluations(local):
     events, _ = run_to_end(local, tiny(epochs=1, eval_every=2))
     assert [e.step for e in of(events, p.EvalResult) if e.split == "val"] == [2, 4, 6, 7]
+
+
+def test_short_epochs_are_evaluated_within_the_time_budget_and_the_last_always(local):
+    """eval_budget: 7-step epochs take a few ms, their evaluation about as long: with a 5 % budget most
+    epochs go unevaluated (the last one never), and every one is with the budget off, a plateau schedule or
+    early stopping (they decide on each evaluation, so what trains never depends on the machine's speed)."""
+    epochs = 60
+    events, done = run_to_end(local, tiny(epochs=epochs, eval_budget=0.05))
+    evaluated = [e.epoch for e in of(events, p.EvalResult) if e.split == "val"]
+    assert done.state == p.FINISHED and evaluated[0] == 1 and evaluated[-1] == epochs
+    assert len(evaluated) < epochs // 2 and evaluated == sorted(set(evaluated))
+    for every in ({"eval_budget": 0.0}, {"scheduler": "plateau"}, {"early_stop_metric": "loss",
+                                                                   "early_stop_patience": 1000}):
+        events, _ = run_to_end(local, tiny(epochs=12, **every))
+        assert [e.epoch for e in of(events, p.EvalResult) if e.split == "val"] == list(range(1, 13)), every

@@ -256,7 +256,7 @@ def test_a_runs_history_replays_from_its_metrics_file(tmp_path):
     from torchtui.engine.runs import replay_events
 
     with InProcessHost(str(tmp_path / "runs")) as host:
-        host.send(p.Start(config=tiny(epochs=4, stats_every=3)))
+        host.send(p.Start(config=tiny(epochs=4, stats_every=3, eval_budget=0)))
         started = host.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=60)
         host.send(p.SetHparams(lr_scale=2.0))
         host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60)

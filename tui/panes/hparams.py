@@ -23,7 +23,7 @@ GROUPS = [
     ("Loss", ["loss", "label_smoothing", "huber_delta"]),
     ("Optimizer", ["optimizer", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps"]),
     # the chosen optimizer's own settings go here, between the two forms
-    ("Batches", ["batch_size", "epochs", "accumulate", "eval_every", "overfit_batches"]),
+    ("Batches", ["batch_size", "epochs", "accumulate", "eval_every", "eval_budget", "overfit_batches"]),
     ("Schedule", ["scheduler", "step_size", "milestones", "gamma", "min_lr", "plateau_patience", "warmup_steps"]),
     ("Clipping", ["grad_clip", "clip_mode"]),
     ("Early stopping and checkpoints", ["early_stop_metric", "early_stop_mode", "early_stop_patience",
