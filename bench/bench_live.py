@@ -20,6 +20,7 @@ Not a test: prints figures and ratios, and always exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -133,7 +134,8 @@ def client_work(started: p.RunStarted) -> dict[str, float]:
     for event in events:
         old.apply(event)
     t4 = time.perf_counter()
-    return {"history": t1 - t0, "bytes": len(message.state), "read": t3 - t2, "apply": t4 - t3, "last": last}
+    return {"history": t1 - t0, "bytes": len(json.dumps(message.state)), "read": t3 - t2, "apply": t4 - t3,
+            "last": last}
 
 
 def events_per_s(n: int = 20_000) -> float:
@@ -198,7 +200,7 @@ def report_attach(args, tmp: Path) -> None:
         last = work["last"]
         print(f"2. attach to a paused run at step {last:,} (metrics.jsonl "
               f"{(Path(started.run_dir) / 'metrics.jsonl').stat().st_size / 2**20:.1f} MiB):")
-        print(f"   client work: the server's History ({work['bytes'] / 2**20:.2f} MiB) connected, received and "
+        print(f"   client work: the server's History ({work['bytes'] / 2**20:.2f} MiB as JSON) connected, received and "
               f"applied in {work['history']:.3f} s; reading metrics.jsonl instead (as before): "
               f"{work['read']:.3f} s + applying its events {work['apply']:.3f} s "
               f"= {(work['read'] + work['apply']) / work['history']:.1f}x longer")

@@ -255,10 +255,10 @@ class HparamsChanged:
 @dataclass(frozen=True)
 class History:
     """A run's charts so far in one message, sent by a run server after RunStarted to a client that attaches
-    (or to every client when a run resumes): `state` is the server's RunHistory (engine/history/), pickled;
-    the client draws it in place of every earlier event of the run, then takes the live ones after it."""
+    (or to every client when a run resumes): `state` is the server's RunHistory (engine/history/) as plain
+    values; the client draws it in place of every earlier event of the run, then takes the live ones after it."""
     run_id: str
-    state: bytes
+    state: dict
 
 
 @dataclass(frozen=True)

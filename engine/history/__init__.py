@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 
 from torchtui.engine import protocol as p
 from torchtui.engine.history.series import Series, ema, last_y
@@ -58,9 +57,25 @@ class RunHistory:
     def run_id(self) -> str | None:
         return self.started.run_id if self.started is not None else None
 
-    def snapshot(self) -> bytes:
-        """This history as bytes (a few MB at most, however long the run: its series are bounded), for p.History."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+    def to_plain(self) -> dict:
+        """This history as plain values (a few MB at most, however long the run: its series are bounded), for
+        p.History and history.json."""
+        from torchtui.engine.history import plain
+
+        return plain.encode(vars(self))
+
+    @classmethod
+    def from_plain(cls, data: dict) -> RunHistory:
+        """The history to_plain() made; ValueError, KeyError or TypeError for anything else."""
+        from torchtui.engine.history import plain
+
+        history = cls()
+        values = plain.decode(data)
+        if not isinstance(values, dict) or set(values) != set(vars(history)):
+            raise ValueError("not a run history (its fields differ)")
+        history.__dict__.update(values)
+        history.markers = [tuple(marker) for marker in history.markers]
+        return history
 
     def apply(self, event) -> set[str]:
         """Fold one engine event in; return the chart groups (see GROUPS) whose picture changed."""
@@ -153,10 +168,10 @@ class RunHistory:
     def _on_History(self, event: p.History) -> set[str]:
         """The run so far, from its server: take its state whole (the RunStarted before it cleared ours)."""
         try:
-            other = pickle.loads(event.state)
+            other = RunHistory.from_plain(event.state)
         except Exception:  # noqa: BLE001 - a server of another torchtui version: the live events still come
             return set()
-        if not isinstance(other, RunHistory) or other.run_id != self.run_id:
+        if other.run_id != self.run_id:
             return set()
         self.__dict__.update(other.__dict__)
         return set(GROUPS)

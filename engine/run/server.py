@@ -13,8 +13,8 @@ and no client is attached, or on Shutdown or SIGTERM (after stopping the run and
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import pickle
 import queue
 import signal
 import threading
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from torchtui.engine import live
 from torchtui.engine import protocol as p
-from torchtui.engine.files import atomic_write_bytes
+from torchtui.engine.files import atomic_write_text
 from torchtui.engine.history import RunHistory
 from torchtui.engine.run.worker import redirect_output, relay_warnings
 from torchtui.engine.runs import replay_events, steps_after
@@ -32,7 +32,7 @@ from torchtui.engine.runs import replay_events, steps_after
 FIRST_CLIENT_S = 60.0     # a server nobody attached to within this long ends
 CLIENT_QUEUE = 10_000     # events waiting for a slow client before it is dropped (training never waits)
 STATUS_EVERY_S = 1.0      # the JSON file `torchtui ps` reads is rewritten at most this often
-HISTORY_FILE = "history.pkl"  # in the run folder: its RunHistory when it ended, so a resume need not read the rows
+HISTORY_FILE = "history.json"  # in the run folder: its RunHistory when it ended, so a resume need not read the rows
 
 
 class _Client:
@@ -154,7 +154,7 @@ class RunServer:
                 self._replayed = -1
                 if past is not None:  # a resume: its past from the file, then to every client in one message
                     self._replay(event, past)
-                    history = p.History(event.run_id, self.history.snapshot())
+                    history = p.History(event.run_id, self.history.to_plain())
                     for client in clients:
                         client.offer(history)
 
@@ -174,19 +174,19 @@ class RunServer:
         folder = Path(started.run_dir)
         try:
             size = os.path.getsize(folder / "metrics.jsonl")
-            atomic_write_bytes(folder / HISTORY_FILE, pickle.dumps({"size": size, "history": self.history.snapshot()}))
+            atomic_write_text(folder / HISTORY_FILE, json.dumps({"size": size, "history": self.history.to_plain()}))
         except OSError:
             pass  # a full disk: a resume reads metrics.jsonl instead
 
     def _saved_history(self, started: p.RunStarted, size: int) -> bool:
         try:
-            saved = pickle.loads((Path(started.run_dir) / HISTORY_FILE).read_bytes())
-            history = pickle.loads(saved["history"])
+            saved = json.loads((Path(started.run_dir) / HISTORY_FILE).read_text(encoding="utf-8"))
+            history = RunHistory.from_plain(saved["history"])
         except Exception:  # noqa: BLE001 - none, cut short, or of another version: the rows are read instead
             return False
-        last = getattr(getattr(history, "train_loss", None), "last", None)
-        if (saved.get("size") != size or not isinstance(history, RunHistory) or history.run_id != started.run_id
-                or last is None or last[0] != started.start_step):
+        last = history.train_loss.last
+        if (saved.get("size") != size or history.run_id != started.run_id or last is None
+                or last[0] != started.start_step):
             return False  # resumed from an earlier checkpoint (rows were dropped), or the file changed since
         fresh = self.history  # the new RunStarted's: what a run that starts has, and nothing of the old end
         history.started, history.state, history.reason, history.summary = started, fresh.state, "", {}
@@ -243,7 +243,7 @@ class RunServer:
             if self.snapshot.get(kind) is not None:
                 client.offer(self.snapshot[kind])
         if self.history.started is not None:
-            client.offer(p.History(self.history.run_id, self.history.snapshot()))
+            client.offer(p.History(self.history.run_id, self.history.to_plain()))
         for kind in ("StateChanged", "RunFinished"):
             if self.snapshot.get(kind) is not None:
                 client.offer(self.snapshot[kind])

@@ -228,9 +228,9 @@ def test_a_client_that_attaches_draws_what_one_that_watched_the_whole_run_draws(
             _follow(host, watched, lambda e: isinstance(e, p.RunFinished))
             before, predictions = _charts(watched), watched.predictions
             run_dir = Path(watched.started.run_dir)
-            assert (run_dir / "history.pkl").is_file()
+            assert (run_dir / "history.json").is_file()
             if not saved:
-                (run_dir / "history.pkl").unlink()
+                (run_dir / "history.json").unlink()
             host.send(p.Start(config=watched.started.config, resume=str(run_dir)))
             _follow(host, watched, lambda e: isinstance(e, p.History))
             assert watched.started.start_step == len(watched.train_loss)  # resumed at its last step
