@@ -146,7 +146,7 @@ class Sweep:
         study = self.open()
         self.owners.take()
         try:
-            self._recover_finished(study)
+            self._recover_abandoned(study)
             self._requeue_interrupted(study)
             done = (TrialState.COMPLETE, TrialState.PRUNED)
             for trial in study.get_trials(deepcopy=False, states=done):
@@ -302,11 +302,14 @@ class Sweep:
 
     # ------------------------------------------------------------------ a sweep killed and run again
 
-    def _recover_finished(self, study) -> None:
-        """A sweep killed after a trial's trial.json said complete (or pruned) but before Optuna recorded it
-        leaves that trial running; once its heartbeat went stale Optuna would fail it and train its params
-        again. Record what its trial.json says instead, as soon as its process is known dead (its owner
-        lock is free) or its heartbeat is stale: a finished trial is never trained twice."""
+    def _recover_abandoned(self, study) -> None:
+        """Trials left running by a sweep that was killed, recorded as soon as its process is known dead (its
+        owner lock is free) or its heartbeat is stale. One whose trial.json says complete (or pruned) had
+        finished before Optuna recorded it: that is recorded, so a finished trial is never trained twice. The
+        others fail and their params are retried, as Optuna does with stale trials, but without waiting for the
+        grace period (a short rerun ended before it, leaving a grid point never trained)."""
+        import copy
+
         import optuna
         from optuna.trial import TrialState
 
@@ -314,28 +317,22 @@ class Sweep:
         if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
             return
         stale = set(storage._get_stale_trial_ids(study._study_id))
+        failed = []
         for trial in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             if trial._trial_id not in stale and not self.owners.gone(trial.system_attrs.get(OWNER)):
                 continue  # its sweep process lives (here or on another machine): it records the trial itself
-            trial_id = trial._trial_id
-            run_dir = trial.user_attrs.get("run_dir")
+            state, values = _finished_state(trial)
             try:
-                told = json.loads((Path(run_dir) / "trial.json").read_text()) if run_dir else {}
-            except (OSError, ValueError):
-                continue  # no trial.json, or one cut short: the trial did not finish; it is retried
-            if not isinstance(told, dict) or told.get("number") != trial.number:
-                continue
-            value = told.get("value")
-            if told.get("state") == "complete" and isinstance(value, (int, float)) and math.isfinite(value):
-                state, values = TrialState.COMPLETE, [float(value)]
-            elif told.get("state") == "pruned":
-                state, values = TrialState.PRUNED, None
-            else:
-                continue
-            try:
-                storage.set_trial_state_values(trial_id, state=state, values=values)
+                if storage.set_trial_state_values(trial._trial_id, state=state, values=values) \
+                        and state == TrialState.FAIL:
+                    failed.append(trial._trial_id)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another sweep process on this study recorded it first
+        getter = (getattr(storage, "get_heartbeat_stale_trial_callback", None)  # optuna >= 4.9
+                  or getattr(storage, "get_failed_trial_callback", None))
+        retry = getter() if getter is not None else None
+        for trial_id in failed if retry is not None else ():
+            retry(study, copy.deepcopy(storage.get_trial(trial_id)))
         self.owners.clear_dead()
 
     def _requeue_interrupted(self, study) -> None:
@@ -424,3 +421,23 @@ def _plain(value):
 def cpu_threads(parallel: int) -> int:
     """Torch threads per trial so K trials share the cores without oversubscribing them."""
     return max(1, (os.cpu_count() or 1) // max(1, parallel))
+
+
+def _finished_state(trial) -> tuple:
+    """What an abandoned trial's trial.json says it reached: (COMPLETE, [value]), (PRUNED, None), or (FAIL,
+    None) when it says neither (no trial.json, one cut short, or one of another trial)."""
+    from optuna.trial import TrialState
+
+    run_dir = trial.user_attrs.get("run_dir")
+    try:
+        told = json.loads((Path(run_dir) / "trial.json").read_text()) if run_dir else {}
+    except (OSError, ValueError):
+        told = {}
+    if not isinstance(told, dict) or told.get("number") != trial.number:
+        return TrialState.FAIL, None
+    value = told.get("value")
+    if told.get("state") == "complete" and isinstance(value, (int, float)) and math.isfinite(value):
+        return TrialState.COMPLETE, [float(value)]
+    if told.get("state") == "pruned":
+        return TrialState.PRUNED, None
+    return TrialState.FAIL, None

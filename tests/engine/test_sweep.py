@@ -157,6 +157,19 @@ os.kill(os.getpid(), 9)
 """
 
 
+def _kill_its_owner(made, study, trial) -> None:
+    """A real process held the trial's owner lock, then died of SIGKILL (its heartbeat still fresh)."""
+    import sys
+
+    from torchtui.engine.sweep.owners import OWNERS
+    from torchtui.engine.sweep.study import OWNER
+
+    died = subprocess.run([sys.executable, "-c", OWNER_SCRIPT, str(made.folder / OWNERS)],
+                          capture_output=True, text=True, timeout=60)
+    assert died.returncode == -signal.SIGKILL
+    study._storage.set_trial_system_attr(trial._trial_id, OWNER, died.stdout.strip())
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # study.ask() outside optimize(), as a sweep's does
 @pytest.mark.parametrize("how", ["heartbeat stale", "its process killed a moment ago"])
 def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(tmp_path, how):
@@ -164,26 +177,36 @@ def test_a_trial_killed_after_its_trial_json_said_complete_is_not_trained_again(
     minute ago) or its sweep process is known dead while the heartbeat is still fresh (run again at once, as
     the CI test does: the trial went stale later, inside optimize(), and its params trained a second time)."""
     import sqlite3
-    import sys
 
     from torchtui.engine.sweep.owners import OWNERS
-    from torchtui.engine.sweep.study import OWNER
 
     path, made, study, trial, lr, run_dir = _a_trial_whose_trial_json_says_complete(tmp_path)
     if how == "heartbeat stale":
         with sqlite3.connect(made.folder / "study.db") as db:
             db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-60 seconds')")
-    else:  # a real process held the owner lock, then died of SIGKILL
-        died = subprocess.run([sys.executable, "-c", OWNER_SCRIPT, str(made.folder / OWNERS)],
-                              capture_output=True, text=True, timeout=60)
-        assert died.returncode == -signal.SIGKILL
-        study._storage.set_trial_system_attr(trial._trial_id, OWNER, died.stdout.strip())
+    else:
+        _kill_its_owner(made, study, trial)
     out = run_sweep(path)
     assert [(t["number"], t["state"]) for t in out["trials"] if t["params"]["train.lr"] == lr] == [(0, "complete")]
     kept = next(t for t in out["trials"] if t["number"] == 0)
     assert kept["value"] == 0.875 and kept["run_dir"] == str(run_dir)
     assert sorted(t["params"]["train.lr"] for t in out["trials"]) == [0.01, 0.02]  # the other point trained
     assert not any((made.folder / OWNERS).iterdir())  # the sweep gave its own owner file up
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_killed_mid_training_is_retried_at_once(tmp_path):
+    """Killed before its run finished (no trial.json), its sweep process dead, its heartbeat fresh: a rerun
+    that starts at once fails it and trains its params again. It waited for the heartbeat to go stale (8 s),
+    and a rerun that finished its other points first ended with that one never trained (CI, again)."""
+    path, made, study, trial, lr, run_dir = _a_trial_whose_trial_json_says_complete(tmp_path)
+    (run_dir / "trial.json").unlink()
+    _kill_its_owner(made, study, trial)
+    out = run_sweep(path)
+    states = sorted((t["params"]["train.lr"], t["state"]) for t in out["trials"])
+    assert states == sorted([(0.01, "complete"), (0.02, "complete"), (lr, "failed")])
+    retried = [t for t in out["trials"] if t["params"]["train.lr"] == lr and t["state"] == "complete"]
+    assert [t["number"] for t in retried] != [0] and len(retried) == 1
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -198,11 +221,11 @@ def test_a_trial_of_a_live_sweep_process_is_left_to_it(tmp_path):
     made.owners.take()
     try:
         study._storage.set_trial_system_attr(trial._trial_id, OWNER, made.owners.mine)
-        made._recover_finished(study)
+        made._recover_abandoned(study)
         assert study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
     finally:
         made.owners.give_up()
-    made._recover_finished(study)  # its process gave the lock up without recording the trial: recorded now
+    made._recover_abandoned(study)  # its process gave the lock up without recording the trial: recorded now
     assert study._storage.get_trial(trial._trial_id).state == TrialState.COMPLETE
 
 
