@@ -185,7 +185,7 @@ def test_cuda_oom_fails_with_batch_size_hint(local, monkeypatch):
 
 
 def test_resume_continues_exactly(local, tmp_path):
-    config = tiny(epochs=4, optimizer="adam", scheduler="cosine")
+    config = tiny(epochs=4, optimizer="adam", scheduler="cosine", eval_budget=0)  # stopped after epoch 2's
     _, straight = run_to_end(local, config)
 
     seen = []
@@ -223,7 +223,8 @@ def test_prediction_view_data(local):
 
 
 def test_best_checkpoint_holds_the_best_evaluation_even_when_writes_are_throttled(local):
-    events, done = run_to_end(local, tiny(epochs=6, best_metric="accuracy"))
+    # eval_budget 0: an evaluation every epoch, more often than best.pt may be written
+    events, done = run_to_end(local, tiny(epochs=6, best_metric="accuracy", eval_budget=0))
     evals = [e for e in of(events, p.EvalResult) if e.split == "val"]
     best = max(evals, key=lambda e: e.metrics["accuracy"])  # first of the best, as "improved" is strict
     saved = load_checkpoint(Path(done.summary["run_dir"]) / "checkpoints" / "best.pt")

@@ -22,7 +22,8 @@ CLI = [sys.executable, "-m", "torchtui.cli"]
 # Checkpoints at every epoch end (about 3 MB each with Adam's state), so kills often land in a write.
 PRESET = {"name": "killed", "data": {"source": "moons", "n_samples": 1000, "seed": 3},
           "model": {"layers": [256, 256]},
-          "train": {"epochs": EPOCHS, "batch_size": 64, "checkpoint_every": 0, "optimizer": "adam"},
+          # eval_budget 0: every epoch evaluated, so each evaluation row is checked once after the kills
+          "train": {"epochs": EPOCHS, "batch_size": 64, "checkpoint_every": 0, "optimizer": "adam", "eval_budget": 0},
           "device": {"device": "cpu", "threads": 1}}
 
 
