@@ -428,19 +428,16 @@ def main() -> int:
     tmux = Tmux(tmp)
     try:
         wanted = {args.only} if args.only else {"paint", "throughput", "keys", "charts"}
-        paint = speed = keys = charts = None
-        if "paint" in wanted:
-            paint = section(f"1. first paint, launch -> Footer on screen (then the tab titles), {args.paints} "
-                            "alternating launches each", first_paint, tmux, args.paints)
-        if "throughput" in wanted:
-            speed = section(f"2. moons x {args.epochs} epochs, device.threads={args.threads}: headless CLI vs TUI "
-                            f"open, {args.rounds} alternating rounds", throughput, tmux, args.rounds, args.epochs,
-                            args.threads)
-        if "keys" in wanted:
-            keys = section(f"3. keypress -> screen: {args.samples} x '?' (help) and some 'l' (log scale) while "
-                           f"training, {args.samples} x '?' paused", key_latency, tmux, args.samples, args.threads)
-        if "charts" in wanted:
-            charts = section("4. chart redraw, 1,000 vs 1,000,000 steps", chart_redraw, args.repeats)
+        paint = "paint" in wanted and section(
+            f"1. first paint, launch -> Footer on screen (then the tab titles), {args.paints} alternating launches "
+            "each", first_paint, tmux, args.paints)
+        speed = "throughput" in wanted and section(
+            f"2. moons x {args.epochs} epochs, device.threads={args.threads}: headless CLI vs TUI open, {args.rounds} "
+            "alternating rounds", throughput, tmux, args.rounds, args.epochs, args.threads)
+        keys = "keys" in wanted and section(
+            f"3. keypress -> screen: {args.samples} x '?' (help) and some 'l' (log scale) while training, "
+            f"{args.samples} x '?' paused", key_latency, tmux, args.samples, args.threads)
+        charts = "charts" in wanted and section("4. chart redraw, 1,000 vs 1,000,000 steps", chart_redraw, args.repeats)
     finally:
         tmux.close()
         shutil.rmtree(tmp, ignore_errors=True)
