@@ -24,7 +24,7 @@ def encode(value):
                                "levels": [None if level is None else [_b64(a) for a in level]
                                           for level in value._levels],
                                "pending": value._pending}}
-    if type(value).__name__ in EVENT_TYPES and type(value) is EVENT_TYPES[type(value).__name__]:
+    if EVENT_TYPES.get(type(value).__name__) is type(value):
         return {"__event__": type(value).__name__, "fields": {k: encode(v) for k, v in vars(value).items()}}
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}

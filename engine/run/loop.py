@@ -240,7 +240,7 @@ def epoch_evaluation_due(run: Run) -> bool:
     if (cfg.eval_budget <= 0 or run.eval_ended is None or (cfg.epochs and run.epoch >= cfg.epochs)
             or run.plateau is not None or cfg.early_stop_metric or run.dist is not None):
         return True
-    return time.perf_counter() - run.eval_ended >= run.eval_cost * (1 / min(cfg.eval_budget, 1.0) - 1)
+    return time.perf_counter() - run.eval_ended >= run.eval_cost * (1 / cfg.eval_budget - 1)  # at most 1 (validated)
 
 
 def validate(run: Run) -> None:

@@ -55,32 +55,34 @@ class Owners:
         locked (or gone). A process on another machine is judged by its heartbeat alone."""
         if not isinstance(owner, str) or not owner.startswith(f"{socket.gethostname()}-") or "/" in owner:
             return False
-        try:
-            fd = os.open(self.folder / owner, os.O_RDWR)
-        except FileNotFoundError:
-            return True  # its process ended (and removed the file) without recording the trial
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # this process's own file is locked on another fd
-        except OSError:  # held (BlockingIOError), or a file system without flock: the heartbeat tells
-            return False
-        finally:
-            os.close(fd)
-        return True
+        # None (no file): its process ended, and removed the file, without recording the trial.
+        return _free(self.folder / owner) is not False
 
     def clear_dead(self) -> None:
         """Remove the owner files of this machine's sweep processes that died (their lock is free)."""
         with held(self.lock_path):
             for path in self.folder.glob(f"{socket.gethostname()}-*"):
-                try:
-                    fd = os.open(path, os.O_RDWR)
-                except OSError:
-                    continue
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    path.unlink(missing_ok=True)
-                except OSError:
-                    pass  # alive
-                finally:
-                    os.close(fd)
+                _free(path, remove=True)
+
+
+def _free(path: Path, remove: bool = False) -> bool | None:
+    """Whether nobody holds the flock on `path` (None: there is no such file). False also where the lock
+    cannot be asked for (a file system without flock: the heartbeat tells). With `remove`, a free file is
+    removed while this process holds its lock. This process's own file is locked on another descriptor,
+    so it is never free here."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held (BlockingIOError)
+        return False
+    else:
+        if remove:
+            path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
