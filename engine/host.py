@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -276,7 +277,7 @@ class ServerHost(EngineHost):
         self._leaving = True
         with self._send_lock:
             if self._conn is not None:
-                self._conn.close()
+                _hang_up(self._conn)
             elif self.process is not None and self.process.poll() is None:
                 self.process.terminate()  # started here and left before it answered: it has nothing to run
         self._reader.join(5)
@@ -308,3 +309,14 @@ class ServerHost(EngineHost):
         while self._server_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
 
+
+def _hang_up(conn) -> None:
+    """Close a connection so that a thread blocked in its recv() returns (EOF) at once: close() alone does not
+    wake it (the app's quit sat out the reader's 5 s join: issue 26). shutdown() acts on the socket itself,
+    so a duplicate of its descriptor does it; the reader then closes nothing twice."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already, or the server hung up first: the reader has its EOF
+    conn.close()

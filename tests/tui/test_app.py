@@ -419,3 +419,32 @@ async def test_a_resize_under_a_dialog_lays_out_the_main_screen(fake_app):
         await pilot.press("escape")
         await until(pilot, lambda: fake_app.screen is fake_app.main, what="help closed")
         assert not fake_app.query_one("#charts").display  # the narrow layout: the setup view alone
+
+
+
+def test_letting_go_of_an_idle_run_server_does_not_wait_on_its_reader(tmp_path):
+    """Issue 26 item 4: q sat ~5 s on a blank screen: detach() closed the connection, which does not wake the
+    reader blocked in recv(), then joined it with a 5 s timeout. The reader must be gone when close returns."""
+    import os
+    import threading
+    import time
+    from multiprocessing.connection import Listener
+
+    from torchtui.engine import live
+    from torchtui.engine.host import ServerHost
+
+    listener = Listener(str(tmp_path / "s.sock"), family="AF_UNIX", authkey=live.authkey())
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    host = ServerHost(live.ServerInfo(pid=os.getpid(), socket=str(tmp_path / "s.sock")))
+    try:
+        deadline = time.monotonic() + 20
+        while (host._conn is None or not accepted) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the connection (deadline above)
+        assert host._conn is not None and accepted, "never connected"
+        EngineBridge(host).close()
+        assert not host._reader.is_alive(), "the app's exit waited out the reader's join timeout"
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
