@@ -150,3 +150,22 @@ async def test_space_again_while_the_run_is_starting_pauses_it_instead_of_starti
         await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
         await pilot.press("space")
         await until(pilot, lambda: len(sent(fake_app, p.Pause)) == 2, what="an ordinary pause")
+
+
+async def test_r_on_a_run_with_last_pt_starts_afresh_without_offering_a_resume(fake_app, tmp_path):
+    """Issue 26 item 4: r stopped the run, then went through space's path, which offers to resume a stopped run
+    with a last.pt and the same setup: the new run waited on a dialog that r had already answered."""
+    run_dir = tmp_path / RUN
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"stand-in")
+    started = dataclasses.replace(scripted_run()[0], run_dir=str(run_dir), config=fake_app.config.to_dict())
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(started, *scripted_run()[1:3])
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await pilot.press("r", "r")
+        await until(pilot, lambda: sent(fake_app, p.Stop), what="stop sent")
+        fake_app.fake_host.emit(p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: sent(fake_app, p.Start) or title(fake_app).startswith("Resume"),
+                    what="a new start (or a question)")
+        assert not title(fake_app), f"r asked again: {title(fake_app)}"
+        assert sent(fake_app, p.Start)[-1].resume is None

@@ -218,7 +218,11 @@ class RunController(Controller):
         self.log(level, f"{event.state}" + (f": {event.reason}" if event.reason else ""))
         if self.restart_after_stop and not self.app.lifecycle.quitting:
             self.restart_after_stop = False
-            self.toggle()
+            # r said "a new run from step 0": not space's path, which would offer to resume the run just stopped
+            if self.main.problem:
+                self.notify(f"can't restart: {self.main.problem}", severity="error")
+            else:
+                self.start()
 
     def on_eval(self, event: p.EvalResult) -> None:
         if event.split == "test":
