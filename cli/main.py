@@ -11,7 +11,7 @@ import importlib
 import sys
 
 from torchtui.cli import output
-from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser
+from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
 from torchtui.engine.errors import UserError
 from torchtui.engine.schema import ConfigError
 
@@ -54,6 +54,7 @@ def dispatch(argv: list[str]) -> int:
     json_mode = "--json" in argv
     try:
         if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+            misspelt(argv[0] if argv else "")
             return command("app").run(build_app_parser().parse_args(argv))
         args = build_parser().parse_args(argv)
         return command(args.command).run(args)
@@ -66,10 +67,28 @@ def dispatch(argv: list[str]) -> int:
 
             print(dumps({"state": "rejected", "error": message}))
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a command without a Ctrl-C handler of its own: one line, not a traceback
+        print("torchtui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the last resort: one line, the traceback in a log
         return internal_error(err)
+
+
+def misspelt(word: str) -> None:
+    """Refuse `torchtui trian moons` as a misspelt command, not as the preset `trian` with a stray argument."""
+    import difflib
+
+    from torchtui.engine import presets
+
+    if not word or word.startswith("-"):
+        return
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.7)
+    if not close:
+        return
+    try:
+        presets.find(word)  # a preset (or file) of that name: the app opens it
+    except ConfigError:
+        raise UsageError(f"unknown command '{word}' — did you mean '{close[0]}'?") from None
 
 
 def internal_error(err: BaseException) -> int:

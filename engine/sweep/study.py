@@ -28,8 +28,9 @@ from torchtui.engine.config import from_dict
 from torchtui.engine.files import atomic_write_text, held
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
-from torchtui.engine.sweep import SURPLUS, SweepSpec, apply
+from torchtui.engine.sweep import SURPLUS, SweepSpec, apply, quiet
 from torchtui.engine.sweep.owners import OWNERS, Owners
+from torchtui.engine.sweep.quiet import TrialEnded
 from torchtui.engine.sweep.storage import Storage, safe_url
 
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
@@ -113,6 +114,7 @@ class Sweep:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        quiet.install()  # an interrupted or failed trial: its row says so, not an Optuna traceback
         # Heartbeats are marked experimental (since 2.8, unchanged since); say nothing about it each run.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         url = self.storage.url
@@ -202,7 +204,7 @@ class Sweep:
         if self.stopping.is_set():  # picked just as Ctrl-C came: its params go to the next run of the sweep
             trial.set_user_attr("interrupted", True)
             trial.study.stop()
-            raise RuntimeError("the sweep is stopping")
+            raise TrialEnded("the sweep is stopping")
         view = TrialView(trial.number, params)
         self.views[trial.number] = view
         slot = self._slots.get()
@@ -284,7 +286,7 @@ class Sweep:
             view.state = "interrupted"
             trial.set_user_attr("interrupted", True)
             self._write_trial(view)
-            raise RuntimeError("interrupted (Ctrl-C); runs again next time")
+            raise TrialEnded("interrupted (Ctrl-C); runs again next time")
         if state in (p.DIVERGED, p.FAILED) or view.value is None:
             view.state, view.reason = "failed", summary.get("reason") or f"no val {self.spec.metric} recorded"
             self._write_trial(view)
