@@ -43,6 +43,7 @@ class Trained:
     model: torch.nn.Module
     data: dict                          # Splits.preprocessing(): task, shapes, names, standardisers, encoder
     loss: str
+    columns: list = field(default_factory=list)  # data.columns: the features kept, or '-name' for those dropped
 
     def classes(self) -> list[str]:
         return list(self.data["class_names"])
@@ -69,7 +70,7 @@ def load_trained(run_dir: str, checkpoint: str = "best") -> Trained:
     plain = from_dict({**config.to_dict(), "model": {**config.to_dict()["model"], "pretrained": "", "freeze": []}})
     model, _ = models.prepare_model(plain.model, tuple(data["input_shape"]), n_out)
     model.load_state_dict(state["model"])
-    return Trained(model.eval(), data, loss)
+    return Trained(model.eval(), data, loss, list(config.data.columns))
 
 
 def _check_same_model(folder: Path, path: Path, saved: dict) -> None:
@@ -141,7 +142,7 @@ def _csv(path_text: str, trained: Trained) -> Inputs:
     if not wanted:
         raise DataError("--input: this run was not trained on table rows; give it an .npz/.pt, IDX or image folder")
     target = encoder.target if encoder else ""
-    _check_columns(header, wanted, target, path_text)
+    _check_columns(header, wanted, target, path_text, trained.columns)
     index = {name: i for i, name in enumerate(header)}
     columns = {name: tabular.Column.of(name, pa.array([r[index[name]] for _, r in rows], pa.string()))
                for name in wanted}
@@ -154,13 +155,17 @@ def _csv(path_text: str, trained: Trained) -> Inputs:
     return Inputs(_standardised(x, data), header, [r for _, r in rows], known)
 
 
-def _check_columns(header: list[str], wanted: list[str], target: str, path_text: str) -> None:
+def _check_columns(header: list[str], wanted: list[str], target: str, path_text: str, chosen: list[str]) -> None:
+    """The run's feature columns are all there; any other column is one training left out too (a `-name` in
+    data.columns, or any when data.columns listed the features): ignored and echoed, so rows join back."""
     missing = [name for name in wanted if name not in header]
     if missing:
         raise DataError(f"--input: '{path_text}' lacks the column(s) {', '.join(map(repr, missing))} this run was "
                         f"trained on (it needs: {', '.join(wanted)})")
-    extra = [name for name in header if name not in wanted and name != target]
-    if extra:
+    dropped = {c[1:] for c in chosen if c.startswith("-")}
+    listed = bool(chosen) and not dropped  # data.columns named the features: training ignored every other one
+    extra = [name for name in header if name not in wanted and name != target and name not in dropped]
+    if extra and not listed:
         raise DataError(f"--input: '{path_text}' has column(s) {', '.join(map(repr, extra))} this run was not "
                         f"trained on: remove them (the run's features: {', '.join(wanted)}; target: {target or '–'})")
 

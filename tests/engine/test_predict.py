@@ -119,3 +119,20 @@ def test_a_run_folder_without_a_checkpoint_or_a_folder_that_is_not_a_run(trained
     assert code == 2 and "no checkpoints/best.pt" in err and "--checkpoint last" in err
     code, _, err = predict(capsys, tmp_path, "--input", IRIS)
     assert code == 2 and "predict:" in err and "not a run folder" in err
+
+
+def test_a_column_training_dropped_is_passed_through(trained, capsys, tmp_path):
+    """data.columns: ['-customer_id']: predict ignores the id and echoes it, so predictions join back to rows."""
+    table = tmp_path / "customers.csv"
+    lines = penguins(tmp_path / "p.csv", n=60, gaps=False)
+    rows = Path(lines).read_text().splitlines()
+    table.write_text("\n".join([f"customer_id,{rows[0]}"] + [f"c{i:03d},{r}" for i, r in enumerate(rows[1:])]) + "\n")
+    run_dir = trained({**tiny(epochs=1), "data": {"source": "csv", "path": str(table), "target": "body_mass_g",
+                                                  "columns": ["-customer_id"]}})
+    new = tmp_path / "new.csv"
+    new.write_text("customer_id,species,island,bill_length_mm,flipper_length_mm,sex\n"
+                   "c900,Gentoo,Biscoe,47.0,217,MALE\nc901,Adelie,Dream,38.0,190,FEMALE\n")
+    code, result, err = predict(capsys, run_dir, "--input", new)
+    assert code == 0, err
+    out = read(result["output"])
+    assert [r["customer_id"] for r in out] == ["c900", "c901"] and all(r["prediction"] for r in out)
