@@ -151,6 +151,9 @@ class ConfigForm(Widget):
     ConfigForm Switch:focus { border: none; background-tint: $foreground 20%; }
     /* Textual re-styles on focus only below a node that itself has a :focus-within rule. */
     ConfigForm .field:focus-within { background: $boost; }
+    /* Where keys go, in every theme at 256 colours: $text-primary is >= 3:1 against $background and $surface
+       in each built-in RGB theme (tests/tui/test_focus.py); a background tint alone was 235 against 234. */
+    ConfigForm .field:focus-within .field-label { background: $text-primary; color: $background; text-style: bold; }
     ConfigForm .help { display: none; color: $text-muted; padding-left: 2; }
     ConfigForm .field:focus-within .help { display: block; }
     ConfigForm .error { display: none; color: $text-error; padding-left: 2; }

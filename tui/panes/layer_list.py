@@ -115,6 +115,10 @@ class LayerList(Vertical):
     LayerList .layer-controls > *, LayerList .layer-header > * { margin-right: 1; }
     LayerList .inline-label { color: $text-muted; }
     LayerList .col-index { width: 3; }
+    /* The focused row's number marks it (as a form field's label does); the control itself is underlined. */
+    LayerList .layer-row:focus-within { background: $boost; }  /* Textual restyles below a :focus-within rule */
+    LayerList .layer-row:focus-within .col-index { background: $text-primary; color: $background; text-style: bold; }
+    LayerList .layer-row Input:focus, LayerList .layer-row Select:focus { text-style: bold underline; }
     LayerList .error { display: none; color: $text-error; padding-left: 4; }
     LayerList .layer-row.-problem .error { display: block; }
     LayerList .-error { background-tint: $error 30%; }

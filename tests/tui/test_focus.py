@@ -1,0 +1,69 @@
+"""Keyboard focus (issue 26 item 1): the focused field stands out in every theme at 256 colours, and keys that move
+focus do what they say however fast they come (a burst of keys, as a terminal delivers them, before the panes
+are mounted)."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.app import App, ComposeResult
+from textual.color import Color
+
+from torchtui.tui.panes.model import ModelPane
+
+from .test_log_pane import contrast, in_256_colours
+
+
+def opaque(widget) -> Color:
+    """The background a widget shows, its translucent layers blended onto what is behind them."""
+    _, color = widget.background_colors
+    return color
+
+
+def themes(app: App) -> list[str]:
+    """The built-in themes given in RGB (the ANSI ones leave the colours to the terminal)."""
+    names = []
+    for name, theme in sorted(app.available_themes.items()):
+        colours = theme.to_color_system().generate()
+        if Color.parse(colours["background"]).ansi is None and Color.parse(colours["primary"]).ansi is None:
+            names.append(name)
+    return names
+
+
+class PaneApp(App):
+    def compose(self) -> ComposeResult:
+        yield ModelPane()
+
+
+def test_the_focus_colour_is_3_to_1_against_the_background_in_every_theme_at_256_colours():
+    """The colour that marks focus ($text-primary) against the panes' backgrounds, in each built-in RGB theme."""
+    app = App()
+    checked = themes(app)
+    assert len(checked) >= 15
+    for theme in checked:
+        colours = app.available_themes[theme].to_color_system().generate()
+        mark = in_256_colours(Color.parse(colours["text-primary"]))
+        for behind in ("background", "surface"):
+            ratio = contrast(mark, in_256_colours(Color.parse(colours[behind])))
+            assert ratio >= 3.0, f"{theme}: {ratio:.2f}:1 against ${behind}"
+
+
+async def test_the_focused_field_and_layer_stand_out_at_3_to_1():
+    """Issue 26 item 1: the focused field differed from the rest by background 235 against 234. Three themes on
+    screen (the default, a light one, and the one whose text has the least contrast); the test above covers the
+    colour in the others."""
+    app = PaneApp()
+    async with app.run_test(size=(80, 40)) as pilot:
+        for theme in ("textual-dark", "textual-light", "solarized-dark"):
+            app.theme = theme
+            app.query_one("#model-seed").focus()  # a form field: its label shows focus
+            await pilot.pause()
+            focused = app.query_one("#model-seed-field .field-label")
+            other = app.query_one("#model-kind-field .field-label")
+            ratio = contrast(in_256_colours(opaque(focused)), in_256_colours(opaque(other)))
+            assert ratio >= 3.0, f"{theme}: the focused field's label at {ratio:.2f}:1"
+            app.query_one("#model-layers-1-units").focus()  # a layer row: its number shows focus
+            await pilot.pause()
+            focused = app.query_one("#model-layers-1 .col-index")
+            other = app.query_one("#model-layers-0 .col-index")
+            ratio = contrast(in_256_colours(opaque(focused)), in_256_colours(opaque(other)))
+            assert ratio >= 3.0, f"{theme}: the focused layer's number at {ratio:.2f}:1"
