@@ -84,3 +84,25 @@ async def test_the_lr_title_shows_a_live_change_confirmed_while_paused(fake_app)
                                            acc_steps=[], acc=[], layer_steps=[], grad_norm=[], layer_grad_norm=[],
                                            update_ratio=[], samples_per_s=1.0, eta_s=None, progress=0.1))
         assert fake_app.history.lr_now == 0.006
+
+
+async def test_steps_streaming_in_repaint_the_status_bar_not_the_whole_screen(fake_app, monkeypatch):
+    """Issue 26 item 10: a flush of steps changes the screen's reactives (state, status_version); each change
+    repainted the whole screen, every widget re-rendered ten times a second while training (65 % of the UI's
+    core at 80x24), so keys waited behind full repaints on a loaded machine."""
+    async with fake_app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        whole: list[dict] = []
+        screen_refresh = fake_app.main.refresh
+
+        def refresh(*regions, **kwargs):
+            if not regions and not kwargs.get("layout"):
+                whole.append(kwargs)
+            return screen_refresh(*regions, **kwargs)
+
+        monkeypatch.setattr(fake_app.main, "refresh", refresh)
+        fake_app.fake_host.emit(*scripted_run())
+        await until(pilot, lambda: len(fake_app.history.train_loss) == 200, what="200 steps")
+        await until(pilot, lambda: "epoch 4.00/4" in str(fake_app.query_one("#status").render()),
+                    what="the status bar's last figures")
+        assert whole == []
