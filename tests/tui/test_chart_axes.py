@@ -103,3 +103,18 @@ def test_live_change_labels_do_not_overlap_each_other_or_the_legend():
         assert len(labelled) == 1 and "x2lr" not in labelled[0] and "x2 lr" not in labelled[0]
         assert labelled[0].count("lr x2") == 2  # 310 and 500; 300 and 305 would have overwritten 310's
         assert "train" not in "\n".join(rows)  # the legend is above the plot, not under the labels
+
+
+def test_round_ticks_read_30k_and_10_not_3e01k():
+    """Issue 26 item 9: the runs overlay's axis read 3e+01k, the grad chart's 1e+01 (one significant digit
+    was asked of a number that has two before its point)."""
+    from torchtui.tui.charts.axes import short_number, tick_labels
+
+    assert tick_labels([0.0, 10_000.0, 20_000.0, 30_000.0]) == ["0", "10k", "20k", "30k"]
+    assert tick_labels([0.1, 1.0, 10.0]) == ["0.1", "1", "10"]
+    assert tick_labels([100.0, 200.0, 300.0]) == ["100", "200", "300"]
+    assert short_number(10, 1) == "10" and short_number(260_000, 1) == "300k"
+    grads = [[10 ** (s / 20 - 1) for _ in range(3)] for s in range(60)]  # 0.1 .. 100, a log y axis
+    chart = GradChart(history_with([1.0] * 600, grads=grads))
+    labels = y_labels(chart.build_text(60, 16).plain)
+    assert labels and not any("e+" in label for label in labels), labels

@@ -25,8 +25,15 @@ def short_number(value: float, digits: int = 3) -> str:
         return _exponent(rounded, digits)
     for scale, suffix in SUFFIXES:
         if size >= scale:
-            return _trim(f"{rounded / scale:.{digits}g}") + suffix
-    return _trim(f"{rounded:.{digits}g}")
+            return _fixed(rounded / scale, digits) + suffix
+    return _fixed(rounded, digits)
+
+
+def _fixed(value: float, digits: int) -> str:
+    """`value` (already rounded) without an exponent: 30, not 3e+01 (`g` takes one when the whole part has more
+    digits than asked for)."""
+    whole = len(str(int(abs(value)))) if abs(value) >= 1 else 0
+    return _trim(f"{value:.{max(digits, whole)}g}")
 
 
 def _trim(text: str) -> str:
