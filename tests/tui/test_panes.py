@@ -161,9 +161,10 @@ async def test_dataset_preview_fills_sizes_and_plot():
     async with app.run_test(size=(80, 40)) as pilot:
         app.pane.show_preview(p.DataPreviewed(1, task="binary", sizes={"train": 600, "val": 200, "test": 0},
                                               x=[[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], y=[0, 1, 1],
-                                              class_names=["0", "1"]))
+                                              class_names=["0", "1"], input_shape=[2]))
         await pilot.pause()
-        assert "train 600 · val 200 · test 0" in text_of(app, "#data-sizes")
+        # Issue 26 item 9: "(binary, samples 2)" meant two features
+        assert "train 600 · val 200 · test 0   (binary, 2 features)" in text_of(app, "#data-sizes")
         app.pane.show_preview(p.DataPreviewed(2, task="regression", sizes={"train": 40, "val": 10, "test": 0},
                                               x=[[0.0], [0.5], [1.0]], y=[[0.3], [0.65], [1.0]]))
         await pilot.pause()
@@ -385,7 +386,7 @@ async def test_dataset_pane_previews_images_and_class_counts():
                                               class_names=[str(i) for i in range(10)], input_shape=[1, 8, 8],
                                               images=[image] * 3, image_labels=[3, 1, 4], class_counts=[120] * 10))
         await pilot.pause()
-        assert "samples 1×8×8" in text_of(app, "#data-sizes")
+        assert "(multiclass, each sample 1×8×8)" in text_of(app, "#data-sizes")
         strip = app.query_one("#data-images")
         assert strip.display and "▀" in str(strip.content) and "3" in str(strip.content)
         app.pane.show_preview(p.DataPreviewed(2, error="data.path: no folder '/x'"))

@@ -47,6 +47,13 @@ GROUPS = [
 CLASS_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
 
 
+def shape_words(shape: list[int]) -> str:
+    """What one sample is, in words: "2 features" for a row of numbers, "each sample 1×28×28" otherwise."""
+    if len(shape) == 1:
+        return f"{shape[0]:,} feature{'s' * (shape[0] != 1)}"
+    return f"each sample {'×'.join(map(str, shape))}" if shape else ""
+
+
 class DatasetPane(FormPane):
     """Edits `DataConfig`; `show_preview` fills the sizes line and the plot from the engine's reply."""
 
@@ -106,8 +113,7 @@ class DatasetPane(FormPane):
             plot.refresh()
             return
         counts = " · ".join(f"{split} {reply.sizes.get(split, 0):,}" for split in ("train", "val", "test"))
-        shape = "×".join(map(str, reply.input_shape))
-        detail = ", ".join(part for part in (reply.task, f"samples {shape}" if shape else "") if part)
+        detail = ", ".join(part for part in (reply.task, shape_words(reply.input_shape)) if part)
         sizes.update(Text(f"{counts}   ({detail})" if detail else counts))
         self.images.show_images(reply.images, reply.image_labels, reply.class_names)
         if reply.images or (reply.class_counts and len(reply.input_shape) != 1):
