@@ -221,3 +221,38 @@ async def test_screens_fit_an_80x24_terminal():
             await pilot.pause()
             region = app.screen.query_one(last).region
             assert region.area and app.screen.region.contains_region(region), (make, region)
+
+
+async def test_a_key_that_also_says_yes_is_named_on_the_yes_button_not_a_second_one():
+    """Issue 26 item 9: run_control's ask (r r restarts) showed "Restart (y)" and "Restart (r)" side by side."""
+    from textual.widgets import Button
+
+    app = Host(lambda: ConfirmScreen("Restart?", yes="Restart", no="Cancel", extra=("r", "Restart", True)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        labels = [str(b.label) for b in app.screen.query(Button)]
+        assert labels == ["Restart (y, r)", "Cancel (n)"]
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.result is True
+
+
+async def test_three_long_buttons_show_whole_at_120_and_80_columns():
+    """Issue 26 item 9: at 120 columns the open-preset question's Cancel was one character wide (three buttons
+    in a 64-column dialog)."""
+    from textual.widgets import Button
+
+    def make():
+        return ConfirmScreen("A run is running. Stop it and open x.yaml, or open it for the next start?",
+                             title="A run is active", yes="Stop it and open", no="Cancel",
+                             extra=("o", "Open for the next start", "later"))
+
+    for size in ((120, 40), (80, 24), (60, 20)):
+        app = Host(make)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            for button in app.screen.query(Button):
+                label = str(button.label)
+                assert button.content_region.width >= len(label), (size, label, button.content_region)
+                dialog = app.screen.query_one("#dialog").content_region
+                assert dialog.contains_region(button.region), (size, label, button.region, dialog)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,14 +17,17 @@ class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > #dialog {
-        width: 64; max-width: 100%; height: auto; max-height: 100%;
+        max-width: 100%; height: auto; max-height: 100%;
         border: thick $warning; background: $surface; padding: 1 2;
     }
     ConfirmScreen #title { text-style: bold; width: 100%; margin-bottom: 1; }
     ConfirmScreen #message { width: 100%; }
     ConfirmScreen #buttons { height: auto; width: 100%; align-horizontal: right; margin-top: 1; }
     ConfirmScreen Button { margin-left: 2; min-width: 10; }
+    ConfirmScreen #buttons.-stacked { layout: vertical; }
+    ConfirmScreen #buttons.-stacked Button { width: 100%; margin-left: 0; }
     """
+    WIDTH = 64  # the dialog's width, unless its buttons need more
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
@@ -49,13 +53,31 @@ class ConfirmScreen(ModalScreen[bool]):
             # markup=False: messages quote preset names and paths, which may contain '['.
             yield Static(self.message, id="message", markup=False)
             with Horizontal(id="buttons"):
-                yield Button(f"{self.yes_label} (y)", variant="warning", id="yes")
-                if self.extra is not None:
-                    yield Button(f"{self.extra[1]} ({self.extra[0]})", variant="primary", id="extra")
+                if self._is_alias():  # a second key for yes (x x, r r): named on the yes button, not a twin of it
+                    yield Button(f"{self.yes_label} (y, {self.extra[0]})", variant="warning", id="yes")
+                else:
+                    yield Button(f"{self.yes_label} (y)", variant="warning", id="yes")
+                    if self.extra is not None:
+                        yield Button(f"{self.extra[1]} ({self.extra[0]})", variant="primary", id="extra")
                 yield Button(f"{self.no_label} (n)", variant="default", id="no")
+
+    def _is_alias(self) -> bool:
+        return self.extra is not None and self.extra[2] is True and self.extra[1] == self.yes_label
 
     def on_mount(self) -> None:
         self.query_one("#yes", Button).focus()
+        self._fit(self.app.size.width)
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        """Widen the dialog to its buttons, or stack them where the terminal is too narrow: three buttons in
+        64 columns clipped the last to one character."""
+        # A button is its label plus 2, at least 10 wide, 2 from the one before; the dialog adds 6 (border, padding).
+        need = sum(max(10, cell_len(str(button.label)) + 2) + 2 for button in self.query(Button)) + 6
+        self.query_one("#dialog").styles.width = max(self.WIDTH, min(need, width))
+        self.query_one("#buttons").set_class(need > width, "-stacked")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
