@@ -256,3 +256,14 @@ async def test_three_long_buttons_show_whole_at_120_and_80_columns():
                 assert button.content_region.width >= len(label), (size, label, button.content_region)
                 dialog = app.screen.query_one("#dialog").content_region
                 assert dialog.contains_region(button.region), (size, label, button.region, dialog)
+
+
+async def test_save_preset_prefills_a_name_that_shadows_no_builtin():
+    """Issue 26 item 9: the dialog offered `moons`, the built-in's own name, which Enter then refused."""
+    app = Host(lambda: SavePresetScreen("moons"))
+    async with app.run_test() as pilot:
+        name = app.screen.query_one("#name", Input).value
+        assert name.startswith("moons-") and name not in BUILTINS
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.result == name

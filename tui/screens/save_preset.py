@@ -32,6 +32,16 @@ def name_problem(name: str, builtin_names: set[str]) -> str:
     return ""
 
 
+def free_name(suggested: str, known: list) -> str:
+    """`suggested`, or `suggested-2`, -3 … when it is a built-in's name, which name_problem refuses (a user
+    preset by that name would shadow the built-in): the name offered is one Enter accepts."""
+    builtin = {p.name for p in known if p.builtin}
+    if not suggested or suggested not in builtin:
+        return suggested
+    taken = {p.name for p in known}
+    return next(f"{suggested}-{n}" for n in range(2, 10_000) if f"{suggested}-{n}" not in taken)
+
+
 class SavePresetScreen(ModalScreen[str | tuple | None]):
     """Dismisses with a usable, confirmed preset name, or None; saving is the caller's job.
 
@@ -57,7 +67,7 @@ class SavePresetScreen(ModalScreen[str | tuple | None]):
 
     def __init__(self, suggested: str = "", epochs: int | None = None) -> None:
         super().__init__()
-        self.suggested = suggested
+        self.suggested = free_name(suggested, presets.list_presets()) if suggested else suggested
         self.epochs = epochs
 
     def compose(self) -> ComposeResult:
