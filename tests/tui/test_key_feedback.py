@@ -106,3 +106,28 @@ async def test_steps_streaming_in_repaint_the_status_bar_not_the_whole_screen(fa
         await until(pilot, lambda: "epoch 4.00/4" in str(fake_app.query_one("#status").render()),
                     what="the status bar's last figures")
         assert whole == []
+
+
+async def test_numbers_changing_length_do_not_lay_the_screen_out_again(fake_app):
+    """Issue 26 item 10: at 80 columns the run's line wrapped or not as samples/s and the ETA changed length,
+    so the status bar grew and shrank a line, and each time the screen was laid out and every chart rebuilt
+    at its new size (plotext, the better part of the UI's work while training)."""
+    from rich.text import Text
+
+    async with fake_app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: fake_app.panes_ready, what="panes mounted")
+        bar, heights = fake_app.main.status_bar, []
+        short, long = " running   epoch 4.00/100  9,614 samples/s", " running   epoch 4.00/100  " + "x" * 70
+        for i in range(6):
+            bar.update(Text(long if i % 2 else short))
+            await pilot.pause()
+            await pilot.pause()
+            heights.append(bar.size.height)
+        assert heights == [1, 2, 2, 2, 2, 2]  # it grew once, and keeps the line rather than flapping
+        bar.update(Text(short + "\n✗ train.lr: must be a positive number"))  # a line of its own: laid out
+        await pilot.pause()
+        await pilot.pause()
+        bar.update(Text(short))
+        await pilot.pause()
+        await pilot.pause()
+        assert bar.size.height == 1

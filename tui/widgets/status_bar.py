@@ -15,7 +15,7 @@ class StatusBar(Widget):
     """One or two lines at the bottom: what the run is doing, or which field blocks it and why.
 
     Its numbers change ten times a second while a run trains: it repaints itself alone, and asks for a layout
-    only when its number of lines changes. As a Static, every update laid out the whole screen (1,100 widgets,
+    only when it needs more lines (see update). As a Static, every update laid out the whole screen (1,100 widgets,
     the better part of a second on a busy 2-core machine): the UI thread did little else, and keys waited.
     """
 
@@ -35,9 +35,12 @@ class StatusBar(Widget):
         return self._text
 
     def update(self, text: Text) -> None:
-        lines = self._lines(self._text)
+        """Repaint; lay out only when the bar needs more lines than it has, or a line of its own (a problem, a
+        notice) comes or goes. Numbers changing length at 80 columns wrapped the run's line or not: the bar grew
+        and shrank a line, and each time the screen was laid out and every chart rebuilt at its new size."""
+        breaks = self._text.plain.count("\n")
         self._text = text
-        self.refresh(layout=self._lines(text) != lines)
+        self.refresh(layout=text.plain.count("\n") != breaks or self._lines(text) > self.size.height)
 
     def _lines(self, text: Text) -> int:
         """Lines `text` takes at this width, wrapped (what `height: auto` lays out)."""
