@@ -21,6 +21,18 @@ async def until(pilot, condition, timeout: float = 30.0, what: str = "condition"
         await pilot.pause(0.05)
 
 
+def burst(app, *keys: str) -> None:
+    """Send keys as a terminal delivers a quick burst: all queued at once, none waiting for the one before to be
+    handled (pilot.press waits after each key, which hides the races a person typing fast meets)."""
+    from textual import events
+
+    for key in keys:
+        char = {"tab": "\t", "space": " ", "escape": "\x1b", "enter": "\r"}.get(key, key if len(key) == 1 else None)
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
 def settles(app: TorchTUI) -> TorchTUI:
     """Make `app.run_test` wait, before tearing the app down, for the panes it mounts after the first
     paint: Textual's teardown of a half-mounted pane raises (the app itself defers exit() likewise)."""

@@ -10,6 +10,7 @@ from textual.color import Color
 
 from torchtui.tui.panes.model import ModelPane
 
+from .conftest import burst, until
 from .test_log_pane import contrast, in_256_colours
 
 
@@ -67,3 +68,23 @@ async def test_the_focused_field_and_layer_stand_out_at_3_to_1():
             other = app.query_one("#model-layers-0 .col-index")
             ratio = contrast(in_256_colours(opaque(focused)), in_256_colours(opaque(other)))
             assert ratio >= 3.0, f"{theme}: the focused layer's number at {ratio:.2f}:1"
+
+
+def focused_id(app) -> str | None:
+    return app.focused.id if app.focused is not None else None
+
+
+async def test_tab_and_pane_keys_land_however_fast_they_come(fake_app):
+    """Issue 26 item 1: a tab before the panes were mounted was lost, and so was a tab right after a pane key
+    (2 then tab: the Model pane was still mounting). Keys come in bursts here, none waiting for the last."""
+    app = fake_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        burst(app, "tab")  # at start-up, before the panes exist
+        await until(pilot, lambda: focused_id(app) == "data-source", timeout=10, what="dataset's first field")
+        burst(app, "escape", "2", "tab")  # the Model pane may still be mounting
+        await until(pilot, lambda: focused_id(app) == "model-kind", timeout=10, what="model's first field")
+        burst(app, "escape", "v", "3", "tab")  # from the charts view, a pane key, then into it
+        await until(pilot, lambda: focused_id(app) == "train-loss", timeout=10, what="hparams' first field")
+        burst(app, "escape", "v", "tab")  # tab from the charts view goes back into the pane shown
+        await until(pilot, lambda: focused_id(app) == "train-loss", timeout=10, what="hparams' first field again")
+        assert not app.main.has_class("show-charts")

@@ -416,9 +416,12 @@ class ConfigForm(Widget):
         for label, names in self._titles:
             label.display = any(n not in self._hidden for n in names)
 
-    def focus_first(self) -> None:
-        """Focus the first control that is shown."""
+    def focus_first(self) -> bool:
+        """Focus the first control that is shown; False while it is not mounted yet (nothing to focus)."""
         for name, control in self._controls.items():
             if name not in self._hidden:
+                if not control.is_mounted:
+                    return False
                 control.focus()
-                return
+                return True
+        return False

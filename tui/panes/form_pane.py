@@ -29,8 +29,8 @@ class FormPane(VerticalScroll):
     def show_problems(self, problems: list[str]) -> None:
         self.form.show_problems(problems)
 
-    def focus_first(self) -> None:
-        self.form.focus_first()
+    def focus_first(self) -> bool:
+        return self.form.focus_first()
 
     def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
         event.stop()

@@ -110,8 +110,8 @@ class ModelPane(VerticalScroll):
         self.bottom.set_values(rest)
         self._show_relevant()
 
-    def focus_first(self) -> None:
-        self.top.focus_first()
+    def focus_first(self) -> bool:
+        return self.top.focus_first()
 
     @property
     def current(self) -> int | None:

@@ -130,14 +130,31 @@ class MainScreen(Screen):
         self.app.deck.mount(pane_id)
         self.tabs.active = f"tab-{pane_id}"
         self.app.set_focus(None)
+        self._entering = None  # a pane key after tab: the later key wins
+
+    _entering: str | None = None  # the pane a tab goes into once it is mounted (keys may come before it is)
 
     def enter_pane(self) -> None:
-        """tab with nothing focused: into the first field of the pane shown (the setup view first, when narrow)."""
+        """tab with nothing focused: into the first field of the pane shown (the setup view first, when narrow).
+        A pane still being built or mounted (start-up, or 2 then tab in one burst) is entered once it is."""
         if self.narrow and (self.has_class("show-charts") or self.has_class("show-more")):
             self.show_pane(self.tabs.active.removeprefix("tab-") or PANE_IDS[0])
-        pane = self.app.deck.panes.get(self.tabs.active.removeprefix("tab-"))
-        if pane is not None and pane.is_mounted:
-            pane.focus_first()
+        self._entering = self.tabs.active.removeprefix("tab-") or PANE_IDS[0]
+        self._enter_when_mounted()
+
+    def _enter_when_mounted(self) -> None:
+        pane_id = self._entering
+        if pane_id is None:
+            return
+        if self.app.focused is not None or self.tabs.active != f"tab-{pane_id}" or self.app.screen is not self:
+            self._entering = None  # a later key took focus, or showed another pane: the tab is spent
+            return
+        pane = self.app.deck.panes.get(pane_id)
+        if pane is not None and pane.is_mounted and pane.focus_first():
+            self._entering = None
+            return
+        self.app.deck.mount(pane_id)  # before the deck is built a no-op: the timer comes back
+        self.set_timer(0.05, self._enter_when_mounted)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.app.deck.mount(event.pane.id.removeprefix("tab-"))
