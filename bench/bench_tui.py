@@ -1,7 +1,7 @@
 """The app in a real terminal (tmux 160x48): first paint, training with the TUI open vs headless, key latency, charts.
 
     python bench/bench_tui.py [--rounds 3] [--paints 5] [--epochs 600] [--samples 30] [--threads 1] [--quick]
-        [--only paint|throughput|keys|charts]
+        [--only paint|throughput|keys|charts|lifecycle]
 
 1. First paint: launch to the first `capture-pane` that shows the Footer ("space Start/Pause"), for
    `torchtui moons` and for a bare Textual app with a similar Footer run by the same python, alternating,
@@ -20,6 +20,7 @@
    Dataset's, shows); then `?` again with the run paused, as a baseline on the same screen. The cost
    of one capture is timed too: it bounds the resolution.
 4. Chart redraw: bench_charts' LossChart at 150x40 with 1,000 vs 1,000,000 steps.
+5. Quit (idle) and restart (`r r` while training): see tui_lifecycle.py.
 
 Not a test: prints figures, ratios and a PASS/MISS table, and always exits 0.
 """
@@ -41,6 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import tui_lifecycle
+
+SECTIONS = ("paint", "throughput", "keys", "charts", "lifecycle")
 TORCHTUI = str(Path(sys.executable).with_name("torchtui"))
 WIDTH, HEIGHT = 160, 48
 FOOTER = r"space Start/Pause"
@@ -338,17 +342,14 @@ def key_latency(tmux: Tmux, samples: int, threads: int) -> dict[str, list[float]
 # ---------------------------------------------------------------------------------------------- 4. charts
 
 def chart_redraw(repeats: int) -> list[float]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_charts import HEIGHT as CH
-    from bench_charts import WIDTH as CW
-    from bench_charts import noisy_history, redraw_ms
+    import bench_charts as bc  # beside this script, as tui_lifecycle is
 
     from torchtui.tui.charts.loss import LossChart
 
-    charts = [LossChart(noisy_history(steps)[0]) for steps in (1_000, 1_000_000)]
-    ms = redraw_ms(charts, repeats)
-    print(f"  LossChart {CW}x{CH}, median of {repeats}: 1,000 steps {ms[0]:.1f} ms, 1,000,000 steps {ms[1]:.1f} ms "
-          f"({charts[1].points_plotted} points reach plotext)")
+    charts = [LossChart(bc.noisy_history(steps)[0]) for steps in (1_000, 1_000_000)]
+    ms = bc.redraw_ms(charts, repeats)
+    print(f"  LossChart {bc.WIDTH}x{bc.HEIGHT}, median of {repeats}: 1,000 steps {ms[0]:.1f} ms, 1,000,000 steps "
+          f"{ms[1]:.1f} ms ({charts[1].points_plotted} points reach plotext)")
     return ms
 
 
@@ -363,12 +364,8 @@ def section(title: str, fn, *args):
         return None
 
 
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "MISS")
-
-
-def report(paint, speed, keys, charts) -> None:
-    rows = []
+def report(paint, speed, keys, charts, life) -> None:
+    rows = tui_lifecycle.rows(life) if life else []
     if paint:
         bare, app, tabs = (statistics.median(paint[k]) for k in ("bare", "torchtui", "tabs"))
         ratio = statistics.median(a / b for a, b in zip(paint["torchtui"], paint["bare"]))
@@ -403,7 +400,7 @@ def report(paint, speed, keys, charts) -> None:
         rows.append(("  ratio 1M / 1k (flat)", f"{ratio:.2f}", "<= 1.25", ratio <= 1.25))
     print(f"\n{'figure':<50}{'value':>10}  {'target':<10} verdict")
     for name, value, target, ok in rows:
-        print(f"{name:<50}{value:>10}  {target:<10} {verdict(ok) if target else ''}")
+        print(f"{name:<50}{value:>10}  {target:<10} {('PASS' if ok else 'MISS') if target else ''}")
 
 
 def main() -> int:
@@ -415,7 +412,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="device.threads for both throughput sides (1)")
     parser.add_argument("--repeats", type=int, default=31, help="chart redraws per size (31)")
     parser.add_argument("--quick", action="store_true", help="one short round of everything (~40 s)")
-    parser.add_argument("--only", choices=["paint", "throughput", "keys", "charts"], help="one section")
+    parser.add_argument("--only", choices=SECTIONS, help="one section")
     args = parser.parse_args()
     args.rounds, args.paints = max(1, args.rounds), max(1, args.paints)
     if args.quick:
@@ -427,7 +424,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="torchtui-bench-tui-"))
     tmux = Tmux(tmp)
     try:
-        wanted = {args.only} if args.only else {"paint", "throughput", "keys", "charts"}
+        wanted = {args.only} if args.only else SECTIONS
         paint = "paint" in wanted and section(
             f"1. first paint, launch -> Footer on screen (then the tab titles), {args.paints} alternating launches "
             "each", first_paint, tmux, args.paints)
@@ -438,10 +435,12 @@ def main() -> int:
             f"3. keypress -> screen: {args.samples} x '?' (help) and some 'l' (log scale) while training, "
             f"{args.samples} x '?' paused", key_latency, tmux, args.samples, args.threads)
         charts = "charts" in wanted and section("4. chart redraw, 1,000 vs 1,000,000 steps", chart_redraw, args.repeats)
+        life = "lifecycle" in wanted and section(f"5. quit (idle) and restart, {args.rounds} rounds", tui_lifecycle.
+                                                 quit_and_restart, tmux, args.rounds, TORCHTUI, BARE_APP, FOOTER, TABS)
     finally:
         tmux.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    report(paint, speed, keys, charts)
+    report(paint, speed, keys, charts, life)
     print(f"\ncommand: python bench/bench_tui.py {' '.join(sys.argv[1:])}".rstrip())
     return 0
 
