@@ -12,6 +12,11 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
+def fmt_step(step: int) -> str:
+    """A step count as every log line writes it: 1,641 (the app's log, the CLI, the engine's messages)."""
+    return f"{step:,}"
+
+
 def fmt_bytes(n: int | None) -> str:
     """A size in B, KiB, MiB or GiB; "" when unknown."""
     if n is None:

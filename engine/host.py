@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torchtui.engine import live
 from torchtui.engine import protocol as p
+from torchtui.engine.run.device_config import default_threads
 from torchtui.engine.run.worker import worker_main
 from torchtui.engine.runs import default_runs_dir
 
@@ -165,11 +166,6 @@ class WorkerHost(EngineHost):
                 break
             self._reader.join(wait)
         self._conn.close()
-
-
-def default_threads() -> int:
-    """Torch threads for an engine beside a UI: a core is left to the client (two on two cores oversubscribe)."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class ServerHost(EngineHost):

@@ -157,6 +157,7 @@ class RunStarted:
     world_size: int = 1  # processes training it together (data parallel); batch sizes are per process
     request_id: int = 0  # the Start's: the client that sent it knows this run is its own (0: not asked for)
     base_lr: float = 0.0  # the base lr it starts (or resumes) with: train.lr as live changes left it
+    threads: int = 0  # torch's CPU threads in the process that trains it (0: not reported)
 
 
 @dataclass(frozen=True)

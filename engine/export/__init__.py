@@ -147,7 +147,7 @@ def render(config, changes: dict[int, dict], origin: str, summary: dict | None =
     sections = [s for s in sections if s.code]
     data.code += "\n" + _to_device(train)
     helpers = sorted({h for s in sections for h in s.helpers})
-    imports = {"import torch"} | {i for s in sections for i in s.imports} | {"from pathlib import Path"}
+    imports = {"import os", "import torch"} | {i for s in sections for i in s.imports} | {"from pathlib import Path"}
     imports |= {i for h in helpers for i in HELPERS[h][0]}
     parts = [_docstring(config, origin, summary or {}, changes), _imports(imports),
              f"{RULE}\n# settings (from the run's config.yaml)\n\n"
@@ -232,8 +232,10 @@ def _settings(config, sections: list[Part]) -> str:
 def _setup(config) -> str:
     lines = ["torch.manual_seed(seed)  # dropout and anything else random in training"]
     dev = config.device
-    if dev.threads:
-        lines.append(f"torch.set_num_threads({dev.threads})")
+    # device.threads 0 is torchtui's default (engine/run/device_config.py): torch's own, one per core, ran
+    # `train spiral`'s script 2x slower than that on 2 shared cores
+    lines.append(f"torch.set_num_threads({dev.threads})" if dev.threads else
+                 "torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core left free (faster when busy)")
     if dev.tf32:
         lines += ["torch.backends.cuda.matmul.allow_tf32 = True", "torch.backends.cudnn.allow_tf32 = True"]
     if config.train.deterministic:

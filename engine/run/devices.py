@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from torchtui.engine.run.device_config import DeviceConfig
+from torchtui.engine.run.device_config import DeviceConfig, default_threads
 
 
 def resolve_device(name: str) -> tuple[torch.device, list[str]]:
@@ -77,8 +77,8 @@ def apply_backend_flags(cfg: DeviceConfig, device: torch.device, threads: bool =
             torch.backends.cudnn.allow_tf32 = True
         else:
             warnings.append("device.tf32: TF32 needs an Ampere or newer NVIDIA GPU; ignored")
-    if cfg.threads and threads:
-        torch.set_num_threads(cfg.threads)
+    if threads:  # device.threads 0: the same default the app's worker starts with
+        torch.set_num_threads(cfg.threads or default_threads())
     return warnings
 
 

@@ -14,6 +14,7 @@ import torch
 
 from torchtui.engine import protocol as p
 from torchtui.engine.errors import UserError
+from torchtui.engine.formatting import fmt_step
 from torchtui.engine.run import loop
 from torchtui.engine.run.callbacks import Callback, CallbackList
 from torchtui.engine.run.callbacks.checkpoints import Checkpoints
@@ -138,9 +139,9 @@ class Engine:
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
         if run.resume_edits and apply_live_change(run, p.SetHparams(**run.resume_edits), resumed=True):
-            self.emit(p.Log(run.run_id, "info", f"resumed with {_edit_text(run.resume_edits)} from step {run.step}: "
-                                                "recorded in metrics.jsonl as a live change; config.yaml keeps the "
-                                                "setup the run started with"))
+            self.emit(p.Log(run.run_id, "info", f"resumed with {_edit_text(run.resume_edits)} from step "
+                                                f"{fmt_step(run.step)}: recorded in metrics.jsonl as a live change; "
+                                                "config.yaml keeps the setup the run started with"))
         failure = None
         frozen = _freeze_for_training()
         try:
@@ -287,5 +288,5 @@ def _run_started(run: loop.Run, command: p.Start) -> p.RunStarted:
         epochs=run.config.train.epochs, start_step=run.step, start_epoch=run.epoch, config=run.config_dict,
         class_names=list(run.data.class_names), layers=list(run.layer_names),
         world_size=run.dist.world if run.dist is not None else 1, request_id=command.request_id,
-        base_lr=run.base_lr,
+        base_lr=run.base_lr, threads=torch.get_num_threads(),
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import queue
 import threading
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from torchtui.engine import protocol as p
 from torchtui.engine.config import from_dict
 from torchtui.engine.files import atomic_write_text, held
+from torchtui.engine.run.device_config import default_threads
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
 from torchtui.engine.sweep import SURPLUS, SweepSpec, apply, quiet
@@ -421,8 +421,8 @@ def _plain(value):
 
 
 def cpu_threads(parallel: int) -> int:
-    """Torch threads per trial so K trials share the cores without oversubscribing them."""
-    return max(1, (os.cpu_count() or 1) // max(1, parallel))
+    """Torch threads per trial so K trials share the cores without oversubscribing them (one trial: the default)."""
+    return max(1, default_threads() // max(1, parallel))
 
 
 def _finished_state(trial) -> tuple:

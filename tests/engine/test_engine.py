@@ -132,7 +132,7 @@ def test_huge_lr_diverges_naming_step_and_layer(local):
     assert done.state == p.DIVERGED
     reason = done.summary["reason"]
     assert "non-finite" in reason and "at step" in reason
-    step = int(reason.split("at step ")[1].split(";")[0].split()[0])
+    step = int(reason.split("at step ")[1].split(";")[0].split()[0].replace(",", ""))  # 1,641 as logs write it
     assert "first non-finite gradients in layer '" in reason
     assert reason.split("layer '")[1].rstrip("'") in of(events, p.RunStarted)[0].layers
     reported = [s for e in of(events, p.StepStats) for s in e.step]

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from torchtui.engine.formatting import DATA_WAIT_HINT, data_wait_text, fmt_bytes
 from torchtui.engine.protocol import DevicesListed
-from torchtui.engine.run.device_config import DeviceConfig
+from torchtui.engine.run.device_config import DeviceConfig, default_threads
 from torchtui.tui.panes.form import ConfigForm
 from torchtui.tui.panes.form_pane import FormPane
 
@@ -26,12 +26,20 @@ def device_label(device: dict) -> str:
     return name
 
 
-def device_line(device: dict) -> str:
-    """One line of the device list: what the device is and how much memory it has and uses."""
+def threads_text(setting: int, cores: int | None) -> str:
+    """How many torch threads a run computes with: device.threads, or for 0 the default the engine applies."""
+    n = setting or default_threads(cores)
+    how = "device.threads" if setting else "auto: one per core less one"
+    return f"a run uses {n} thread{'' if n == 1 else 's'} ({how})"
+
+
+def device_line(device: dict, threads: int = 0) -> str:
+    """One line of the device list: what the device is and how much memory it has and uses; for the CPU, the
+    threads a run will use with device.threads `threads`."""
     kind, name = device.get("kind"), device.get("name", "?")
     if kind == "cpu":
-        threads = device.get("threads", "?")
-        return f"{name}: {device.get('cores', '?')} cores, torch uses {threads} thread{'' if threads == 1 else 's'}"
+        cores = device.get("cores")
+        return f"{name}: {cores or '?'} cores, {threads_text(threads, cores if isinstance(cores, int) else None)}"
     if kind == "cuda":
         memory = " · ".join(f"{fmt_bytes(device[key])} {word}" for key, word in
                             (("memory_total", "total"), ("memory_used", "used"), ("memory_free", "free"))
@@ -92,12 +100,26 @@ class DevicePane(FormPane):
 
     def after_set(self) -> None:
         self.form.set_choices("device", self._options())
+        self._list()
+
+    def on_edit(self, path: str) -> None:
+        if path.endswith("threads"):
+            self._list()
 
     def show_devices(self, reply: DevicesListed) -> None:
         """Offer the devices torch found (auto first) and list them with their memory."""
         self.devices = list(reply.devices)
         self.form.set_choices("device", self._options())
-        lines = [device_line(d) for d in self.devices] or ["no devices reported"]
+        self._list()
+
+    def _list(self) -> None:
+        if self.devices is None:
+            return
+        try:
+            threads = int(self.form.raw("threads") or 0)
+        except (TypeError, ValueError):  # a half-typed value: the form shows its problem
+            threads = 0
+        lines = [device_line(d, threads) for d in self.devices] or ["no devices reported"]
         self.listing.update(Text("\n".join(lines)))
 
     def _options(self) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
+from torchtui.engine.formatting import fmt_step
 from torchtui.engine.protocol import FAILED, Error, EvalResult, Stop
 from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.runs import eval_row
@@ -19,8 +20,8 @@ def write_failed(run, emit: Emit, what: str, step: int, err: BaseException) -> N
     code = getattr(err, "errno", None)
     why = "disk full" if code in (errno.ENOSPC, errno.EDQUOT) else (getattr(err, "strerror", None) or str(err))
     good = run.folder.last_good_step
-    saved = f"last good checkpoint step {good}" if good is not None else "no checkpoint was saved"
-    reason = run.folder.write_failed = f"{why} writing {what} at step {step}; {saved}"
+    saved = f"last good checkpoint step {fmt_step(good)}" if good is not None else "no checkpoint was saved"
+    reason = run.folder.write_failed = f"{why} writing {what} at step {fmt_step(step)}; {saved}"
     emit(Error(run.run_id, f"{reason}: the run stops as failed (free space, then torchtui resume "
                            f"{run.folder.path})"))
     if run.dist is not None:  # data parallel: every rank stops at the next sync point (a rank that stopped

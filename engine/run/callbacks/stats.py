@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from torchtui.engine.formatting import fmt_step
 from torchtui.engine.protocol import DIVERGED, StepStats
 from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.run.callbacks.events import append_rows, deliver
@@ -98,7 +99,7 @@ class StatsCallback(Callback):
 
     def _diverged(self, run, out):
         where = f"; first non-finite gradients in layer '{out.bad_layer}'" if out.bad_layer else _blame(run)
-        run.request_stop(DIVERGED, f"non-finite {out.bad_what} at step {out.bad_step}{where}")
+        run.request_stop(DIVERGED, f"non-finite {out.bad_what} at step {fmt_step(out.bad_step)}{where}")
 
 
 def sample_interval(steps_per_s: float) -> int:
