@@ -85,3 +85,70 @@ def restore(old: tuple) -> None:
 def live_terminal(out) -> bool:
     """Whether to redraw a line in place: a terminal that understands escapes (not TERM=dumb, not a pipe)."""
     return out.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def terminal_width(out) -> int | None:
+    """The terminal's columns ($COLUMNS first, as `ls` reads it) when `out` is one; None for a pipe or file,
+    whose lines are never cut."""
+    if not out.isatty():
+        return None
+    import shutil
+
+    return max(20, shutil.get_terminal_size().columns)
+
+
+def terminal_lines() -> int:
+    import shutil
+
+    return max(4, shutil.get_terminal_size().lines)
+
+
+def cut(text: str, width: int, keep_end: bool = False) -> str:
+    """`text` in at most `width` characters, with … where it was cut (at the start when its end matters)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+
+
+def fit_parts(parts: list[str], priority: list[int], width: int | None, sep: str = "  ") -> str:
+    """The non-empty `parts` joined in their order, less the least important (last in `priority`) until the line
+    is shorter than `width` (a line that reaches the last column wraps on some terminals); then cut."""
+    shown = [i for i, part in enumerate(parts) if part]
+    if width is None:
+        return sep.join(parts[i] for i in shown)
+    for i in reversed(priority):
+        if len(sep.join(parts[j] for j in shown)) < width or len(shown) == 1:
+            break
+        if i in shown and i != priority[0]:
+            shown.remove(i)
+    return cut(sep.join(parts[i] for i in shown), width - 1)
+
+
+def fit_table(header: list[str], rows: list[list[str]], width: int | None, priority: list[int] | None = None,
+              sep: str = "  ") -> list[str]:
+    """Aligned rows, as `ls` and `ps` fit a terminal: the least important columns (last in `priority`) left out
+    until the rows fit `width`, a line saying which, and cells cut at the start (a run id's end tells runs apart)
+    if one column is still too wide. `width` None (not a terminal): every column, whole."""
+    table = [list(header)] + [list(row) for row in rows]
+    shown = list(range(len(header)))
+    widths = [max(len(row[i]) for row in table) for i in shown]
+
+    def total(columns):
+        return sum(widths[i] for i in columns) + len(sep) * (len(columns) - 1)
+
+    if width is not None:
+        for i in reversed(priority or shown[:]):
+            if total(shown) <= width or len(shown) == 1:
+                break
+            if i in shown and i != (priority or [0])[0]:
+                shown.remove(i)
+    lines = [sep.join(row[i].ljust(widths[i]) for i in shown).rstrip() for row in table]
+    if width is not None:
+        lines = [cut(line, width, keep_end=len(shown) == 1) for line in lines]
+        left = [header[i] for i in range(len(header)) if i not in shown]
+        if left:
+            lines.append(cut(f"({len(left)} more column{'s' if len(left) > 1 else ''}: {', '.join(left)}; "
+                             "a wider terminal or --json shows them)", width))
+    return lines

@@ -7,11 +7,12 @@ import sys
 import time
 from typing import TextIO
 
-from torchtui.cli.output import live_terminal
+from torchtui.cli.output import fit_parts, live_terminal, terminal_width
 from torchtui.engine import protocol as p
-from torchtui.engine.formatting import data_wait_text, fmt_duration
+from torchtui.engine.formatting import data_wait_text, fmt_duration, fmt_step
 
 REDRAW_SECONDS = 0.1
+LIVE_PRIORITY = [0, 1, 2, 3, 5, 6, 4]  # epoch, step, loss, val metrics, ETA, data wait, samples/s
 
 
 class Progress:
@@ -51,11 +52,12 @@ class Progress:
             batch = event.config.get("train", {}).get("batch_size") if isinstance(event.config, dict) else None
             if event.world_size > 1 and batch:  # the preset's batch is each process's
                 sizes += f"; batch {event.world_size} × {batch} = {event.world_size * batch}"
-            self._print(f"run {event.run_id} on {event.device}: {event.params:,} parameters, {sizes}; "
+            threads = f" ({event.threads} thread{'' if event.threads == 1 else 's'})" if event.threads else ""
+            self._print(f"run {event.run_id} on {event.device}{threads}: {event.params:,} parameters, {sizes}; "
                         + (f"{event.epochs} epochs" if event.epochs else "epochs until stopped (Ctrl-C)")
                         + f" of {event.steps_per_epoch} steps -> {event.run_dir}")
             if event.start_step:
-                self._print(f"resuming from step {event.start_step:,} (epoch {event.start_epoch})")
+                self._print(f"resuming from step {fmt_step(event.start_step)} (epoch {event.start_epoch})")
         elif isinstance(event, p.StepStats):
             self.last = event
             finite = [v for v in event.loss if math.isfinite(v)]
@@ -78,7 +80,7 @@ class Progress:
         elif isinstance(event, p.RunFinished):
             s = event.summary
             reason = f" ({s['reason']})" if s.get("reason") else ""
-            self._print(f"{event.state}{reason} after {s['epochs']} epochs, {s['steps']} steps, "
+            self._print(f"{event.state}{reason} after {s['epochs']} epochs, {fmt_step(s['steps'])} steps, "
                         f"{s['seconds']:.1f} s; {_metrics_text('val', s['val'])} {_metrics_text('test', s['test'])}")
             if event.state == p.STOPPED:
                 self._print(f"continue it: torchtui resume {s['run_dir']}")
@@ -93,7 +95,8 @@ class Progress:
             train = f"train loss {self.train_sum / self.train_n:.4g}  " if self.train_n else ""
             self.train_sum, self.train_n = 0.0, 0
         if not self.live or event.split == "test":
-            self._print(f"epoch {event.epoch} step {event.step}: {train}{_metrics_text(event.split, event.metrics)}"
+            self._print(f"epoch {event.epoch} step {fmt_step(event.step)}: "
+                        f"{train}{_metrics_text(event.split, event.metrics)}"
                         + (f" {self.last.samples_per_s:,.0f} samples/s" if self.last else "")
                         + (f"  {data_wait_text(self.last.data_wait)}" if self.last and self.last.data_wait is not None
                            else ""))
@@ -106,10 +109,13 @@ class Progress:
             return
         epoch = s.epoch
         eta = fmt_duration(s.eta_s) if st.total_steps else "∞"  # train.epochs 0: until stopped
-        text = (f"epoch {epoch:.2f}/{st.epochs or '∞'}  step {s.step[-1]}/{st.total_steps or '∞'}"
-                f"  loss {s.loss[-1]:.4g}"
-                f"  {_metrics_text('val', self.val)}  {s.samples_per_s:,.0f} samples/s  ETA {eta}"
-                + (f"  {data_wait_text(s.data_wait)}" if s.data_wait is not None else ""))
+        # In the order shown; a narrow terminal loses the last of LIVE_PRIORITY first (a wrapped line would
+        # leave a copy behind at each redraw).
+        parts = [f"epoch {epoch:.2f}/{st.epochs or '∞'}",
+                 f"step {fmt_step(s.step[-1])}/{fmt_step(st.total_steps) if st.total_steps else '∞'}",
+                 f"loss {s.loss[-1]:.4g}", _metrics_text('val', self.val), f"{s.samples_per_s:,.0f} samples/s",
+                 f"ETA {eta}", data_wait_text(s.data_wait) if s.data_wait is not None else ""]
+        text = fit_parts(parts, LIVE_PRIORITY, terminal_width(self.out))
         self.out.write("\r\x1b[2K" + text)
         self.out.flush()
         self._drawn = time.monotonic()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from torchtui.cli.common import EXIT_OK, UsageError, add_json
+from torchtui.cli.output import fit_table, terminal_width
 from torchtui.engine import live
+from torchtui.engine.formatting import fmt_step
 from torchtui.engine.runs import dumps
 
 HELP = "list live runs (their servers outlive the terminal that started them)"
 COLUMNS = ("run_id", "name", "state", "epoch", "step", "metric", "device", "pid", "clients", "started")
+# On a narrow terminal the last go first.
+PRIORITY = ("run_id", "state", "step", "metric", "name", "started", "epoch", "device", "pid", "clients")
 
 
 def add_arguments(parser) -> None:
@@ -22,9 +27,27 @@ def rows() -> list[dict]:
         out.append({"run_id": info.run_id or f"(idle server {info.pid})", "name": info.name, "state": info.state,
                     "epoch": round(info.epoch, 2), "step": info.step, "total_steps": info.total_steps,
                     "metric": info.metric, "device": info.device, "pid": info.pid, "clients": info.clients,
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.started)),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run_start(info))),
                     "run_dir": info.run_dir})
     return out
+
+
+def run_start(info) -> float:
+    """When the run began (its origin.json, as `torchtui runs` reads it); an idle server's own start."""
+    import json
+    from pathlib import Path
+
+    try:
+        created = json.loads((Path(info.run_dir) / "origin.json").read_text(encoding="utf-8")).get("created")
+    except (OSError, ValueError, AttributeError, TypeError):
+        created = None
+    return created if info.run_dir and isinstance(created, (int, float)) else info.started
+
+
+def cell(row: dict, column: str) -> str:
+    if column == "step":
+        return f"{fmt_step(row['step'])}/" + (fmt_step(row["total_steps"]) if row["total_steps"] else "∞")
+    return str(row[column])
 
 
 def run(args) -> int:
@@ -38,9 +61,7 @@ def run(args) -> int:
     if not found:
         print("no live runs")
         return EXIT_OK
-    table = [COLUMNS] + [tuple(str(r[c]) if c != "step" else f"{r['step']}/{r['total_steps'] or '∞'}" for c in COLUMNS)
-                         for r in found]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    cells = [[cell(r, c) for c in COLUMNS] for r in found]
+    for line in fit_table(list(COLUMNS), cells, terminal_width(sys.stdout), [COLUMNS.index(c) for c in PRIORITY]):
+        print(line)
     return EXIT_OK

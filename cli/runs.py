@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from torchtui.cli.common import EXIT_OK, UsageError, add_json, add_runs_dir
+from torchtui.cli.output import fit_table, terminal_width
 from torchtui.engine import catalog
 from torchtui.engine.runs import default_runs_dir, dumps
 
@@ -45,14 +47,26 @@ def run(args) -> int:
     if not records:
         print(f"no runs in {runs_dir}" + (f" matching '{args.filter}'" if args.filter else ""))
         return EXIT_OK
-    for line in table(records, fields):
+    for line in table(records, fields, terminal_width(sys.stdout)):
         print(line)
     return EXIT_OK
 
 
-def table(records: list, fields: list[str]) -> list[str]:
-    """The rows as aligned text (the Runs screen shows the same cells)."""
+# On a narrow terminal the columns go in this order, last first: the run, its state and problem stay; the
+# metrics and the fields that differ (what runs are compared by) outlast lineage, time, epochs and steps.
+PRIORITY = ("run", "state", "problem", "metric", "field", "test", "trial", "parent", "preset", "time", "epochs",
+            "steps")
+
+
+def table(records: list, fields: list[str], width: int | None = None) -> list[str]:
+    """The rows as aligned text (the Runs screen shows the same cells), fitted to `width` columns if given."""
     header, cells = catalog.columns(records, fields)
-    rows = [[h for h, _ in header]] + cells
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    names = [h for h, _ in header]
+
+    def rank(i: int) -> tuple:
+        name = names[i]
+        kind = ("metric" if name.endswith(" best/final") else "test" if name.startswith("test ")
+                else "field" if name in fields else name)
+        return (PRIORITY.index(kind) if kind in PRIORITY else len(PRIORITY), i)
+
+    return fit_table(names, cells, width, sorted(range(len(names)), key=rank))

@@ -19,7 +19,7 @@ from torchtui.cli.common import (
     add_runs_dir,
     overrides_of,
 )
-from torchtui.cli.output import live_terminal
+from torchtui.cli.output import cut, live_terminal, terminal_lines, terminal_width
 from torchtui.engine import presets
 from torchtui.engine.runs import default_runs_dir, dumps
 from torchtui.engine.schema import ConfigError
@@ -165,11 +165,14 @@ class Table:
     def _draw(self) -> None:
         if not self.live:
             return
+        # Rows that wrap, or more rows than the screen has, cannot be cleared by moving up: each redraw would
+        # leave copies behind. So: the newest that fit, each cut to the width.
+        width = terminal_width(self.out)
         rows = [self._row(view) for _, view in sorted(self.views.values(), key=lambda v: v[1].number)]
-        text = "\n".join(rows[-40:])
-        if text:
-            print(text, file=self.out, flush=True)
-        self.lines = len(rows[-40:])
+        rows = [cut(row, width - 1) if width else row for row in rows[-min(40, terminal_lines() - 2):]]
+        if rows:
+            print("\n".join(rows), file=self.out, flush=True)
+        self.lines = len(rows)
         self.last_draw = time.monotonic()
 
     def _clear(self) -> None:

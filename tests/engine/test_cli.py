@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "torchtui.cli"]
 TINY = ["--set", "data.n_samples=200", "--set", "train.epochs=2", "--device", "cpu"]
 BUILTINS = ("line", "moons", "circles", "xor", "blobs", "spiral")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
-EVAL_LINE = re.compile(r"^epoch \d+ step \d+: (train loss \S+  )?(val|test) ")
+EVAL_LINE = re.compile(r"^epoch \d+ step [\d,]+: (train loss \S+  )?(val|test) ")
 
 
 def torchtui(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

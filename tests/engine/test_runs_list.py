@@ -203,3 +203,40 @@ def test_differing_fields_and_flatten():
     assert catalog.differing([a, b]) == ["train.betas", "model.layers[1].units", "len(model.layers)"]
     assert a.differs == {"train.betas": [0.9, 0.99], "model.layers[1].units": 8, "len(model.layers)": 2}
     assert catalog.matches(b, "y model.layers[2].units=4") and not catalog.matches(a, "model.layers[2].units=4")
+
+
+class _Terminal:
+    """A stdout that is a terminal, collecting what is printed."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_runs_fits_the_terminal_and_pipes_stay_whole(three_runs, columns, monkeypatch, capsys):
+    from torchtui.cli.main import main
+
+    assert main(["runs", "--runs-dir", str(three_runs)]) == 0
+    piped = capsys.readouterr().out.splitlines()
+    assert max(map(len, piped)) > 120 and "train.lr" in piped[0] and "steps" in piped[0]  # whole, as before
+    monkeypatch.setenv("COLUMNS", str(columns))
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert main(["runs", "--runs-dir", str(three_runs)]) == 0
+    lines = terminal.text.splitlines()
+    assert all(len(line) <= columns for line in lines), [len(line) for line in lines]
+    assert lines[0].split()[:2] == ["run", "state"] and len(lines) == 5  # header, 3 runs, the columns left out
+    assert lines[-1].startswith("(") and "more column" in lines[-1]
+    assert [line.split()[0] for line in lines[1:4]] == [line.split()[0] for line in piped[1:4]]  # ids whole
+    if columns == 120:
+        assert "accuracy best/final" in lines[0] and "train.lr" in lines[0]
