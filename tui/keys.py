@@ -32,6 +32,8 @@ BINDINGS = [
     Binding("3", "focus_pane('hparams')", "Hparams", show=False, id="pane.hparams"),
     Binding("4", "focus_pane('device')", "Device", show=False, id="pane.device"),
     Binding("escape", "blur", "Leave field", show=False, id="focus.blur"),
+    # With the layer list focused its own a (layers.add) acts first; from elsewhere this one adds or says where.
+    Binding("a", "add_layer", "Add a layer (Model pane)", show=False, id="layers.add_here"),
 ]
 
 # Which bindings (by id) the Footer shows: idle, while a run is active, also while paused, and also from 120
@@ -45,7 +47,7 @@ FOOTER = {
 }
 
 # Keys that work inside a pane, listed in the help screen beside the app's own.
-PANE_KEYS = [("tab", "Next pane / next field"), ("a / d", "Add / remove a layer"), ("[ / ]", "Move a layer")]
+PANE_KEYS = [("tab", "Next pane / next field"), ("d", "Remove the focused layer"), ("[ / ]", "Move the focused layer")]
 # Palette entries for actions that have no app-wide key (description, action).
 PALETTE_ACTIONS = [
     ("Add a hidden layer", "edit_list('layers', 'add')"), ("Remove a hidden layer", "edit_list('layers', 'remove')"),
@@ -67,5 +69,5 @@ ROUTES = {
     "lr_find": ("lr_finder", "open"),
     "toggle_view": ("main", "toggle_view"), "focus_pane": ("main", "show_pane"), "help": ("main", "show_help"),
     "traceback": ("main", "show_traceback"), "log_scale": ("main", "log_scale"), "grad_mode": ("main", "grad_mode"),
-    "edit_list": ("main", "edit_list"),
+    "edit_list": ("main", "edit_list"), "add_layer": ("main", "add_layer"),
 }

@@ -88,3 +88,19 @@ async def test_tab_and_pane_keys_land_however_fast_they_come(fake_app):
         burst(app, "escape", "v", "tab")  # tab from the charts view goes back into the pane shown
         await until(pilot, lambda: focused_id(app) == "train-loss", timeout=10, what="hparams' first field again")
         assert not app.main.has_class("show-charts")
+
+
+async def test_a_adds_a_layer_in_the_model_pane_and_elsewhere_says_where(fake_app, monkeypatch):
+    """Issue 26 item 1: a did nothing unless the layer list had focus, and nothing said so."""
+    app = fake_app
+    said: list[str] = []
+    monkeypatch.setattr(app, "notify", lambda message, **kwargs: said.append(str(message)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        layers = len(app.pane("model").value()["layers"])
+        await pilot.press("a")  # the Dataset pane is shown
+        await until(pilot, lambda: said, what="a answered")
+        assert "Model pane" in said[0] and len(app.pane("model").value()["layers"]) == layers
+        burst(app, "2", "a")  # nothing focused: the layer is added, and focus goes to it (d, [ and ] act on it)
+        await until(pilot, lambda: len(app.pane("model").value()["layers"]) == layers + 1, what="a layer added")
+        await until(pilot, lambda: (focused_id(app) or "").startswith(f"model-layers-{layers}-"), what="its row")

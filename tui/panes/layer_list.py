@@ -262,10 +262,16 @@ class LayerList(Vertical):
         match = self._control_match(focused.id) if focused is not None else None
         return match.group(2) if match and match.group(2) != "error" else None
 
-    def _focus_item(self, index: int, column: str) -> None:
-        if index < len(self._rows) and self._rows[index].is_mounted and self._rows[index].children:
-            control = self._rows[index].control(column)
-            (control if control.display else self._rows[index].control(self.columns[0].name)).focus()
+    def _focus_item(self, index: int, column: str, tries: int = 20) -> None:
+        if index >= len(self._rows):
+            return
+        row = self._rows[index]
+        if not (row.is_mounted and row.children):  # a row just mounted can take a few frames on a busy machine
+            if tries:
+                self.set_timer(0.05, lambda: self._focus_item(index, column, tries - 1))
+            return
+        control = row.control(column)
+        (control if control.display else row.control(self.columns[0].name)).focus()
 
     def action_add(self) -> None:
         self.add(None if self.current is None else self.current + 1)

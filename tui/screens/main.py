@@ -193,6 +193,20 @@ class MainScreen(Screen):
         self.app.charts["grad-chart"].cycle_mode()
         self.app.scheduler.urgent("grad-chart")
 
+    def add_layer(self) -> None:
+        """a with the layer list not focused: in the Model pane, a hidden layer (or conv block) at the end, focused
+        so d, [ and ] act on it; elsewhere a line that says where a works."""
+        model = self.app.deck.panes.get("model")
+        if model is None or not model.is_mounted or self.tabs.active != "tab-model" \
+                or not self.query_one("#setup").display:
+            self.app.notify("a adds a layer in the Model pane: 2 shows it, then a")
+            return
+        key = "layers" if model.layer_list.display else "conv" if model.conv_list.display else ""
+        if not key:
+            self.app.notify(f"a {model.top.raw('kind')} model has no layer list to add to")
+            return
+        model.edit_list(key, "add")
+
     def edit_list(self, key: str, operation: str) -> None:
         """The palette's way to what a, d, [ and ] do in the Model pane (see ModelPane.edit_list)."""
         self.show_pane("model")
