@@ -35,7 +35,8 @@ def add_json(cmd: argparse.ArgumentParser) -> None:
 
 
 def add_runs_dir(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR or ./runs)")
+    cmd.add_argument("--runs-dir", help="where run folders go (default: $TORCHTUI_RUNS_DIR, else ./runs if it "
+                                         "exists, else $XDG_DATA_HOME/torchtui/runs, ~/.local/share/torchtui/runs)")
 
 
 def overrides_of(args) -> list[str]:

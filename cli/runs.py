@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from torchtui.cli.common import EXIT_OK, UsageError, add_json, add_runs_dir
 from torchtui.cli.output import fit_table, terminal_width
 from torchtui.engine import catalog
-from torchtui.engine.runs import default_runs_dir, dumps
+from torchtui.engine.runs import default_runs_dir, dumps, user_runs_dir
 
 HELP = "list the run folders with their metrics and what differs between their setups"
 
@@ -46,10 +47,26 @@ def run(args) -> int:
         return EXIT_OK
     if not records:
         print(f"no runs in {runs_dir}" + (f" matching '{args.filter}'" if args.filter else ""))
-        return EXIT_OK
-    for line in table(records, fields, terminal_width(sys.stdout)):
-        print(line)
+    else:
+        for line in table(records, fields, terminal_width(sys.stdout)):
+            print(line)
+    if not args.runs_dir:
+        print(elsewhere(Path(runs_dir)), end="")
     return EXIT_OK
+
+
+def elsewhere(listed: Path) -> str:
+    """A line naming the user's runs folder when this listing was of another (a working directory's runs/)."""
+    mine = user_runs_dir()
+    try:
+        if listed.resolve() == mine.resolve() or not mine.is_dir():
+            return ""
+        n = sum(1 for d in mine.iterdir() if (d / "config.yaml").is_file() or (d / "sweep.yaml").is_file())
+    except OSError:
+        return ""
+    if not n:
+        return ""
+    return f"also: {n} run folder{'s' if n > 1 else ''} in {mine} (torchtui runs --runs-dir {mine})\n"
 
 
 # On a narrow terminal the columns go in this order, last first: the run, its state and problem stay; the

@@ -22,8 +22,20 @@ RUNS_ENV = "TORCHTUI_RUNS_DIR"
 
 
 def default_runs_dir() -> Path:
-    """$TORCHTUI_RUNS_DIR, else runs/ under the working directory."""
-    return Path(os.environ.get(RUNS_ENV) or "runs")
+    """Where run folders go when no --runs-dir is given: $TORCHTUI_RUNS_DIR; else runs/ under the working
+    directory when it exists (a project keeps its runs); else one folder for all of the user's runs,
+    $XDG_DATA_HOME/torchtui/runs (~/.local/share/torchtui/runs), so `torchtui runs` lists a run wherever
+    it was started (a runs/ in each folder a command ran in could not be found again)."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV])
+    local = Path.cwd() / "runs"
+    return local if local.is_dir() else user_runs_dir()
+
+
+def user_runs_dir() -> Path:
+    """The user's own runs folder: $XDG_DATA_HOME/torchtui/runs, else ~/.local/share/torchtui/runs."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "torchtui" / "runs"
 
 
 def strict_json(value):

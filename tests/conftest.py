@@ -5,7 +5,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """No test reads or writes the real ~/.config or ./runs."""
+    """No test reads or writes the real ~/.config, ~/.local/share or ./runs."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("TORCHTUI_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path
