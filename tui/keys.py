@@ -36,14 +36,16 @@ BINDINGS = [
     Binding("a", "add_layer", "Add a layer (Model pane)", show=False, id="layers.add_here"),
 ]
 
-# Which bindings (by id) the Footer shows: idle, while a run is active, also while paused, and also from 120
-# columns on (tui/widgets/footer.py); every key still works, and `?` lists them all.
+# Which bindings (by id) the Footer shows: idle, while a run is active, also while paused; then, as many as fit the
+# width (tui/widgets/footer.py), more of them for each. A key that cannot act now is not shown (n steps a paused run,
+# e, c, r and d act on an active one); every key still works, and `?` lists them all.
 FOOTER = {
-    "idle": ("run.toggle", "run.step", "view.toggle", "app.runs", "preset.open", "app.help", "app.quit"),
+    "idle": ("run.toggle", "view.toggle", "app.runs", "preset.open", "app.help", "app.quit"),
     "active": ("run.toggle", "run.lr_up", "run.lr_down", "run.stop", "view.toggle", "app.help", "app.quit"),
     "paused": ("run.step",),
-    "wide": ("run.evaluate", "run.checkpoint", "app.detach", "app.runs", "run.restart", "preset.save",
-             "charts.log_scale", "preset.open"),
+    "more-idle": ("preset.save", "charts.log_scale"),
+    "more-active": ("run.evaluate", "run.checkpoint", "app.detach", "app.runs", "run.restart", "preset.save",
+                    "charts.log_scale", "preset.open"),
 }
 
 # Keys that work inside a pane, listed in the help screen beside the app's own.

@@ -1,8 +1,9 @@
-"""The Footer, showing only the keys that matter now: what starts a run while idle, what steers it while it
-trains; more of them on wide terminals. Every key still works, and `?` lists them all."""
+"""The Footer, showing only the keys that act now: what starts a run while idle, what steers it while it trains;
+more of them as the width allows, never one cut off. Every key still works, and `?` lists them all."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -15,12 +16,19 @@ def _actions(context: str) -> tuple[str, ...]:
 
 
 # Footer order follows keys.BINDINGS; keys.FOOTER says which show in which state (others: `?`, ctrl+p).
-IDLE, ACTIVE, PAUSED, WIDE = (_actions(context) for context in ("idle", "active", "paused", "wide"))
-WIDE_COLUMNS = 120
+IDLE, ACTIVE, PAUSED, MORE_IDLE, MORE_ACTIVE = (
+    _actions(context) for context in ("idle", "active", "paused", "more-idle", "more-active"))
+PALETTE_WIDTH = 12  # the palette key docked at the right: its bar, "^p palette", a column to spare
+
+
+def key_width(key_display: str, description: str) -> int:
+    """Columns a compact FooterKey takes: the key, a space, the description, and its right margin."""
+    return cell_len(key_display) + 1 + cell_len(description) + 1
 
 
 class ContextFooter(Footer):
-    """A compact Footer filtered by the run's state; `follow(state)` recomposes it when the state changes."""
+    """A compact Footer filtered by the run's state and the width; `follow(state, width)` recomposes it when
+    either changes what it shows."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -34,22 +42,34 @@ class ContextFooter(Footer):
         build held the first paint's Footer back by 0.35 s)."""
         self._on_keys_shown.append(callback)
 
-    def shown(self) -> set[str]:
+    def _state_keys(self) -> tuple[set[str], set[str]]:
+        """The actions always shown in the run's state, and those shown as the width allows."""
         from torchtui.engine.protocol import ACTIVE_STATES
         from torchtui.engine.protocol import PAUSED as PAUSED_STATE
 
         state = getattr(self.app, "history", None) and self.app.history.state
-        actions = set(ACTIVE if state in ACTIVE_STATES else IDLE)
-        if state == PAUSED_STATE:
-            actions |= set(PAUSED)
-        if self.app.size.width >= WIDE_COLUMNS:
-            actions |= set(WIDE)
-        return actions
+        active = state in ACTIVE_STATES
+        base = set(ACTIVE if active else IDLE) | (set(PAUSED) if state == PAUSED_STATE else set())
+        return base, set(MORE_ACTIVE if active else MORE_IDLE) - base
+
+    def _fitting(self, keys: list[tuple[str, str, str]]) -> set[str]:
+        """Of (action, key display, description) in Footer order, the actions shown: the state's own keys, then
+        the others in order while they fit the width (at 120 columns the last one ran under the palette's)."""
+        base, more = self._state_keys()
+        room = self.app.size.width - PALETTE_WIDTH - sum(key_width(k, d) for a, k, d in keys if a in base)
+        shown = set(base)
+        for action, key, description in keys:
+            if action in more and key_width(key, description) <= room:
+                shown.add(action)
+                room -= key_width(key, description)
+        return shown
 
     def compose(self):
-        shown = self.shown()
-        kept = [widget for widget in super().compose()
-                if not isinstance(widget, FooterKey) or widget.action in shown or "-command-palette" in widget.classes]
+        widgets = list(super().compose())
+        keys = [widget for widget in widgets if isinstance(widget, FooterKey) and "-command-palette" not in widget.classes]
+        shown = self._fitting([(key.action, key.key_display, key.description) for key in keys])
+        kept = [widget for widget in widgets if not isinstance(widget, FooterKey) or widget.action in shown
+                or "-command-palette" in widget.classes]
         self.styles.grid_size_columns = len(kept)
         yield from kept
 
@@ -74,15 +94,20 @@ class ContextFooter(Footer):
 
     def _keys(self) -> tuple:
         """What compose would show: each key's binding and whether it is enabled."""
-        shown = self.shown()
-        return tuple((binding.key, binding.description, binding.action, enabled)
-                     for _, binding, enabled, _ in self.screen.active_bindings.values()
-                     if binding.show and (binding.action in shown or binding.action == "command_palette"))
+        bindings = [(binding, enabled) for _, binding, enabled, _ in self.screen.active_bindings.values()
+                    if binding.show]
+        shown = self._fitting([(b.action, self.app.get_key_display(b), b.description) for b, _ in bindings])
+        return tuple((binding.key, binding.description, binding.action, enabled) for binding, enabled in bindings
+                     if binding.action in shown or binding.action == "command_palette")
 
     def follow(self, state: str | None, width: int) -> None:
-        """Recompose when what it shows would change (state, or crossing the wide width)."""
-        context = (state, width >= WIDE_COLUMNS)
+        """Recompose when what it shows would change (the state, or the width: more or fewer keys fit)."""
+        context = (state, width)
         if context != self._shown_for:
             self._shown_for = context
             if self.is_attached:  # through the screen: the Footer recomposes in its own context then
                 self.screen.refresh_bindings()
+
+    def on_resize(self, event) -> None:
+        if self._shown_for:
+            self.follow(self._shown_for[0], self.app.size.width)
