@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import re
 
+from torchtui.engine.errors import UserError
 
-class TrialEnded(RuntimeError):
-    """A trial ended in a way the sweep reports itself (interrupted, stopping, failed): Optuna marks it failed."""
+
+class TrialEnded(UserError, RuntimeError):
+    """A trial ended in a way the sweep reports itself (interrupted by the user): Optuna marks it failed. A
+    RuntimeError, which the sweep's optimize() catches; a UserError, were it ever to reach the CLI."""
 
 
 class QuietEndings(logging.Filter):
