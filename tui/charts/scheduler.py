@@ -11,6 +11,10 @@ import time
 # After a key press the charts wait this long: a 20-50 ms chart build in the next tick would otherwise
 # delay drawing what the key did (bench/bench_tui.py's key latency).
 KEY_HOLD_S = 0.2
+# Round-robin builds take at most this share of the UI thread: after a build of d seconds the next waits
+# d * (1 / CHART_SHARE - 1). Idle machine, 20 ms builds: every tick as before. Loaded, 80 ms builds: every
+# third tick, so keys find the thread free (bench/bench_tui.py's key latency under load, issue 26 item 10).
+CHART_SHARE = 0.3
 
 class ChartScheduler:
     """Marks charts dirty from the groups an event changed and redraws one per call."""
@@ -20,6 +24,7 @@ class ChartScheduler:
         self._next = 0
         self._urgent: list[str] = []
         self._hold_until = 0.0
+        self._rest_until = 0.0  # the last round-robin build's rest (CHART_SHARE)
 
     def hold(self, seconds: float = KEY_HOLD_S) -> None:
         """A key was pressed: leave the round-robin alone for a moment so its effect is drawn first."""
@@ -40,13 +45,16 @@ class ChartScheduler:
             if self._drawable(chart):
                 chart.redraw()
                 return
-        if time.monotonic() < self._hold_until:
+        if time.monotonic() < max(self._hold_until, self._rest_until):
             return
         charts = list(self.charts.values())
         for i in range(len(charts)):
             chart = charts[(self._next + i) % len(charts)]
             if self._drawable(chart):
+                started = time.perf_counter()
                 chart.redraw()
+                took = time.perf_counter() - started
+                self._rest_until = time.monotonic() + took * (1 / CHART_SHARE - 1)
                 self._next = (self._next + i + 1) % len(charts)
                 return
 
