@@ -49,7 +49,7 @@ async def test_a_typed_lr_waits_for_enter_and_only_the_whole_value_is_sent(fake_
         await running(app, pilot)
         before = app.config.train.lr
         await type_into_lr(app, pilot, "5e-3")
-        await until(pilot, lambda: "train.lr 0.005" in app.main.pending, what="pending shown")
+        await until(pilot, lambda: "lr 0.005" in app.main.pending, what="pending shown")
         assert not sent(app, p.SetHparams)  # nothing reaches the run while typing
         assert app.query_one("#train-lr").value == "5e-3"
         assert app.query_one("#train-lr-field").has_class("-pending")

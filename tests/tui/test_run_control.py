@@ -96,7 +96,7 @@ async def test_the_status_bar_says_when_keys_go_to_a_field(fake_app):
         await pilot.press("3")  # the Hparams pane
         lr = fake_app.query_one("#train-lr")
         lr.focus()
-        await until(pilot, lambda: "⌨ train.lr" in str(fake_app.main.status_bar.content), what="typing shown")
+        await until(pilot, lambda: "⌨ lr (Hparams)" in str(fake_app.main.status_bar.content), what="typing shown")
         await pilot.press("escape")
         await until(pilot, lambda: "⌨" not in str(fake_app.main.status_bar.content), what="keys back to the app")
 

@@ -49,7 +49,7 @@ class LiveFields(Controller):
         hparams = self.app.deck.panes.get("hparams")
         if hparams is not None:
             hparams.mark_pending(set(self.pending))
-        self.main.pending = ", ".join(f"train.{k} {v:g}" for k, v in self.pending.items())
+        self.main.pending = ", ".join(f"{k} {v:g}" for k, v in self.pending.items())  # as the Hparams pane labels it
 
     def on_committed(self, path: str) -> None:
         """Enter in a field, or focus leaving it: a live field's pending value goes to the run."""

@@ -112,8 +112,9 @@ class PresetController(Controller):
                 self.bridge.send(p.Stop())
                 self.open(path)
             elif choice == "later" and self.open(path):
-                self.main.notice = (f"the panes show {self.app.setup.config.name}; the {self.history.state} run keeps "
-                                    "its own setup (space resumes it, r restarts with this one)")
+                # True in whatever state the run goes on to (space resumed a paused run, or paused a running one)
+                self.main.notice = (f"the panes show {self.app.setup.config.name}; the active run keeps its own "
+                                    "setup (r restarts it with this one)")
 
         self.app.push_screen(ConfirmScreen(f"A run is {state}. Stop it (saving last.pt) and open {path}, or open it "
                                            f"for the next start while the {state} run keeps its own setup?",
@@ -131,6 +132,7 @@ class PresetController(Controller):
             self.notify(err.first_line, severity="error")
             return False
         setup.sweep_section = sweep_section
+        self.app.runs.trial_sweep = None  # S is this preset's sweep now, not a loaded trial's
         config, note = steerable(config, path)
         setup.show_setup(config)
         setup.preset_ref = path

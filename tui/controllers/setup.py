@@ -10,6 +10,8 @@ from torchtui.tui.controllers import Controller
 from torchtui.tui.state import editing
 
 SECTIONS = ("data", "model", "train", "device")
+PANE_NAMES = {"data": "Dataset", "model": "Model", "train": "Hparams", "device": "Device"}  # as their tabs say
+ITEM_NAMES = {"layers": "layer", "conv": "conv block"}  # a list's item, as its rows are numbered from 1
 REVALIDATE_S = 0.2  # typing settles this long before the panes are read back into a config
 
 
@@ -23,6 +25,16 @@ def dotted(widget_name: str) -> str:
     for part in parts:
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
     return out
+
+
+def field_label(path: str) -> str:
+    """A field's path in its section as the pane labels it: lr → lr, layers[0].units → units, layer 1,
+    optimizer_args.rho → rho."""
+    head, _, rest = path.partition(".")
+    if "[" in head and rest:
+        key, _, index = head.partition("[")
+        return f"{rest}, {ITEM_NAMES.get(key, key)} {int(index.rstrip(']')) + 1}"
+    return rest if head == "optimizer_args" and rest else path
 
 
 class SetupController(Controller):
@@ -117,15 +129,15 @@ class SetupController(Controller):
         self.recorded = self.config.to_dict()
 
     def typing_in(self, focused) -> str:
-        """The field keys go to now ("train.lr"), or "" when they go to the app: the status bar shows it, so
-        1e6 meant for a field is not taken as the keys 1 (Dataset pane) and e (evaluate). A switch counts too
-        (space toggles it)."""
+        """The field keys go to now, as its pane labels it ("lr (Hparams)"), or "" when they go to the app: the
+        status bar shows it, so 1e6 meant for a field is not taken as the keys 1 (Dataset pane) and e (evaluate).
+        A switch counts too (space toggles it)."""
         from textual.widgets import Input, Select, Switch, TextArea
 
         if not isinstance(focused, (Input, Select, Switch, TextArea)):
             return ""
         section, _, name = (focused.id or "").partition("-")
-        return f"{section}.{dotted(name)}" if section in SECTIONS and name else "a field"
+        return f"{field_label(dotted(name))} ({PANE_NAMES[section]})" if section in SECTIONS and name else "a field"
 
     # ------------------------------------------------------------------ the engine's previews
 

@@ -58,7 +58,9 @@ class StatusBar(Widget):
             endless = not started.total_steps  # train.epochs 0: until stopped
             text.append(f"  epoch {stats.epoch:.2f}/{started.epochs or '∞'}  "
                         f"step {stats.step[-1]}/{started.total_steps or '∞'}")
-            text.append(f"  {stats.samples_per_s:,.0f} samples/s  ETA {'∞' if endless else fmt_duration(stats.eta_s)}")
+            if state != "paused":  # the speed and ETA of the last steps would stand still, as if current
+                text.append(f"  {stats.samples_per_s:,.0f} samples/s  "
+                            f"ETA {'∞' if endless else fmt_duration(stats.eta_s)}")
             if stats.mem_allocated is not None:
                 text.append(f"  mem {fmt_bytes(stats.mem_allocated)}/{fmt_bytes(stats.mem_reserved)}")
             if stats.data_wait is not None:
