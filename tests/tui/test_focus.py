@@ -104,3 +104,14 @@ async def test_a_adds_a_layer_in_the_model_pane_and_elsewhere_says_where(fake_ap
         burst(app, "2", "a")  # nothing focused: the layer is added, and focus goes to it (d, [ and ] act on it)
         await until(pilot, lambda: len(app.pane("model").value()["layers"]) == layers + 1, what="a layer added")
         await until(pilot, lambda: (focused_id(app) or "").startswith(f"model-layers-{layers}-"), what="its row")
+
+
+async def test_a_tab_waiting_for_its_pane_shows_no_widget_name(fake_app):
+    """Issue 26 item 9: `TabPane#tab-dataset` (Textual's text for an empty widget) flashed in the Dataset pane
+    while it waited for its pane (longest when attaching: the run's charts come first)."""
+    app = fake_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        tab = app.deck.tab_panes["dataset"]
+        assert not tab.children  # the pane is mounted after the first paint
+        assert "TabPane" not in str(tab.render())
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")

@@ -16,6 +16,14 @@ PANES = (("dataset", "data", "dataset", "DatasetPane"), ("model", "model", "mode
 PANE_IDS = tuple(pane_id for pane_id, *_ in PANES)
 
 
+class DeckTab(TabPane):
+    """A tab that waits for its pane: blank until then (an empty widget renders its name, `TabPane#tab-dataset`,
+    which flashed on screen while the panes mounted, for a second or more when attaching)."""
+
+    def render(self) -> str:
+        return ""
+
+
 class PaneDeck:
     """Owns the panes and their (initially empty) tabs; the app composes `tabs()` and asks for the rest.
 
@@ -36,7 +44,7 @@ class PaneDeck:
         """The empty tabs to compose, labelled with the key that shows each one."""
         for i, pane_id in enumerate(PANE_IDS, start=1):
             label = f"{i} {'Hparams' if pane_id == 'hparams' else pane_id.title()}"
-            self.tab_panes[pane_id] = TabPane(label, id=f"tab-{pane_id}")
+            self.tab_panes[pane_id] = DeckTab(label, id=f"tab-{pane_id}")
             yield self.tab_panes[pane_id]
 
     def build(self, config: ExperimentConfig) -> None:
