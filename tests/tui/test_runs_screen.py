@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 
 import pytest
@@ -266,3 +267,103 @@ async def test_S_says_when_the_sweep_folder_holds_another_sweep(tmp_path):
                     what="the refusal in the log")
         assert not isinstance(app.screen, RunsScreen)
         assert not (folder / "preset.yaml").exists()  # nothing started
+
+
+def make_sweep(root, name: str, done: int, trials: int):
+    """A sweep folder as `torchtui sweep` leaves it: sweep.yaml, and `done` finished trials (run folders with
+    origin.json and trial.json) of `trials`. Returns the folder and the preset's sweep: section."""
+    import yaml
+
+    from torchtui.engine import sweep
+    from torchtui.engine.sweep.study import Sweep
+
+    section = {"method": "random", "metric": "accuracy", "trials": trials, "params": {"train.lr": [0.003, 0.03]}}
+    base = dataclasses.replace(presets.load("moons"), name=name).to_dict()
+    folder = root / f"sweep-{name}"
+    Sweep(sweep.parse(section, base), base, folder, name).claim_folder()  # its sweep.yaml, as the engine writes it
+    for n in range(done):
+        run = make_run(folder, f"20261201-1{n}0000-{name}-t{n:03d}", 0.003 * 10 ** (n % 2), 64, 0.9 + n / 100)
+        run.write_origin({"created": 1796000000.0 + n, "preset": "", "sweep": name, "trial": n})
+        run.write_config({**yaml.safe_load((run.path / "config.yaml").read_text()), "name": f"{name}-t{n:03d}"})
+        (run.path / "trial.json").write_text(json.dumps({"sweep": name, "number": n, "state": "complete",
+                                                         "params": {"train.lr": 0.003}, "metric": "accuracy"}))
+    return folder, section
+
+
+def sweep_app(tmp_path, monkeypatch, section=None, name="moons"):
+    """The app on runs_dir tmp_path/runs, with `start_sweep` recorded instead of run (a list of its calls)."""
+    import types
+
+    from torchtui.tui.controllers import runs as runs_controller
+
+    started = []
+
+    def start_sweep(*args, **kwargs):
+        started.append((args, kwargs))
+        return types.SimpleNamespace(pid=4343, wait=lambda: 0)  # a sweep process that ends at once
+
+    monkeypatch.setattr(runs_controller, "start_sweep", start_sweep)
+    app = settles(TorchTUI(dataclasses.replace(presets.load("moons"), name=name), EngineBridge(FakeHost()),
+                           runs_dir=str(tmp_path / "runs")))
+    app.setup.sweep_section = section
+    return app, started
+
+
+def logged(app) -> str:
+    return "\n".join(app.log_pane.lines_written)
+
+
+async def test_S_on_a_finished_sweep_says_so_and_starts_nothing(tmp_path, monkeypatch):
+    """Issue 26 item 7: S on a finished study said nothing (the sweep process found nothing to do and exited,
+    left a zombie)."""
+    folder, section = make_sweep(tmp_path / "runs", "mini", done=2, trials=2)
+    app, started = sweep_app(tmp_path, monkeypatch, section, name="mini")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await pilot.press("S")
+        await until(pilot, lambda: "is finished" in logged(app), timeout=10, what="said finished")
+        assert "2 of 2 trials" in logged(app) and "sweep.trials" in logged(app)
+        assert not started
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), what="its leaderboard")
+
+
+async def test_u_on_a_sweep_trial_then_S_continues_that_sweep(tmp_path, monkeypatch):
+    """Issue 26 item 7: S after `u` on trial t001 started a new sweep named after the trial (sweep-mini-t001)."""
+    folder, _ = make_sweep(tmp_path / "runs", "mini", done=2, trials=4)
+    app, started = sweep_app(tmp_path, monkeypatch, section=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.table.row_count == 2,
+                    what="the trials listed")
+        await pilot.press("down", "u")
+        await until(pilot, lambda: not isinstance(app.screen, RunsScreen), what="back to the app")
+        assert app.config.name == "mini-t001"
+        assert "S continues sweep mini" in logged(app)
+        await pilot.press("S")
+        await until(pilot, lambda: started, timeout=10, what="the sweep started")
+        (where, preset, runs_dir), kwargs = started[0]
+        assert where == folder and runs_dir == str(folder.parent) and kwargs["name"] == "mini"
+        assert preset["name"] == "mini" and preset["sweep"]["trials"] == 4
+        assert "continuing sweep mini" in logged(app)
+
+
+async def test_a_sweep_process_that_ends_is_reaped_and_said(tmp_path, monkeypatch):
+    """Issue 26 item 7: the app never waited on the sweep process it started: one that ended stayed <defunct>."""
+    import os
+    import sys
+
+    fake = tmp_path / "fake-python"  # stands in for `python -m torchtui.cli sweep …`: it fails at once
+    fake.write_text("#!/bin/sh\necho 'sweep: the storage is locked'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(FakeHost()), runs_dir=str(tmp_path / "runs")))
+    app.setup.sweep_section = {"method": "grid", "metric": "accuracy", "params": {"train.lr": [0.1, 0.01]}}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        await pilot.press("S")
+        await until(pilot, lambda: "exit code 3" in logged(app), timeout=20, what="the sweep's end said")
+        assert "the storage is locked" in logged(app)
+        pid = int(re.search(r"pid (\d+)", logged(app)).group(1))
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped already: no <defunct> left behind

@@ -19,6 +19,10 @@ SANITY_LOSS = 0.05
 class RunsController(Controller):
     """The runs folder as the app sees it: browsing, continuing from a run, sweeps."""
 
+    def __init__(self, app):
+        super().__init__(app)
+        self.trial_sweep: Path | None = None  # the sweep folder of the trial whose setup `u` loaded: S continues it
+
     @property
     def folder(self) -> Path:
         return Path(self.app.runs_dir or default_runs_dir())
@@ -48,19 +52,25 @@ class RunsController(Controller):
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, pretrained=str(checkpoint)))
         self.app.setup.show_setup(config)
         self.app.setup.preset_ref = record.preset
+        from torchtui.engine.catalog import SWEEP_FILE
+
+        sweep_folder = Path(record.path).parent
+        self.trial_sweep = sweep_folder if record.sweep and (sweep_folder / SWEEP_FILE).is_file() else None
         if kind == "continue":
             self.log("info", f"continuing from {record.run_id} ({result[2]}.pt) as a new run")
             self.app.runner.toggle()
         else:
-            self.log("info", f"loaded the setup of run {record.run_id}")
+            self.log("info", f"loaded the setup of run {record.run_id}" + (
+                f" (trial {record.trial} of sweep {record.sweep}: S continues sweep {record.sweep}, not a new sweep "
+                "around this trial)" if self.trial_sweep else ""))
 
     def sweep(self) -> None:
-        """S: run the opened preset's sweep (with the setup as the panes have it) in the background, in a
-        session of its own (it outlives the app and the SSH connection), and show its leaderboard."""
-        from torchtui.engine import sweep
-        from torchtui.engine.sweep.study import Sweep
-        from torchtui.tui.screens.runs import RunsScreen
-
+        """S: run the opened preset's sweep (with the setup as the panes have it), or continue the sweep of the
+        trial `u` loaded, in the background in a session of its own (it outlives the app and the SSH
+        connection), and show its leaderboard. A finished sweep is said, not started again."""
+        if self.trial_sweep is not None:
+            self._continue_trials_sweep(self.trial_sweep)
+            return
         setup = self.app.setup
         if setup.sweep_section is None:
             self.notify("no sweep here: open a preset with a sweep: section (ctrl+o); see the README's Sweeps",
@@ -69,29 +79,89 @@ class RunsController(Controller):
         if self.main.problem:
             self.notify(f"fix this first: {self.main.problem}", severity="error")
             return
-        base = setup.config.to_dict()
+        name = slug(setup.config.name)
+        self._launch(self.folder / f"sweep-{name}", name, setup.config.to_dict(), setup.sweep_section, "")
+
+    def _continue_trials_sweep(self, folder: Path) -> None:
+        from torchtui.engine import presets
+        from torchtui.engine.catalog import SWEEP_FILE
+
         try:
-            spec = sweep.parse(setup.sweep_section, base)
-        except ConfigError as err:
-            self.log("error", str(err))
-            self.notify(err.first_line, severity="error")
+            saved = presets.read_yaml(folder / SWEEP_FILE)
+            name, base, section = str(saved["name"]), dict(saved["config"]), dict(saved["sweep"])
+        except (ConfigError, OSError, KeyError, TypeError, ValueError) as err:
+            self.notify(f"the loaded trial's sweep cannot be continued ({folder / SWEEP_FILE}: {err})",
+                        severity="error")
             return
-        folder = self.folder / f"sweep-{slug(setup.config.name)}"
-        try:  # a different sweep already in that folder is said here, not only in the background's log
-            Sweep(spec, base, folder, slug(setup.config.name)).claim_folder()
+        if folder.name != f"sweep-{name}":
+            self.notify(f"{folder} was renamed from sweep-{name}: continue it with torchtui sweep "
+                        f"{folder / 'preset.yaml'} --name {name}", severity="error")
+            return
+        self._launch(folder, name, base, section, " (the sweep of the trial loaded with u)")
+
+    def _launch(self, folder: Path, name: str, base: dict, section: dict, why: str) -> None:
+        """Start (or continue) sweep `name` in `folder` unless it is finished; show its leaderboard."""
+        from torchtui.engine import sweep
+        from torchtui.engine.sweep.study import Sweep
+        from torchtui.tui.screens.runs import RunsScreen
+
+        try:
+            spec = sweep.parse(section, base)
+            # a different sweep already in that folder is said here, not only in the background's log
+            Sweep(spec, base, folder, name).claim_folder()
         except (ConfigError, OSError) as err:
             self.log("error", str(err))
             self.notify(str(err).splitlines()[0], severity="error", timeout=8)
             return
+        done, wanted = trials_done(folder), spec.trials
+        if spec.method == "grid":
+            wanted = min(wanted, len(spec.grid_points()))
+        if done >= wanted:
+            self.log("info", f"sweep {name} is finished: {done} of {wanted} trials done ({folder}). Its leaderboard "
+                             "is open (u takes a trial's setup); to run more, raise sweep.trials in the preset, or "
+                             "remove the folder to start it over")
+            self.app.push_screen(RunsScreen(folder, sort=spec.metric, title=f"sweep {name} (finished)"),
+                                 self.take_run)
+            return
         try:
-            pid = start_sweep(folder, {**base, "sweep": setup.sweep_section}, str(self.folder))
+            child = start_sweep(folder, {**base, "sweep": section}, str(folder.parent), name=name)
         except OSError as err:
             self.notify(f"could not start the sweep: {err}", severity="error")
             return
-        self.log("info", f"sweep {setup.config.name}: {spec.method}, {spec.trials} trials of val {spec.metric}, "
-                         f"running in the background (pid {pid}; log {folder / 'sweep.log'})")
-        self.app.push_screen(RunsScreen(folder, sort=spec.metric, title=f"sweep {setup.config.name} (pid {pid})"),
+        self._reap(child, name, folder)
+        verb = "continuing" if done or why else "running"
+        self.log("info", f"{verb} sweep {name}{why}: {spec.method}, {done} of {wanted} trials of val {spec.metric} "
+                         f"done, in the background (pid {child.pid}; log {folder / 'sweep.log'})")
+        self.app.push_screen(RunsScreen(folder, sort=spec.metric, title=f"sweep {name} (pid {child.pid})"),
                              self.take_run)
+
+    def _reap(self, child, name: str, folder: Path) -> None:
+        """Wait for the sweep process off the UI thread (an ended child not waited for stays <defunct>) and
+        say how it ended."""
+        import threading
+
+        def wait() -> None:
+            code = child.wait()
+            if not self.app.is_running:
+                return  # the app has ended: the sweep's own log says how it went
+            try:
+                self.app.call_from_thread(self._sweep_ended, name, folder, child.pid, code)
+            except RuntimeError:
+                pass  # it ended just now
+
+        threading.Thread(target=wait, name="torchtui-sweep-wait", daemon=True).start()
+
+    def _sweep_ended(self, name: str, folder: Path, pid: int, code: int) -> None:
+        log = folder / "sweep.log"
+        try:
+            last = next((line for line in reversed(log.read_text(errors="replace").splitlines()) if line.strip()), "")
+        except OSError:
+            last = ""
+        if code == 0:
+            self.log("info", f"sweep {name} (pid {pid}) ended: b lists its trials ({folder})")
+            return
+        self.log("error", f"sweep {name} (pid {pid}) ended with exit code {code}: {last.strip()} (log {log})")
+        self.notify(f"sweep {name} ended with exit code {code}: see the log", severity="error")
 
 
 class SanityCheck(Controller):
@@ -146,8 +216,21 @@ class SanityCheck(Controller):
                                 "(dropout, weight decay) or a model too small")
 
 
-def start_sweep(folder: Path, preset: dict, runs_dir: str) -> int:
-    """`torchtui sweep` on `preset` (written into the sweep folder) in a session of its own; returns its pid."""
+def trials_done(folder: Path) -> int:
+    """The trials of the sweep in `folder` that finished (complete or pruned), from each one's trial.json."""
+    import json
+
+    done = 0
+    for path in folder.glob("*/trial.json"):
+        try:
+            done += json.loads(path.read_text()).get("state") in ("complete", "pruned")
+        except (OSError, ValueError, AttributeError):
+            pass  # cut short, or being written: not counted
+    return done
+
+
+def start_sweep(folder: Path, preset: dict, runs_dir: str, name: str):
+    """`torchtui sweep` on `preset` (written into the sweep folder) in a session of its own; returns the Popen."""
     import subprocess
     import sys
 
@@ -159,6 +242,6 @@ def start_sweep(folder: Path, preset: dict, runs_dir: str) -> int:
     path = folder / "preset.yaml"
     atomic_write_text(path, yaml.safe_dump(preset, sort_keys=False, allow_unicode=True))
     with open(folder / "sweep.log", "ab") as log:
-        child = subprocess.Popen([sys.executable, "-m", "torchtui.cli", "sweep", str(path), "--runs-dir", runs_dir],
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    return child.pid
+        return subprocess.Popen([sys.executable, "-m", "torchtui.cli", "sweep", str(path), "--runs-dir", runs_dir,
+                                 "--name", name], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
