@@ -112,25 +112,30 @@ def cut(text: str, width: int, keep_end: bool = False) -> str:
     return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
 
 
-def fit_parts(parts: list[str], priority: list[int], width: int | None, sep: str = "  ") -> str:
-    """The non-empty `parts` joined in their order, less the least important (last in `priority`) until the line
-    is shorter than `width` (a line that reaches the last column wraps on some terminals); then cut."""
-    shown = [i for i, part in enumerate(parts) if part]
+def fit_parts(parts: list, priority: list[int], width: int | None, sep: str = "  ") -> str:
+    """The non-empty `parts` joined in their order: on a terminal only those that fit shorter than `width` (a
+    line that reaches the last column wraps on some terminals), taken most important first (`priority`), so a
+    long part that does not fit leaves room for shorter ones after it. A part may be a tuple of ways to say
+    it, longest first: the first that fits is used. The first part is cut if it alone is too long."""
+    options = [part if isinstance(part, tuple) else (part,) for part in parts]
+    present = [i for i, ways in enumerate(options) if ways[0]]
     if width is None:
-        return sep.join(parts[i] for i in shown)
-    for i in reversed(priority):
-        if len(sep.join(parts[j] for j in shown)) < width or len(shown) == 1:
-            break
-        if i in shown and i != priority[0]:
-            shown.remove(i)
-    return cut(sep.join(parts[i] for i in shown), width - 1)
+        return sep.join(options[i][0] for i in present)
+    chosen: dict[int, str] = {}
+    for i in [i for i in priority if i in present]:
+        for way in options[i]:
+            trial = {**chosen, i: way}
+            if not chosen or len(sep.join(trial[j] for j in sorted(trial))) < width:
+                chosen = trial
+                break
+    return cut(sep.join(chosen[i] for i in sorted(chosen)), width - 1)
 
 
 def fit_table(header: list[str], rows: list[list[str]], width: int | None, priority: list[int] | None = None,
               sep: str = "  ") -> list[str]:
-    """Aligned rows, as `ls` and `ps` fit a terminal: the least important columns (last in `priority`) left out
-    until the rows fit `width`, a line saying which, and cells cut at the start (a run id's end tells runs apart)
-    if one column is still too wide. `width` None (not a terminal): every column, whole."""
+    """Aligned rows, as `ls` and `ps` fit a terminal: the columns taken most important first (`priority`) while
+    the rows still fit `width`, a line naming those left out, and cells cut at the start (a run id's end tells
+    runs apart) if the first column alone is too wide. `width` None (not a terminal): every column, whole."""
     table = [list(header)] + [list(row) for row in rows]
     shown = list(range(len(header)))
     widths = [max(len(row[i]) for row in table) for i in shown]
@@ -138,12 +143,13 @@ def fit_table(header: list[str], rows: list[list[str]], width: int | None, prior
     def total(columns):
         return sum(widths[i] for i in columns) + len(sep) * (len(columns) - 1)
 
-    if width is not None:
-        for i in reversed(priority or shown[:]):
-            if total(shown) <= width or len(shown) == 1:
-                break
-            if i in shown and i != (priority or [0])[0]:
-                shown.remove(i)
+    if width is not None:  # most important first, each column that still fits (a wide one leaves room)
+        order = priority or shown
+        shown = [order[0]]
+        for i in order[1:]:
+            if total(sorted(shown + [i])) <= width:
+                shown.append(i)
+        shown.sort()
     lines = [sep.join(row[i].ljust(widths[i]) for i in shown).rstrip() for row in table]
     if width is not None:
         lines = [cut(line, width, keep_end=len(shown) == 1) for line in lines]

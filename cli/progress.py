@@ -12,7 +12,7 @@ from torchtui.engine import protocol as p
 from torchtui.engine.formatting import data_wait_text, fmt_duration, fmt_step
 
 REDRAW_SECONDS = 0.1
-LIVE_PRIORITY = [0, 1, 2, 3, 5, 6, 4]  # epoch, step, loss, val metrics, ETA, data wait, samples/s
+LIVE_PRIORITY = [0, 1, 2, 5, 3, 6, 4]  # epoch, step, loss, ETA, val metrics (all, two or one), data wait, samples/s
 
 
 class Progress:
@@ -113,7 +113,7 @@ class Progress:
         # leave a copy behind at each redraw).
         parts = [f"epoch {epoch:.2f}/{st.epochs or '∞'}",
                  f"step {fmt_step(s.step[-1])}/{fmt_step(st.total_steps) if st.total_steps else '∞'}",
-                 f"loss {s.loss[-1]:.4g}", _metrics_text('val', self.val), f"{s.samples_per_s:,.0f} samples/s",
+                 f"loss {s.loss[-1]:.4g}", _val_ways(self.val), f"{s.samples_per_s:,.0f} samples/s",
                  f"ETA {eta}", data_wait_text(s.data_wait) if s.data_wait is not None else ""]
         text = fit_parts(parts, LIVE_PRIORITY, terminal_width(self.out))
         self.out.write("\r\x1b[2K" + text)
@@ -130,6 +130,14 @@ class Progress:
     def _print(self, text: str) -> None:
         self._end_line()
         print(text, file=self.out, flush=True)
+
+
+def _val_ways(metrics: dict) -> tuple[str, ...]:
+    """The val metrics as the live line may say them, longest first: all, two, then the one after the loss."""
+    keys = [k for k in ("loss", "accuracy", "f1", "mae", "r2") if k in metrics]
+    ways = [_metrics_text("val", {k: metrics[k] for k in keys[:n]}) for n in (len(keys), 2)]
+    ways.append(_metrics_text("val", {k: metrics[k] for k in keys[1:2] or keys[:1]}))
+    return tuple(dict.fromkeys(ways))  # each once, in order
 
 
 def _metrics_text(split: str, metrics: dict) -> str:

@@ -69,21 +69,23 @@ def elsewhere(listed: Path) -> str:
     return f"also: {n} run folder{'s' if n > 1 else ''} in {mine} (torchtui runs --runs-dir {mine})\n"
 
 
-# On a narrow terminal the columns go in this order, last first: the run, its state and problem stay; the
-# metrics and the fields that differ (what runs are compared by) outlast lineage, time, epochs and steps.
-PRIORITY = ("run", "state", "problem", "metric", "field", "test", "trial", "parent", "preset", "time", "epochs",
-            "steps")
+# On a narrow terminal the columns go in this order, last first: the run, its state and problem stay; then the
+# first metric and the fields that differ (what tells runs apart) outlast the other metrics, lineage, time,
+# epochs and steps.
+PRIORITY = ("run", "state", "problem", "metric", "field", "metrics", "test", "trial", "parent", "preset", "time",
+            "epochs", "steps")
 
 
 def table(records: list, fields: list[str], width: int | None = None) -> list[str]:
     """The rows as aligned text (the Runs screen shows the same cells), fitted to `width` columns if given."""
     header, cells = catalog.columns(records, fields)
     names = [h for h, _ in header]
+    metrics = [name for name in names if name.endswith(" best/final")]
 
     def rank(i: int) -> tuple:
         name = names[i]
-        kind = ("metric" if name.endswith(" best/final") else "test" if name.startswith("test ")
-                else "field" if name in fields else name)
+        kind = ("metric" if metrics and name == metrics[0] else "metrics" if name in metrics
+                else "test" if name.startswith("test ") else "field" if name in fields else name)
         return (PRIORITY.index(kind) if kind in PRIORITY else len(PRIORITY), i)
 
     return fit_table(names, cells, width, sorted(range(len(names)), key=rank))

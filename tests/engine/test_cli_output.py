@@ -55,8 +55,11 @@ def test_the_live_progress_line_fits_the_terminal(columns, monkeypatch):
     lines = drawn_lines(out)  # the first line (run id, sizes, folder) is printed once: it may wrap, once
     assert len(lines[-1]) < columns, lines[-1]  # the line redrawn in place must not, or each redraw adds one
     assert lines[-1].startswith("epoch 65.64/100  step 1,641/2,500  loss 0.1235")
+    assert "ETA 01:23" in lines[-1]
     if columns == 120:
-        assert "val loss 0.2345 accuracy 0.9612" in lines[-1] and "ETA 01:23" in lines[-1]
+        assert "val loss 0.2345 accuracy 0.9612 f1 0.9555" in lines[-1] and "41,234 samples/s" in lines[-1]
+    else:  # the val metrics said shorter rather than dropped
+        assert "val accuracy 0.9612" in lines[-1]
 
 
 def test_piped_progress_lines_are_whole_and_steps_read_one_way(monkeypatch):
