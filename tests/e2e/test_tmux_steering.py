@@ -90,7 +90,7 @@ def test_a_live_lr_typed_a_key_at_a_time_applies_once_and_every_key_lands(term):
     term.keys("C-a", "C-k")
     term.type("12345", every=0.05)
     term.wait_for(r"^ batch_size\s+12345\s")
-    term.wait_for(r"train\.batch_size: applies on restart")
+    term.wait_for(r"batch_size \(Hparams\): applies on restart")
     term.keys("Escape")  # alone: escape and x in one burst read as alt+x
     until(lambda: not re.search(r"running .*⌨", term.screen()), what="keys back to the app")
     term.keys("x")

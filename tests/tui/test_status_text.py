@@ -40,3 +40,17 @@ async def test_no_stale_speed_while_paused_and_a_notice_true_in_every_state(fake
         await until(pilot, lambda: " paused " in status(app), what="paused")
         assert "samples/s" not in status(app) and "ETA" not in status(app)
         assert "epoch 0.50/4" in status(app)  # where it paused still shows
+
+
+async def test_a_setup_edit_while_running_names_the_field_as_its_pane_does(fake_app):
+    """The same class: "train.batch_size: applies on restart (r)" spoke in config paths."""
+    app = fake_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.panes_ready, what="panes mounted")
+        app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: app.history.state == p.RUNNING, what="running")
+        await pilot.press("3")
+        app.query_one("#train-batch_size").focus()
+        await pilot.press("end", "9")
+        await until(pilot, lambda: "applies on restart" in app.notice, what="the notice")
+        assert app.notice == "batch_size (Hparams): applies on restart (r)"

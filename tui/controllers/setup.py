@@ -37,6 +37,12 @@ def field_label(path: str) -> str:
     return rest if head == "optimizer_args" and rest else path
 
 
+def path_label(path: str) -> str:
+    """A dotted config path as its pane shows it: train.batch_size → batch_size (Hparams)."""
+    section, _, rest = path.partition(".")
+    return f"{field_label(rest)} ({PANE_NAMES[section]})" if section in PANE_NAMES and rest else path
+
+
 class SetupController(Controller):
     """Owns `config` (what the panes show, validated) and the problems that block a start."""
 
@@ -79,7 +85,7 @@ class SetupController(Controller):
             config = self.app.live.hold(self.config, config)  # live fields wait for Enter, the run keeps its own
             _, later = editing.live_changes(self.config, config)
             if later:
-                self.main.notice = f"{', '.join(later)}: applies on restart (r)"
+                self.main.notice = f"{', '.join(map(path_label, later))}: applies on restart (r)"
         old, self.config = self.config, config
         self.app.sub_title = config.name
         self.show_parallel()
@@ -137,7 +143,7 @@ class SetupController(Controller):
         if not isinstance(focused, (Input, Select, Switch, TextArea)):
             return ""
         section, _, name = (focused.id or "").partition("-")
-        return f"{field_label(dotted(name))} ({PANE_NAMES[section]})" if section in SECTIONS and name else "a field"
+        return path_label(f"{section}.{dotted(name)}") if section in SECTIONS and name else "a field"
 
     # ------------------------------------------------------------------ the engine's previews
 
