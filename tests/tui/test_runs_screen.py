@@ -79,10 +79,10 @@ def runs_app(runs_root):
     return app
 
 
-async def open_runs(app, pilot) -> RunsScreen:
+async def open_runs(app, pilot, rows: int = 3) -> RunsScreen:
     await until(pilot, lambda: app.panes_ready, what="panes mounted")
     await pilot.press("b")
-    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.table.row_count == 3,
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.table.row_count == rows,
                 what="the Runs screen")
     return app.screen
 
@@ -367,3 +367,46 @@ async def test_a_sweep_process_that_ends_is_reaped_and_said(tmp_path, monkeypatc
         pid = int(re.search(r"pid (\d+)", logged(app)).group(1))
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaped already: no <defunct> left behind
+
+
+async def test_u_while_a_run_is_active_offers_the_setup_for_the_next_start(runs_app):
+    """Issue 26 item 8: u was refused while a run was active, where ctrl+o offers to open for the next start."""
+    from .fakes import scripted_run
+
+    async with runs_app.run_test(size=(120, 40)) as pilot:
+        runs_app.fake_host.emit(*scripted_run()[:3])
+        await until(pilot, lambda: runs_app.history.state == p.RUNNING, what="running")
+        await open_runs(runs_app, pilot)
+        await pilot.press("down", "u")
+        await until(pilot, lambda: runs_app.screen.query("#title")
+                    and "A run is active" in str(runs_app.screen.query_one("#title").content), timeout=10,
+                    what="the question")
+        await pilot.press("o")
+        await until(pilot, lambda: runs_app.config.train.lr == 0.03, timeout=10, what="the run's setup loaded")
+        assert not [c for c in runs_app.fake_host.sent if isinstance(c, p.Stop)]  # the active run goes on
+        assert "keeps its own setup" in runs_app.main.notice
+
+
+async def test_the_overlay_legend_keeps_the_end_that_tells_sweep_trials_apart(tmp_path):
+    """Issue 26 item 8: two trials' legend entries were both cut to `…moons-sweep-t0…`."""
+    from torchtui.tui.state.compare import label
+
+    folder, _ = make_sweep(tmp_path / "runs", "moons-sweep", done=2, trials=4)
+    records = catalog_records(folder.parent)
+    labels = [label(r) for r in records]
+    assert labels[0] != labels[1] and labels[0].endswith("t000") and labels[1].endswith("t001"), labels
+    assert all(len(text) <= 22 for text in labels)
+    app = settles(TorchTUI(presets.load("moons"), EngineBridge(FakeHost()), runs_dir=str(tmp_path / "runs")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_runs(app, pilot, rows=2)
+        await select_first_two(pilot, screen)
+        loss = screen.charts[0]
+        await until(pilot, lambda: loss.size.width and not loss.dirty, what="overlay drawn")
+        drawn = str(loss.render())
+        assert "sweep-t000" in drawn and "sweep-t001" in drawn, drawn
+
+
+def catalog_records(root):
+    from torchtui.engine.catalog import Catalog
+
+    return Catalog(root).scan()

@@ -38,15 +38,40 @@ class RunsController(Controller):
         if not result:
             return
         kind, record = result[0], result[1]
-        if self.history.state in p.ACTIVE_STATES:
-            self.notify("a run is active here: stop it (x) before loading another setup", severity="error")
+        if kind == "use" and self.history.state in p.ACTIVE_STATES:
+            self._use_asking(record)
             return
+        if self.history.state in p.ACTIVE_STATES:
+            self.notify("a run is active here: stop it (x) before continuing from another", severity="error")
+            return
+        self._take(result)
+
+    def _use_asking(self, record) -> None:
+        """u with a run active: stop that run, or load the setup for the next start (as ctrl+o offers)."""
+        from torchtui.tui.screens.confirm import ConfirmScreen
+
+        state = self.history.state
+
+        def answer(choice) -> None:
+            if choice is True and self.history.state in p.ACTIVE_STATES:
+                self.bridge.send(p.Stop())
+            if choice in (True, "later") and self._take(("use", record)) and choice == "later":
+                self.main.notice = (f"the panes show the setup of {record.run_id}; the active run keeps its own "
+                                    "setup (r restarts it with this one)")
+
+        self.app.push_screen(ConfirmScreen(f"A run is {state}. Stop it (saving last.pt) and use the setup of "
+                                           f"{record.run_id}, or use it for the next start while the {state} run "
+                                           "keeps its own setup?", title="A run is active", yes="Stop it and use",
+                                           no="Cancel", extra=("o", "Use for the next start", "later")), answer)
+
+    def _take(self, result) -> bool:
+        kind, record = result[0], result[1]
         try:
             config = from_dict(record.config)
         except ConfigError as err:
             self.log("error", f"the setup of {record.run_id} does not load: {err}")
             self.notify(err.first_line, severity="error")
-            return
+            return False
         if kind == "continue":
             checkpoint = Path(record.path) / "checkpoints" / f"{result[2]}.pt"
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, pretrained=str(checkpoint)))
@@ -63,6 +88,7 @@ class RunsController(Controller):
             self.log("info", f"loaded the setup of run {record.run_id}" + (
                 f" (trial {record.trial} of sweep {record.sweep}: S continues sweep {record.sweep}, not a new sweep "
                 "around this trial)" if self.trial_sweep else ""))
+        return True
 
     def sweep(self) -> None:
         """S: run the opened preset's sweep (with the setup as the panes have it), or continue the sweep of the

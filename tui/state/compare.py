@@ -12,6 +12,7 @@ from torchtui.engine.history.series import Series
 
 AXES = ("step", "epoch")
 CHUNK = 64  # ema_array's block: (1 - alpha) ** -CHUNK stays small, so the blocks lose no precision
+LABEL_WIDTH = 22  # a legend entry at most, so that a few fit beside a chart's title
 
 
 @dataclass
@@ -79,7 +80,22 @@ def label(record) -> str:
     """A short legend entry: the run's time and name (20261202-031904-moons → 031904-moons)."""
     run_id = record.run_id
     short = run_id[9:] if len(run_id) > 16 and run_id[8:9] == "-" and run_id[:8].isdigit() else run_id
-    return short if len(short) <= 22 else short[:21] + "…"
+    return middle_cut(short, LABEL_WIDTH)
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` in `width` characters, cut in the middle: its start (a run's time) and its end stay, for the end
+    is what tells runs of one name apart (a sweep's trials: …sweep-t003, …sweep-t004). The end starts at a
+    word ('-') when one starts near its cut."""
+    if len(text) <= width:
+        return text
+    head = min(7, width // 3)
+    room = width - head - 1
+    tail = text[-room:]
+    dash = tail.find("-")
+    if 0 <= dash < room // 2:
+        tail = tail[dash + 1:]
+    return text[:head] + "…" + tail
 
 
 def ema_array(values, alpha: float):
