@@ -4,7 +4,6 @@ are mounted)."""
 
 from __future__ import annotations
 
-from textual import events
 from textual.app import App, ComposeResult
 from textual.color import Color
 

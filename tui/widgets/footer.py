@@ -66,7 +66,8 @@ class ContextFooter(Footer):
 
     def compose(self):
         widgets = list(super().compose())
-        keys = [widget for widget in widgets if isinstance(widget, FooterKey) and "-command-palette" not in widget.classes]
+        keys = [widget for widget in widgets
+                if isinstance(widget, FooterKey) and "-command-palette" not in widget.classes]
         shown = self._fitting([(key.action, key.key_display, key.description) for key in keys])
         kept = [widget for widget in widgets if not isinstance(widget, FooterKey) or widget.action in shown
                 or "-command-palette" in widget.classes]
