@@ -159,8 +159,9 @@ class Table:
         params = " ".join(f"{k}={_short(v)}" for k, v in view.params.items())
         value = f"{view.value:.4g}" if view.value is not None else "–"
         took = view.seconds or (time.time() - view.started)
+        why = f"  ({view.reason})" if view.state == "failed" and getattr(view, "reason", "") else ""
         return (f"trial {view.number:>3}  {view.state:<11}  {self.spec.metric} {value:<8}  epoch {view.epoch:<5g}  "
-                f"{took:6.1f}s  {params}")
+                f"{took:6.1f}s  {params}{why}")
 
     def _draw(self) -> None:
         if not self.live:

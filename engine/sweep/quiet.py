@@ -1,4 +1,5 @@
-"""Trials that end as expected (interrupted, failed with a reason the table shows) without Optuna's tracebacks.
+"""Trials that end as the sweep expects (interrupted, failed with a reason its table shows) without Optuna's
+tracebacks.
 
 Optuna logs every exception an objective raises as a warning with its traceback, then "Trial N failed with
 value None." A trial the user interrupted or that diverged is no program error: its state and reason are in
@@ -15,8 +16,9 @@ from torchtui.engine.errors import UserError
 
 
 class TrialEnded(UserError, RuntimeError):
-    """A trial ended in a way the sweep reports itself (interrupted by the user): Optuna marks it failed. A
-    RuntimeError, which the sweep's optimize() catches; a UserError, were it ever to reach the CLI."""
+    """A trial ended in a way the sweep reports itself (interrupted, diverged, failed to start, with the reason in
+    its row): Optuna marks it failed. A RuntimeError, which the sweep's optimize() catches; a UserError, were it
+    ever to reach the CLI."""
 
 
 class QuietEndings(logging.Filter):

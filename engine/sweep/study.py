@@ -265,7 +265,7 @@ class Sweep:
                     summary = event.summary
                 elif isinstance(event, p.StateChanged) and event.state == p.FAILED and event.run_id is None:
                     view.state, view.reason = "failed", event.reason
-                    raise RuntimeError(f"trial {trial.number} did not start: {event.reason}")
+                    raise TrialEnded(f"trial {trial.number} did not start: {event.reason}")
         except BaseException:
             self._workers.pop(slot, None)
             host.close()  # a trial that went wrong does not leave its worker to the next
@@ -290,7 +290,7 @@ class Sweep:
         if state in (p.DIVERGED, p.FAILED) or view.value is None:
             view.state, view.reason = "failed", summary.get("reason") or f"no val {self.spec.metric} recorded"
             self._write_trial(view)
-            raise RuntimeError(f"trial {trial.number} {state}: {view.reason}")
+            raise TrialEnded(f"trial {trial.number} {state}: {view.reason}")
         view.state = "complete"
         self._write_trial(view)
         return view.value

@@ -64,3 +64,28 @@ def test_ctrl_c_in_a_sweep_prints_no_traceback(tmp_path):
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "failed with" not in err, err
     assert (out + err).count("Traceback") == 0
+
+
+def test_a_failed_trial_says_why_in_one_row_without_a_traceback(capsys):
+    """A diverged trial: its row names the reason; Optuna's traceback warning about it is not printed."""
+    import io
+    from types import SimpleNamespace
+
+    import optuna
+
+    from torchtui.cli.sweep import Table
+    from torchtui.engine.sweep import quiet
+
+    quiet.install()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        raise quiet.TrialEnded(f"trial {trial.number} diverged: non-finite loss at step 1,641")
+
+    optuna.create_study().optimize(objective, n_trials=1, catch=(RuntimeError,))
+    assert "Traceback" not in capsys.readouterr().err
+    out = io.StringIO()
+    view = SimpleNamespace(number=0, state="failed", value=None, epoch=3, seconds=2.0, started=0,
+                           params={"train.lr": 3.0}, reason="non-finite loss at step 1,641")
+    Table(out, SimpleNamespace(metric="accuracy"), json_mode=False).changed(view)
+    assert out.getvalue().rstrip().endswith("train.lr=3  (non-finite loss at step 1,641)")
