@@ -169,3 +169,18 @@ async def test_r_on_a_run_with_last_pt_starts_afresh_without_offering_a_resume(f
                     what="a new start (or a question)")
         assert not title(fake_app), f"r asked again: {title(fake_app)}"
         assert sent(fake_app, p.Start)[-1].resume is None
+
+
+async def test_r_after_a_stop_starts_a_new_run_where_space_offers_the_resume(fake_app, tmp_path):
+    """r is "a new run from step 0" in every state: after x it went through space's resume question too."""
+    run_dir = tmp_path / RUN
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"stand-in")
+    started = dataclasses.replace(scripted_run()[0], run_dir=str(run_dir), config=fake_app.config.to_dict())
+    async with fake_app.run_test(size=(120, 40)) as pilot:
+        fake_app.fake_host.emit(started, *scripted_run()[1:3], p.StateChanged(RUN, p.STOPPED))
+        await until(pilot, lambda: fake_app.history.state == p.STOPPED, what="stopped")
+        fake_app.set_focus(None)
+        await pilot.press("r")
+        await until(pilot, lambda: sent(fake_app, p.Start) or title(fake_app), what="a start (or a question)")
+        assert not title(fake_app) and sent(fake_app, p.Start)[-1].resume is None

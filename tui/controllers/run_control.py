@@ -113,7 +113,10 @@ class RunController(Controller):
 
     def restart(self) -> None:
         if self.state not in p.ACTIVE_STATES:
-            self.toggle()
+            if self.resumable() and not self.main.problem and self.asked is None:
+                self.start()  # r is a new run from step 0: the resume of the stopped run is space's offer
+            else:
+                self.toggle()
             return
         if self.main.problem:  # checked before anything stops: a restart that cannot start stops nothing
             self.notify(f"can't restart: {self.main.problem} (the run goes on)", severity="error")
