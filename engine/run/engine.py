@@ -23,7 +23,7 @@ from torchtui.engine.run.callbacks.events import EvalEvents, deliver, write_fail
 from torchtui.engine.run.callbacks.predictions import PredictionsCallback
 from torchtui.engine.run.callbacks.stats import StatsCallback
 from torchtui.engine.run.controls import Controls
-from torchtui.engine.run.prepare import checkpoint_payload, layer_of_param, prepare_run
+from torchtui.engine.run.prepare import checkpoint_payload, import_soon, layer_of_param, prepare_run
 from torchtui.engine.run.session import Session
 from torchtui.engine.run.steering import apply_live_change
 from torchtui.engine.run.sync import SyncedControls
@@ -66,6 +66,9 @@ class Engine:
         # str(): torch.__version__ is a str subclass defined in torch; pickled as is, unpickling it would
         # import torch (2 s, 200 MB) in the UI process.
         self.emit(p.EngineReady(str(torch.__version__), os.getpid()))
+        # Nobody has asked for a run yet: what the first optimizer would import (7.9 s on a loaded 2-core
+        # machine after space) loads now, so space starts training at once.
+        import_soon("torch._dynamo")
         while not self.session.shutdown:
             command = self.inbox.get()
             if isinstance(command, p.Shutdown):

@@ -50,9 +50,10 @@ def prepare_run(cmd: Start, session: Session, runs_dir: str | None, dist=None) -
         raise
 
 
-def _import_soon(module: str) -> None:
+def import_soon(module: str) -> None:
     """Import a module in a background thread, once per process: torch.optim.Optimizer's first __init__ imports
-    torch._dynamo, about 2 s of Python that can run while Arrow and numpy read the data with the GIL let go."""
+    torch._dynamo, about 2 s of Python that can run while Arrow and numpy read the data with the GIL let go,
+    or while an engine that said EngineReady waits for its first Start (engine.py)."""
     import sys
     import threading
 
@@ -88,7 +89,7 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
         # Only on a change: the call imports torch._inductor, about a second before the first step.
         torch.use_deterministic_algorithms(config.train.deterministic, warn_only=False)
 
-    _import_soon("torch._dynamo")  # the first optimizer imports it (≈2 s): it loads while the data is read
+    import_soon("torch._dynamo")  # the first optimizer imports it (≈2 s): it loads while the data is read
     from torchtui.engine.data.tables import progress_listener
 
     listening = progress_listener.set(lambda line: session.emit(Log(None, "info", line)))

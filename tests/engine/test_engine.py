@@ -256,3 +256,27 @@ def test_a_run_freezes_the_objects_alive_at_its_start_and_leaves_nothing_frozen(
         local.send(p.Stop())
     local.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60)
     assert gc.get_freeze_count() == 0
+
+
+WARM_UP_CHECK = """
+import sys, time
+from torchtui.engine import protocol as p
+from torchtui.engine.host import InProcessHost
+host = InProcessHost()
+host.wait_for(lambda e: isinstance(e, p.EngineReady), timeout=120)
+deadline = time.monotonic() + 60
+while "torch._dynamo" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.05)  # polling a condition with a deadline: the warm-up imports in the engine's thread
+print("warm" if "torch._dynamo" in sys.modules else "cold")
+"""
+
+
+def test_an_idle_engine_warms_up_what_the_first_optimizer_imports():
+    """Issue 26 item 4: space on a fresh app took seconds before the first step, the first optimizer's
+    __init__ importing torch._dynamo (7.9 s on the loaded 2-core machine). An engine that has said
+    EngineReady and has nothing to do does that import then, before anyone asks for a run."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WARM_UP_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "warm", done.stderr[-2000:]
