@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # annotations only: these import nothing the loop needs at ru
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating, to bound activation memory
 
+EVAL_GAP_MAX_S = 5.0  # train.eval_budget thins out evaluations of epochs shorter than this, never longer ones
+
 
 @dataclass
 class Run:
@@ -234,13 +236,16 @@ def reevaluate(run: Run) -> torch.Tensor:
 def epoch_evaluation_due(run: Run) -> bool:
     """Whether the epoch that just ended is evaluated: always, but on short epochs only once training has run
     (1 / train.eval_budget - 1) times as long as the last evaluation took, so evaluations (and the prediction
-    grid and best.pt that follow them) take at most that share of the time. The last epoch always is, and
-    every epoch when what is trained depends on it (a plateau schedule, early stopping) or ranks must agree."""
+    grid and best.pt that follow them) take at most that share of the time, and never more than EVAL_GAP_MAX_S
+    of training apart (an epoch that long is always evaluated, whatever its evaluation costs). The last epoch
+    always is, and every epoch when what is trained depends on it (a plateau schedule, early stopping) or
+    ranks must agree."""
     cfg = run.config.train
     if (cfg.eval_budget <= 0 or run.eval_ended is None or (cfg.epochs and run.epoch >= cfg.epochs)
             or run.plateau is not None or cfg.early_stop_metric or run.dist is not None):
         return True
-    return time.perf_counter() - run.eval_ended >= run.eval_cost * (1 / cfg.eval_budget - 1)  # at most 1 (validated)
+    rest = min(run.eval_cost * (1 / cfg.eval_budget - 1), EVAL_GAP_MAX_S)  # eval_budget <= 1 (validated)
+    return time.perf_counter() - run.eval_ended >= rest
 
 
 def validate(run: Run) -> None:

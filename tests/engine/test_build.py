@@ -99,6 +99,26 @@ def test_clipping_runs_and_the_reported_norm_is_before_clipping(local, mode):
     assert max(norms) > 1e-3  # the unclipped norm is what the chart shows
 
 
+def test_epochs_longer_than_a_few_seconds_are_each_evaluated_whatever_the_evaluation_costs(monkeypatch):
+    """eval_budget only thins out evaluations of short epochs: a 60 s epoch whose evaluation took 8 s (13 %,
+    a 20 % val split evaluated forward only) was evaluated every third epoch, where a user expects val figures
+    each epoch. Never more than EVAL_GAP_MAX_S of training between two evaluations."""
+    from types import SimpleNamespace
+
+    from torchtui.engine.run import loop
+
+    now = 1000.0
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now)
+    train = SimpleNamespace(epochs=10, eval_budget=0.05, early_stop_metric="")
+    run = SimpleNamespace(config=SimpleNamespace(train=train), epoch=3, plateau=None, dist=None,
+                          eval_ended=now - 60.0, eval_cost=8.0)
+    assert loop.epoch_evaluation_due(run)  # 60 s of training since the last one: due, though 8 s is over 5 %
+    run.eval_ended, run.eval_cost = now - 0.05, 0.004  # a short epoch: the budget still thins them out
+    assert not loop.epoch_evaluation_due(run)
+    run.eval_ended = now - loop.EVAL_GAP_MAX_S
+    assert loop.epoch_evaluation_due(run)
+
+
 def test_eval_every_adds_evaluations(local):
     events, _ = run_to_end(local, tiny(epochs=1, eval_every=2))
     assert [e.step for e in of(events, p.EvalResult) if e.split == "val"] == [2, 4, 6, 7]
