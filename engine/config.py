@@ -333,10 +333,11 @@ class TrainConfig:
     """Train and evaluate on the same first N batches every epoch, unshuffled and unaugmented (0 = off)."""
     eval_every: int = 0
     """Also evaluate every N steps (0 = once per epoch only)."""
-    eval_budget: float = 0.05
+    eval_budget: float = 0.02
     """Short epochs: share of the time the per-epoch evaluations (with the prediction grid and best.pt) may
-    take; an epoch's is skipped until training has run long enough since the last one, the last epoch's never.
-    Every epoch is evaluated when a plateau schedule or early stopping decides on them (0 = every epoch)."""
+    take; an epoch's is skipped until training has run long enough since the last one (5 s at most: longer
+    epochs are each evaluated), the last epoch's never. Every epoch is evaluated when a plateau schedule or
+    early stopping decides on them (0 = every epoch)."""
     early_stop_metric: str = ""
     """Stop when this val metric stops improving (loss, accuracy, f1, mae, …; empty = off)."""
     early_stop_mode: str = "auto"
