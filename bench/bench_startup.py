@@ -23,26 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-BARE_APP = '''
-from textual.app import App
-from textual.binding import Binding
-from textual.widgets import Footer, Static
-
-
-class Bare(App):
-    BINDINGS = [Binding("space", "bell", "Start/Pause"), Binding("n", "bell", "Step"), Binding("q", "quit", "Quit")]
-
-    def compose(self):
-        yield Static("bare")
-        yield Footer()
-
-
-Bare().run()
-'''
-
 
 def child(which: str, runs: str) -> None:
-    """Run one app headless on a pty; exit at its first frame with a Footer key in it."""
+    """Run one app headless on a pty (`which`: "torchtui", or the bare app's file); exit at its first frame
+    with a Footer key in it."""
     _, tty = os.openpty()
     os.dup2(tty, 0)
     os.dup2(tty, 1)
@@ -59,8 +43,10 @@ def child(which: str, runs: str) -> None:
             os._exit(0)
 
     App.run, App._display = headless, first_frame
-    if which == "bare":
-        exec(compile(BARE_APP, "bare_app", "exec"), {"__name__": "__main__"})
+    if which != "torchtui":
+        import runpy
+
+        runpy.run_path(which, run_name="__main__")  # bench_tui's bare app, as bench_tui runs it
     else:
         from torchtui.cli.main import main
 
@@ -69,7 +55,7 @@ def child(which: str, runs: str) -> None:
 
 
 def launch(which: str, runs: str, valgrind: bool) -> float:
-    """Instructions (valgrind) or seconds (wall) of one launch."""
+    """Instructions (valgrind) or seconds (wall) of one launch of `which`: torchtui, or the bare app's file."""
     argv = [sys.executable, __file__, "--child", which, "--runs-dir", runs]
     if valgrind:
         argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
@@ -90,20 +76,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="valgrind launches of each (default 1: counts repeat)")
     parser.add_argument("--wall", type=int, default=0, help="also this many wall-clock launches of each")
-    parser.add_argument("--child", choices=["bare", "torchtui"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--runs-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.runs_dir)
+    from bench_tui import BARE_APP  # the same bare app bench_tui's paint launches
+
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        runs = str(Path(tmp) / "runs")
+        runs, bare_app = str(Path(tmp) / "runs"), Path(tmp) / "bare_app.py"
+        bare_app.write_text(BARE_APP)
+        apps = {"bare": str(bare_app), "torchtui": "torchtui"}
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parents[1])],
                        capture_output=True)  # cached bytecode, as an installed package has it
-        counts = {w: [launch(w, runs, True) for _ in range(args.runs)] for w in ("bare", "torchtui")}
-        walls: dict[str, list[float]] = {"bare": [], "torchtui": []}
+        counts = {w: [launch(apps[w], runs, True) for _ in range(args.runs)] for w in apps}
+        walls: dict[str, list[float]] = {w: [] for w in apps}
         for _ in range(args.wall):
             for which in walls:
-                walls[which].append(launch(which, runs, False))
+                walls[which].append(launch(apps[which], runs, False))
     bare, ours = (statistics.median(counts[w]) for w in ("bare", "torchtui"))
     print(f"instructions to the first frame with Footer keys (valgrind, median of {args.runs}):")
     print(f"  bare Textual app   {bare / 1e6:8,.0f} M")
