@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from torchtui.cli.common import EXIT_OK, OPTION_FIELDS, UsageError, add_run_options, add_runs_dir, overrides_of
@@ -48,6 +49,20 @@ def run(args) -> int:
 
 def open_app(app, bridge) -> int:
     """Run the app; let go of the engine after it; print what the app left to say (where a detached run is)."""
+    from torchtui.tui.driver import quit_fast_driver
+
+    def finish() -> None:
+        """A clean exit restored the terminal: the rest of this process's life is teardown nobody needs."""
+        try:
+            bridge.close()
+            if app.farewell:
+                print(app.farewell, file=sys.__stdout__)
+            sys.__stdout__.flush()
+            sys.__stderr__.flush()
+        finally:
+            os._exit(EXIT_OK)
+
+    app.driver_class = quit_fast_driver(finish) or app.driver_class
     try:
         app.run()
     finally:
