@@ -68,8 +68,8 @@ class DeviceConfig:
 
 def default_threads(cores: int | None = None) -> int:
     """Torch threads when device.threads is 0, in the app, the CLI, sweeps and exported scripts alike: one per
-    core less one, which is left to the UI, the data reader or the rest of the machine. On 2 shared cores, 2
-    threads trained moons ~20x and spiral ~35x slower than 1 (bench/bench_threads.py)."""
+    core less one, which is left to the UI, the data reader or the rest of the machine (on 2 shared cores, 2
+    threads trained the presets many times slower than 1: bench/bench_threads.py, figures in the README)."""
     import os
 
     return max(1, (cores or os.cpu_count() or 2) - 1)
