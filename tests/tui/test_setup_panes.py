@@ -111,3 +111,23 @@ async def test_a_run_is_named_after_the_data_the_panes_chose(fake_app):
         fake_app.setup.revalidate()
         assert fake_app.config.data.path == csv and fake_app.config.name == "iris"
         assert fake_app.sub_title == "iris" and "name" not in fake_app.notice
+
+
+async def test_a_problem_shown_before_its_pane_is_composed_appears_beside_the_field_once_it_is():
+    """A data file that cannot load is often reported before the Dataset pane has composed its fields (the
+    panes mount one per tick after the first paint; on a loaded machine seconds later): the status bar said
+    it, the field never did, since the form had no field to put it beside yet."""
+    from textual.app import App
+
+    from torchtui.tui.panes.dataset import DatasetPane
+
+    pane = DatasetPane(id="dataset")
+    pane.show_problems(["data.path: no folder '/nowhere'"])
+
+    class Host(App):
+        def compose(self):
+            yield pane
+
+    async with Host().run_test(size=(100, 60)) as pilot:
+        await pilot.pause()
+        assert "no folder" in str(pane.query_one("#data-path-error").content)

@@ -212,6 +212,7 @@ class ConfigForm(Widget):
         self._hidden: set[str] = set()
         self._titles: list[tuple[Label, list[str]]] = []  # group titles, hidden when none of their fields apply
         self._shown: dict[str, list[str]] = {}  # the problems each field shows now
+        self._problems: list[str] = []  # the latest show_problems(), shown again once the fields are composed
         self._typed: set[str] = set()  # text fields the user edited and still has focus in: not overwritten
         general_id = f"{id}-problems" if fields is not None and id else f"{self.id_prefix}-problems"
         self._general = Static("", classes="form-problems", id=general_id)
@@ -234,6 +235,8 @@ class ConfigForm(Widget):
                 yield label
             for name in names:
                 yield self._field(self.specs[name])
+        if self._problems:  # given before there were fields to show them beside (a load error at start-up)
+            self.show_problems(self._problems)
 
     def _field(self, spec: FieldSpec) -> Vertical:
         control = self._control(spec)
@@ -374,7 +377,8 @@ class ConfigForm(Widget):
 
     def show_problems(self, problems: Iterable[str]) -> None:
         """Show each "prefix.field: message" next to its field and clear the rest; other prefixes are ignored."""
-        found = problems_for(problems, self.prefix)
+        self._problems = list(problems)
+        found = problems_for(self._problems, self.prefix)
         by_field: dict[str, list[str]] = {}
         general: list[str] = []
         for rest, messages in found.items():
