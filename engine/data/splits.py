@@ -44,6 +44,7 @@ class Splits:
     y_mean: torch.Tensor | None = None  # regression targets standardised with these (fitted on train)
     y_std: torch.Tensor | None = None
     encoder: dict | None = None         # a CSV's fitted tabular.Encoder, as a plain dict
+    tokenizer: dict | None = None       # text data: the Tokenizer's spec(), so predict/export rebuild it
 
     # In-memory splits expose their tensors (the prediction view and tests read them).
     x_train = property(lambda self: self.train.x)
@@ -72,7 +73,7 @@ class Splits:
                for k in ("mean", "std", "y_mean", "y_std")}
         return {"task": self.task, "input_shape": list(self.input_shape), "class_names": list(self.class_names),
                 "feature_names": list(self.feature_names), "n_targets": self.n_targets, "encoder": self.encoder,
-                **cpu}
+                "tokenizer": self.tokenizer, **cpu}
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
