@@ -43,10 +43,11 @@ def _fraction(name: str, value, upper: float = 1.0) -> Iterator[tuple[str, str]]
 class DataConfig:
     CHOICES: ClassVar = {"source": SOURCES, "dataset": TORCHVISION_DATASETS, "missing": tabular.MISSING_CHOICES,
                          "categorical": tabular.CATEGORICAL_CHOICES, "standardize_target": tabular.TARGET_SCALING}
-    POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step")
+    POSITIVE: ClassVar = ("n_samples", "features", "seq_len", "step", "block_size", "vocab_size")
     NON_NEGATIVE: ClassVar = ("noise", "limit", "image_size", "crop", "workers")
     MAXIMUM: ClassVar = {"n_samples": 10_000_000, "features": 100_000, "classes": 100_000, "seq_len": 100_000,
-                         "image_size": 4096, "crop": 1024, "workers": 256}
+                         "image_size": 4096, "crop": 1024, "workers": 256, "block_size": 1_000_000,
+                         "vocab_size": 1_000_000}
 
     source: str = "moons"
     """Where samples come from: synthetic (line, moons, circles, xor, spiral, blobs, sine), bundled (digits,
@@ -115,6 +116,20 @@ class DataConfig:
     median or most_frequent value."""
     categorical: str = "auto"
     """csv: text feature columns: auto (one-hot, categories from the train split) or error."""
+    tokenizer: str = "char"
+    """text, and csv text columns: char (the corpus's characters), bytes (UTF-8 bytes), bpe (byte-level BPE
+    trained on the train split) or a path to a tokenizer.json. Nothing is downloaded."""
+    vocab_size: int = 1024
+    """bpe: tokens in the vocabulary it learns (at least 257: the 256 bytes and more)."""
+    block_size: int = 128
+    """text: tokens per window (targets are the next tokens); csv text columns: the padded length (longer
+    texts are cut)."""
+    files: str = ""
+    """text, when data.path is a folder: only files matching this glob (e.g. **/*.py; default every file
+    that is not hidden and holds no NUL byte)."""
+    text_columns: list[str] = field(default_factory=list)
+    """csv: columns of free text, tokenised into padded id sequences (default: detected, long strings with
+    many distinct values)."""
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.classes < 2:
@@ -128,6 +143,10 @@ class DataConfig:
         if self.val_fraction + self.test_fraction >= 1:
             yield "val_fraction", "val_fraction + test_fraction must leave samples to train on (sum below 1)"
         yield from data_sources.size_problems(self)
+        if self.tokenizer == "bpe" and self.vocab_size < 257:
+            yield "vocab_size", f"bpe needs at least 257 tokens (the 256 bytes and more), got {self.vocab_size}"
+        if not self.tokenizer.strip():
+            yield "tokenizer", "char, bytes, bpe or a path to a tokenizer.json"
         # An empty path is reported when the data is loaded, so a preset that leaves it to
         # `--set data.path=…` (mnist-mlp) still opens and round-trips.
         if self.source == "code" and self.path.strip() and not data_sources.is_code_ref(self.path):
