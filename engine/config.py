@@ -29,6 +29,7 @@ LOSSES = ("auto", *optim.LOSSES)
 OPTIMIZERS, SCHEDULERS = tuple(optim.OPTIMIZERS), tuple(optim.SCHEDULERS)
 CLIP_MODES = ("norm", "value")
 MODES = ("auto", "min", "max")
+GUARDS = ("auto", "off", "ask", "rollback", "stop")
 # Metrics a run reports; early stopping and "best" checkpoints pick one of these.
 METRICS = ("loss", "accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
 MAXIMISED = ("accuracy", "f1", "precision", "recall", "r2")
@@ -288,16 +289,17 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     CHOICES: ClassVar = {"loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "clip_mode": CLIP_MODES,
-                         "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS)}
+                         "early_stop_mode": MODES, "best_metric": METRICS, "early_stop_metric": ("", *METRICS),
+                         "guard": GUARDS}
     POSITIVE: ClassVar = ("lr", "eps", "huber_delta", "gamma", "step_size", "accumulate",
-                          "plateau_patience", "early_stop_patience")
+                          "plateau_patience", "early_stop_patience", "guard_z", "guard_max_rollbacks")
     NON_NEGATIVE: ClassVar = ("weight_decay", "momentum", "batch_size", "warmup_steps", "grad_clip", "eval_every",
                               "min_lr", "early_stop_min_delta", "checkpoint_every", "overfit_batches", "epochs",
-                              "stats_every", "eval_budget")
+                              "stats_every", "eval_budget", "snapshot_every", "snapshot_memory")
     MAXIMUM: ClassVar = {"epochs": 10_000_000, "batch_size": 100_000_000, "accumulate": 1_000_000,
                          "step_size": 10_000_000, "stats_every": 1_000_000_000, "warmup_steps": 1_000_000_000,
                          "eval_every": 1_000_000_000, "plateau_patience": 1_000_000, "early_stop_patience": 1_000_000,
-                         "milestones": 1000, "eval_budget": 1.0}
+                         "milestones": 1000, "eval_budget": 1.0, "guard_max_rollbacks": 1000}
 
     # Fields a running run changes from its next step (protocol.SetHparams); the rest apply on restart.
     LIVE: ClassVar = ("lr", "weight_decay", "grad_clip")
@@ -393,6 +395,23 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """Dataset pane."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    snapshots: bool = True
+    """Keep recent whole training states in memory (what rewind and the spike guard go back to). Not
+    checkpoints: a killed process loses them."""
+    snapshot_every: float = 0.0
+    """Seconds between in-memory snapshots (0 = auto: every few seconds, at most ~1 % of the training time)."""
+    snapshot_memory: float = 0.0
+    """MB of host memory the snapshots may take (0 = auto: a tenth of the free memory, at most 4 GB); older
+    snapshots thin out to fit (recent ones dense, older ones sparse)."""
+    guard: str = "auto"
+    """Spike guard on a non-finite loss or gradient, or a loss or gradient-norm spike: off, ask (pause and ask),
+    rollback (to the newest snapshot before it, skipping its batches), stop; auto = ask in the app, rollback
+    headless."""
+    guard_z: float = 6.0
+    """Spike guard: robust z-score (median and MAD of the recent steps) above which a loss or gradient norm is
+    a spike."""
+    guard_max_rollbacks: int = 3
+    """Spike guard: rollbacks within 1,000 steps after which the run stops as diverged."""
     """Model pane."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Hyperparameters pane."""
@@ -419,6 +438,10 @@ class ExperimentConfig:
         """regression, binary or multiclass where the source fixes it; None for csv (known once loaded)."""
         return SOURCE_TASKS.get(self.data.source)
 
+        if self.device.distributed and self.train.guard in ("ask", "rollback"):
+            yield "train.guard", (f"{self.train.guard} rolls back to an in-memory snapshot, which data-parallel runs "
+                                  "(device.devices) do not take; set train.guard to stop, off or auto (off there), "
+                                  "or train on one device")
     def to_dict(self) -> dict:
         return to_plain(self)
 
@@ -429,7 +452,9 @@ class ExperimentConfig:
 # What may differ between a run's config.yaml (or the app's setup) and its checkpoint's config when the run
 # resumes, besides the live fields (TrainConfig.LIVE, applied as live changes): its name and length, and where
 # it trains, which is not what it is (a checkpoint loads on any device and any number of them).
-RESUME_FREE = ("name", "description", "train.epochs", "train.eval_budget", "device.device", "device.devices",
+RESUME_FREE = ("name", "description", "train.epochs", "train.eval_budget", "train.snapshots", "train.snapshot_every",
+               "train.snapshot_memory", "train.guard", "train.guard_z", "train.guard_max_rollbacks",
+               "device.device", "device.devices",
                "device.strategy", "device.threads")
 
 

@@ -32,6 +32,7 @@ class Start:
     origin: dict = field(default_factory=dict)
     checkpoint: str = "last"  # which checkpoint a resume continues from: last or best
     request_id: int = 0       # echoed by the run's RunStarted: a client knows which run is the one it asked for
+    interactive: bool = False  # sent by the app: train.guard auto means ask (headless, it means rollback)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,34 @@ class FindLr:
     request_id: int = 0
 
 
+@dataclass(frozen=True)
+class ListSnapshots:
+    """Ask for the active run's in-memory snapshots (what a rewind can go back to); answered by SnapshotsListed."""
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """Branch the active run from one of its snapshots: the run stops (last.pt saved) and a new run folder
+    continues from the snapshot's step, with `changes` (SetHparams' fields: lr, lr_scale, weight_decay, grad_clip,
+    current_lr) applied first. `step`: the newest snapshot at or before it; `back`: the newest at least this many
+    steps before the current step; neither: the newest snapshot. Answered by Branched then the branch's
+    RunStarted, or an Error naming why (no snapshot there, a refused change)."""
+    step: int | None = None
+    back: int = 0
+    changes: dict = field(default_factory=dict)
+    run_id: str | None = None  # the run meant: refused when another is active (None: the active one)
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class GuardAnswer:
+    """The answer to a GuardTripped that paused the run (train.guard ask): rollback (to the newest snapshot before
+    the bad step, skipping its batches), halve_lr (the same, then lr ÷2) or continue (as it is)."""
+    action: str
+    run_id: str | None = None
+
+
 # ---------------------------------------------------------------- events (engine → client)
 
 @dataclass(frozen=True)
@@ -186,6 +215,33 @@ class StepStats:
     mem_allocated: int | None = None
     mem_reserved: int | None = None
     data_wait: float | None = None      # streamed data: the share of the time spent waiting for batches
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """Where each rank of a data-parallel run spent its steps since the last flush, one list entry per rank.
+
+    `data_wait`, `compute`, `comm_wait`: seconds per step (wall time on the CPU, CUDA events on GPUs);
+    `memory`: bytes (CUDA's allocated on a GPU, the process's RSS on the CPU); `slowest`: the rank the others
+    wait for (the most data wait + compute per step), `cause`: "data wait" or "compute".
+    """
+    run_id: str
+    step: int
+    hosts: list
+    data_wait: list
+    compute: list
+    comm_wait: list
+    samples_per_s: list
+    memory: list
+    slowest: int = -1
+    cause: str = ""
+
+    def rows(self) -> list[dict]:
+        """One dict per rank (host, rank, the figures, slowest): what `torchtui ps --json` shows."""
+        return [{"host": self.hosts[i] if i < len(self.hosts) else "", "rank": i,
+                 "data_wait": self.data_wait[i], "compute": self.compute[i], "comm_wait": self.comm_wait[i],
+                 "samples_per_s": self.samples_per_s[i], "memory": self.memory[i], "slowest": i == self.slowest}
+                for i in range(len(self.compute))]
 
 
 @dataclass(frozen=True)
@@ -345,14 +401,75 @@ class LrFound:
     traceback: str = ""
 
 
+@dataclass(frozen=True)
+class SnapshotsListed:
+    """Reply to ListSnapshots: one dict per snapshot, oldest first: step, epoch, time (unix seconds), loss (the
+    train loss at that step, None if not known), val (the latest val metrics then, {} if none), run_id (the run it
+    was taken in: a branch keeps its parent's snapshots up to the branch point), bytes (its host memory)."""
+    request_id: int
+    run_id: str | None
+    snapshots: list = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Branched:
+    """A Rewind made a branch: `run_id` (which was training) has stopped; `branch_id`, a new run folder whose
+    origin.json names `parent_id` (the run the snapshot was taken in) and `step`, continues from that step with
+    `changes` (name → [old, new]) applied. The branch's RunStarted follows."""
+    run_id: str
+    parent_id: str
+    parent_dir: str
+    branch_id: str
+    branch_dir: str
+    step: int
+    changes: dict = field(default_factory=dict)
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class GuardTripped:
+    """The spike guard (train.guard) saw a bad step. `kind`: nonfinite, loss_spike or grad_spike (`value` the
+    loss or gradient norm, `reason` in words); `action` what it does: ask (the run is paused until a GuardAnswer),
+    rollback or stop. `batches` are the step's micro-batches as [epoch, batch index], `samples` their rows of the
+    train split, `worst` [[row, loss], …] the highest per-sample losses among them (up to 8), `snapshot_step` the
+    step a rollback goes back to (None: no snapshot before it)."""
+    run_id: str
+    step: int
+    kind: str
+    reason: str
+    action: str
+    value: float | None = None
+    batches: list = field(default_factory=list)
+    samples: list = field(default_factory=list)
+    worst: list = field(default_factory=list)
+    snapshot_step: int | None = None
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """The run went back to `step` in place (the guard's rollback, asked or automatic): clients drop what they
+    drew after it and mark it. `from_step` is the bad step, `skipped` the micro-batches ([epoch, batch]) it will not
+    train on again, `changes` a live change made with it (halve_lr: {"lr": [old, new], …}). metrics.jsonl holds a
+    {"type": "guard", …} row at `step`."""
+    run_id: str
+    step: int
+    from_step: int
+    reason: str
+    action: str = "rollback"
+    skipped: list = field(default_factory=list)
+    changes: dict = field(default_factory=dict)
+
+
 # Each request and the event that answers it (carrying the request's id).
 REPLIES = {DescribeModel: ModelDescribed, ListDevices: DevicesListed, PreviewData: DataPreviewed,
-           FindLr: LrFound}
+           FindLr: LrFound, ListSnapshots: SnapshotsListed}
 
 COMMANDS = (Start, Pause, Resume, Step, Stop, SetHparams, EvaluateNow, CheckpointNow, Shutdown,
-            DescribeModel, ListDevices, PreviewData, FindLr)
+            DescribeModel, ListDevices, PreviewData, FindLr, ListSnapshots, Rewind, GuardAnswer)
 EVENTS = (EngineReady, StateChanged, RunStarted, StepStats, EvalResult, Predictions, CheckpointSaved, HparamsChanged,
-          History, Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed, LrFound)
+          History, Log, Error, RunFinished, ModelDescribed, DevicesListed, DataPreviewed, LrFound, SnapshotsListed,
+          Branched, GuardTripped, RolledBack)
 
 
 def is_plain(value: Any) -> bool:
