@@ -108,6 +108,8 @@ def load_data(cfg: DataConfig, device=None) -> Splits:
     if needs and not cfg.path.strip():
         raise DataError(f"data.path: source '{cfg.source}' reads {needs}: set data.path")
     result, features = sources.read(cfg)
+    if isinstance(result, Splits):  # a source that splits its own data (text: by position, before tokenising)
+        return result
     if not isinstance(result, Arrays):
         return _from_datasets(result, cfg, ds.memory_budget(device))
     return _from_arrays(result, features if result.x.dim() == 2 else [], cfg)

@@ -38,6 +38,7 @@ SOURCES = {
     "tensors": Source("files", path="a .pt or .npz file holding X and y"),
     "torchvision": Source("vision", path="the dataset's root folder (nothing is downloaded)"),
     "code": Source("code", path="path/to/file.py:function returning (train, val[, test]) datasets"),
+    "text": Source("text", "tokens", path="a text file or a folder of text files"),
 }
 
 

@@ -19,14 +19,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from torchtui.engine.errors import DataError
+
 KINDS = ("char", "bytes", "bpe")         # data.tokenizer names; anything else is a path to a tokenizer.json
 PAD, UNK = "<pad>", "<unk>"
 PAD_NAMES = (PAD, "[PAD]", "<|pad|>", "<|padding|>")  # what a tokenizer.json may call its pad token
 MAX_CODEPOINT = 0x110000
 
 
-class TokenizerError(ValueError):
-    """A tokenizer cannot be built or cannot encode a text (the caller names the field)."""
+class TokenizerError(DataError):
+    """A tokenizer cannot be built or cannot encode a text; the message names what (data.tokenizer, the file)."""
 
 
 class Tokenizer:
@@ -153,14 +155,15 @@ class HFTokenizer(Tokenizer):
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
         except (OSError, UnicodeDecodeError) as err:
-            raise TokenizerError(f"cannot read '{path}' ({getattr(err, 'strerror', None) or err})") from None
+            reason = getattr(err, "strerror", None) or err
+            raise TokenizerError(f"data.tokenizer: cannot read '{path}' ({reason})") from None
         hf = _hf_from_str(text, f"'{path}'")
         pad_id = None
         if padded:
             pad_id = next((hf.token_to_id(n) for n in PAD_NAMES if hf.token_to_id(n) is not None), None)
             if pad_id is None:
-                raise TokenizerError(f"'{path}' has no pad token ({', '.join(PAD_NAMES)}); padded sequences "
-                                     "need one")
+                raise TokenizerError(f"data.tokenizer: '{path}' has no pad token ({', '.join(PAD_NAMES)}); "
+                                     "padded sequences need one")
         return cls(hf, "file", pad_id)
 
     def spec(self) -> dict:
@@ -187,7 +190,7 @@ def _hf_from_str(text: str, where: str):
     try:
         return HF.from_str(text)
     except Exception as err:  # the library raises a bare Exception for malformed JSON or unknown models
-        raise TokenizerError(f"{where} is not a Hugging Face tokenizer.json "
+        raise TokenizerError(f"data.tokenizer: {where} is not a Hugging Face tokenizer.json "
                              f"({str(err).splitlines()[0][:120] if str(err) else type(err).__name__})") from None
 
 
