@@ -195,6 +195,8 @@ def resolve_paths(data: dict, base: Path) -> dict:
         if not isinstance(part, dict) or not isinstance(part.get(key), str) or not part[key].strip():
             continue
         value = part[key]
+        if value.startswith("@"):  # a named corpus (data.path: @stdlib), not a file
+            continue
         file, colon, name = value.rpartition(":") if _is_code_field(section, key, part) else ("", "", "")
         if not colon:  # no :name part (or not a code field): the whole value is the path
             file, name = value, ""

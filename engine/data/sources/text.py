@@ -30,7 +30,8 @@ def read(cfg: DataConfig, device=None):
     notes = [] if tokens.reused else [f"data.tokenizer: {corpus.size:,} bytes tokenised into {n_tokens:,} {tok.kind} "
                                       f"tokens, cached in {tokens.bin.parent}"]
     return Splits(task="tokens", **parts, input_shape=(cfg.block_size,), n_classes=tok.vocab_size, n_targets=1,
-                  class_names=[], feature_names=[], notes=notes, tokenizer=tok.spec()), []
+                  class_names=[], feature_names=[], notes=notes,
+                  tokenizer={**tok.spec(), "tokens_per_char": tokens.tokens_per_char()}), []
 
 
 def _parts(tokens: text_corpus.Tokens, cfg: DataConfig, device) -> dict[str, WindowPart]:

@@ -52,10 +52,18 @@ class Corpus:
         return [[str(f), size, f.stat().st_mtime_ns] for f, size in zip(self.files, self.sizes)]
 
 
+# data.path: @stdlib — modules of the Python standard library every CPython 3.9+ has: a corpus on every machine.
+STDLIB = ("argparse.py", "dataclasses.py", "functools.py", "inspect.py", "textwrap.py", "typing.py")
+
+
 def find(path: str, pattern: str = "") -> Corpus:
     """The corpus at data.path: one file, or a folder's files (matching `pattern`, not hidden, no NUL byte)."""
     root = Path(path).expanduser()
-    if root.is_file():
+    if path.strip() == "@stdlib":
+        import sysconfig
+
+        files = [Path(sysconfig.get_paths()["stdlib"]) / name for name in STDLIB]
+    elif root.is_file():
         files = [root]
     elif root.is_dir():
         found = root.glob(pattern) if pattern.strip() else root.rglob("*")
@@ -191,8 +199,13 @@ class Tokens:
     dtype: np.dtype
     tokenizer: tk.Tokenizer
     bounds: dict[str, tuple[int, int]]
-    chars: int      # characters of the corpus (for tokens per character)
+    chars: dict[str, int]  # characters per split (tokens per character: bits per character from a loss)
     reused: bool
+
+    def tokens_per_char(self) -> float:
+        """Measured on the train split (1.0 for char)."""
+        start, end = self.bounds["train"]
+        return (end - start) / max(1, self.chars["train"])
 
     def memmap(self) -> np.memmap:
         return np.memmap(self.bin, dtype=self.dtype, mode="r")
@@ -235,7 +248,7 @@ def _opened(meta: dict, bin_path: Path, reused: bool) -> Tokens:
     if bin_path.stat().st_size != meta["bounds"]["test"][1] * dtype.itemsize:
         raise DataError("the cached tokens are incomplete")
     bounds = {name: tuple(meta["bounds"][name]) for name in SPLITS}
-    return Tokens(bin_path, dtype, tok, bounds, meta["chars"], reused)
+    return Tokens(bin_path, dtype, tok, bounds, dict(meta["chars"]), reused)
 
 
 def _built(corpus: Corpus, name: str, vocab_size: int, train: tuple[int, int]) -> tk.Tokenizer:
@@ -265,15 +278,15 @@ def _write(corpus: Corpus, tok: tk.Tokenizer, bounds: list[tuple[int, int]], bin
     """Tokenise each split into the .bin (under a temporary name, renamed when complete); its metadata."""
     bin_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = bin_path.with_name(f".{bin_path.name}.{os.getpid()}.tmp")
-    token_bounds, start, chars = {}, 0, 0
+    token_bounds, start, chars = {}, 0, {}
     try:
         with open(tmp, "wb") as out:
             for split, (lo, hi) in zip(SPLITS, bounds):
-                count = 0
+                count = chars[split] = 0
                 for ids, n_chars in _encoded(corpus, tok, lo, hi):
                     out.write(ids.astype(tok.dtype).tobytes())
                     count += len(ids)
-                    chars += n_chars
+                    chars[split] += n_chars
                 token_bounds[split] = [start, start + count]
                 start += count
             out.flush()
