@@ -31,7 +31,7 @@ CLIP_MODES = ("norm", "value")
 MODES = ("auto", "min", "max")
 GUARDS = ("auto", "off", "ask", "rollback", "stop")
 # Metrics a run reports; early stopping and "best" checkpoints pick one of these.
-METRICS = ("loss", "accuracy", "f1", "precision", "recall", "mae", "mse", "r2")
+METRICS = ("loss", "accuracy", "f1", "precision", "recall", "mae", "mse", "r2", "perplexity", "bpc")
 MAXIMISED = ("accuracy", "f1", "precision", "recall", "r2")
 
 
@@ -221,13 +221,15 @@ class ConvConfig:
 @dataclass
 class ModelConfig:
     CHOICES: ClassVar = {"kind": MODEL_KINDS, "init": INITS, "cell": CELLS, "pooling": POOLINGS}
-    POSITIVE: ClassVar = ("init_std", "hidden_size", "num_layers")
-    NON_NEGATIVE: ClassVar = ("freeze_first",)
+    POSITIVE: ClassVar = ("init_std", "hidden_size", "num_layers", "n_layer", "n_head", "d_model")
+    NON_NEGATIVE: ClassVar = ("freeze_first", "d_ff")
     MAXIMUM: ClassVar = {"layers": 1000, "conv": 1000, "hidden_size": 1_000_000, "num_layers": 1000,
-                         "freeze_first": 100_000, "freeze": 1000}
+                         "freeze_first": 100_000, "freeze": 1000, "n_layer": 1000, "n_head": 1024,
+                         "d_model": 1_000_000, "d_ff": 10_000_000}
 
     kind: str = "mlp"
-    """mlp, cnn (conv blocks, then the layers), rnn (a recurrent layer, then the layers), custom or torchvision."""
+    """mlp, cnn (conv blocks, then the layers), rnn (a recurrent layer, then the layers), transformer, custom or
+    torchvision."""
     layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig(), LayerConfig()])
     """Hidden layers in order (for cnn and rnn: the head after the features); a number is shorthand for
     {units: N}. Empty = a linear model."""
@@ -245,6 +247,18 @@ class ModelConfig:
     """rnn: dropout between stacked recurrent layers (needs num_layers >= 2)."""
     pooling: str = "last"
     """rnn: summarise the sequence by its last step or the mean over steps."""
+    n_layer: int = 4
+    """transformer: blocks (pre-norm self-attention + MLP)."""
+    n_head: int = 4
+    """transformer: attention heads (d_model must be a multiple)."""
+    d_model: int = 128
+    """transformer: width of the token embeddings and of every block."""
+    d_ff: int = 0
+    """transformer: width of each block's MLP (0 = 4 × d_model)."""
+    dropout: float = 0.0
+    """transformer: dropout on embeddings, attention and residual outputs (0 = off)."""
+    tie_embeddings: bool = True
+    """transformer on next-token data: the output layer shares the token embedding's weights."""
     module: str = ""
     """custom: path/to/model.py:ClassName (relative paths in a preset are relative to it)."""
     arch: str = ""
@@ -282,6 +296,9 @@ class ModelConfig:
         if self.kind == "torchvision" and not self.arch.strip():
             yield "arch", "name a torchvision model, e.g. resnet18"
         yield from _fraction("rnn_dropout", self.rnn_dropout)
+        yield from _fraction("dropout", self.dropout)
+        if self.kind == "transformer" and self.d_model % self.n_head:
+            yield "d_model", f"must be a multiple of n_head ({self.n_head}), got {self.d_model}"
         if self.rnn_dropout and self.num_layers < 2:
             yield "rnn_dropout", "applies between stacked layers: set num_layers to 2 or more, or rnn_dropout to 0"
 

@@ -14,7 +14,7 @@ from torchtui.engine.errors import DataError
 class Arrays:
     """Samples read from files: x (N, …) float32, y class indices or float targets, and any given test/val part."""
 
-    x: torch.Tensor
+    x: torch.Tensor            # float32, or int64 token ids (N, T)
     y: torch.Tensor
     task: str
     class_names: list[str]
@@ -22,14 +22,18 @@ class Arrays:
     val: tuple[torch.Tensor, torch.Tensor] | None = None
     table: Any = None          # a CSV's cells (csvfile.CsvTable): x holds row numbers, encoded once split
     notes: list[str] = field(default_factory=list)  # things the user should hear about (rows dropped, …)
+    vocab_size: int = 0        # task "tokens": ids are below this (0: the largest id seen + 1)
 
 
 def label_targets(ys: dict[str, torch.Tensor], where: str) -> tuple[str, list[str], dict[str, torch.Tensor]]:
     """The task from the targets' dtype and y per part as the loop wants it.
 
     Integers or bools are class labels: sorted distinct values become indices 0..k-1 (named by value).
+    Integer (N, T) targets are next-token ids (task "tokens"), kept as they are.
     Floats are regression targets, shaped (N, targets).
     """
+    if all(not y.is_floating_point() and y.dtype != torch.bool and y.dim() == 2 for y in ys.values()):
+        return "tokens", [], {name: y.long() for name, y in ys.items()}
     if all(not y.is_floating_point() for y in ys.values()):
         if any(y.dim() != 1 for y in ys.values()):
             raise DataError(f"data.path: integer y in {where} must be one class label per sample (1-D)")

@@ -145,9 +145,12 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
         if y_std is not None:
             train, val, test = ((x, (y - y_mean) / y_std) for x, y in (train, val, test))
     classification = a.task != "regression"
+    n_classes = len(a.class_names) if classification else 0
+    if a.task == "tokens":  # the vocabulary: logits per id, and the embedding's rows
+        n_classes = a.vocab_size or 1 + max(int(t.max()) for part in (train, val, test) for t in part if t.numel())
     return Splits(
         task=a.task, train=TensorPart(*train), val=TensorPart(*val), test=TensorPart(*test),
-        input_shape=tuple(train[0].shape[1:]), n_classes=len(a.class_names) if classification else 0,
+        input_shape=tuple(train[0].shape[1:]), n_classes=n_classes,
         n_targets=1 if classification else a.y.shape[1], class_names=a.class_names if classification else [],
         feature_names=features, mean=mean, std=std, flip=cfg.flip, crop=cfg.crop, notes=a.notes + notes,
         y_mean=y_mean, y_std=y_std, encoder=encoder,
@@ -224,6 +227,11 @@ def _from_datasets(parts: tuple, cfg: DataConfig, budget: int) -> Splits:
     return _streamed(train, val, test, cfg)
 
 
+def _token_ids(t: torch.Tensor) -> bool:
+    """(N, T) integers: token ids (a model embeds them; they are never standardised or made floats)."""
+    return t.dim() == 2 and not t.is_floating_point() and t.dtype != torch.bool
+
+
 def _limited(part, limit: int):
     """The first `limit` samples of a part (all of them when limit is 0)."""
     if part is None or not limit:
@@ -245,7 +253,10 @@ def _class_names(dataset, names: list[str]) -> list[str]:
 
 def _as_tensors(part) -> tuple[torch.Tensor, torch.Tensor]:
     if ds.is_pair(part):
-        return torch.as_tensor(part[0]).float(), torch.as_tensor(part[1])
+        x, y = torch.as_tensor(part[0]), torch.as_tensor(part[1])
+        if _token_ids(x) and _token_ids(y) and x.shape == y.shape:  # next-token windows: ids stay ids
+            return x.long(), y
+        return x.float(), y
     return ds.materialize(part)
 
 

@@ -13,6 +13,7 @@ KINDS = {  # name -> (module in this package, its builder)
     "mlp": ("blocks", "build_mlp"),
     "cnn": ("cnn", "build_cnn"),
     "rnn": ("rnn", "RecurrentNet"),
+    "transformer": ("transformer", "build_transformer"),
     "custom": ("custom", "build_custom"),
     "torchvision": ("custom", "build_torchvision"),
 }

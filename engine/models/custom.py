@@ -13,16 +13,18 @@ from torchtui.engine.errors import ModelError
 from torchtui.engine.usercode import UserCodeError, call, load_object
 
 
-def size_arguments(shape: tuple[int, ...], n_out: int) -> dict:
+def size_arguments(shape: tuple[int, ...], n_out: int, tokens=None) -> dict:
     """Sizes a constructor may ask for by name; each is passed only where its signature has that parameter."""
     sizes = {"input_shape": tuple(shape), "in_features": math.prod(shape), "out_features": n_out,
              "num_classes": n_out, "num_outputs": n_out, "n_outputs": n_out}
+    if tokens is not None:  # token ids: the vocabulary the embedding needs, and the longest sequence
+        sizes.update(vocab_size=tokens.vocab_size, block_size=shape[0])
     if len(shape) == 3:
         sizes["in_channels"] = shape[0]
     return sizes
 
 
-def build_custom(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> nn.Module:
+def build_custom(cfg: ModelConfig, shape: tuple[int, ...], n_out: int, tokens=None) -> nn.Module:
     """Instantiate `path/to/model.py:ClassName` with the preset's kwargs plus the sizes its signature names."""
     try:
         cls, path = load_object(cfg.module, "model.module", "class")
@@ -36,7 +38,7 @@ def build_custom(cfg: ModelConfig, shape: tuple[int, ...], n_out: int) -> nn.Mod
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         params = {}
-    for key, value in size_arguments(shape, n_out).items():
+    for key, value in size_arguments(shape, n_out, tokens).items():
         if key in params and key not in kwargs:
             kwargs[key] = value
     try:

@@ -123,8 +123,9 @@ def freeze(model: nn.Module, patterns: list[str], first: int) -> list[str]:
     return [n for n in names if n in chosen]
 
 
-def check_output(model: nn.Module, sample: torch.Tensor, n_out: int, cfg: ModelConfig) -> None:
-    """Run two samples through the model; its output must be a tensor of shape (2, n_out).
+def check_output(model: nn.Module, sample: torch.Tensor, n_out: int, cfg: ModelConfig, per_token: bool = False) -> None:
+    """Run two samples through the model; its output must be a tensor of shape (2, n_out), or (2, T, n_out) for
+    next-token data (`per_token`: a logit per vocabulary entry at each of the T positions).
 
     A failure names the place to fix: the user's file and line for a custom module, else the field.
     """
@@ -141,10 +142,12 @@ def check_output(model: nn.Module, sample: torch.Tensor, n_out: int, cfg: ModelC
                          f"shape {tuple(sample.shape)}: {err}") from err
     finally:
         model.train(was_training)
-    expected = (len(sample), n_out)
+    expected = (len(sample), *sample.shape[1:2], n_out) if per_token else (len(sample), n_out)
     if not isinstance(out, torch.Tensor):
         raise ModelError(f"{field}: {cls}.forward{_line(model)} returned a {type(out).__name__}; "
                          f"expected a tensor of shape {expected}")
+    if per_token and out.dim() == 3 and tuple(out.shape[:2]) == expected[:2] and out.shape[2] > n_out:
+        return  # logits over a larger vocabulary than the data's: ids past it are never targets (nor sampled)
     if tuple(out.shape) != expected:
         fix = "size its last layer to match, or set model.replace_head: true" if cfg.kind in (
             "custom", "torchvision") else "check model.layers"

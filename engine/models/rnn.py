@@ -11,6 +11,7 @@ from torchtui.engine.config import ModelConfig
 from torchtui.engine.errors import ModelError
 from torchtui.engine.models import CELLS
 from torchtui.engine.models.blocks import mlp_layers
+from torchtui.engine.models.tokens import TokenInput
 
 
 def sequence_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -26,11 +27,21 @@ def sequence_shape(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 class RecurrentNet(nn.Module):
-    """`rnn` reads (N, T, F) batches first-dimension-batch; `mlp` maps the pooled state to the outputs."""
+    """`rnn` reads (N, T, F) batches first-dimension-batch; `mlp` maps the pooled state to the outputs.
 
-    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], n_out: int):
+    Token ids (N, T) are embedded first (hidden_size wide); on next-token data (`tokens.per_token`) the head
+    maps every step's state, giving logits (N, T, vocab)."""
+
+    def __init__(self, cfg: ModelConfig, shape: tuple[int, ...], n_out: int, tokens: TokenInput | None = None):
         super().__init__()
         self.steps, self.features = sequence_shape(shape)
+        self.embed = nn.Embedding(tokens.vocab_size, cfg.hidden_size) if tokens is not None else None
+        self.per_token = tokens is not None and tokens.per_token
+        if self.embed is not None:
+            self.features = cfg.hidden_size
+        if self.per_token and cfg.bidirectional:
+            raise ModelError("model.bidirectional: a next-token model must not read the tokens it predicts "
+                             "(set bidirectional: false)")
         self.pooling = cfg.pooling
         self.bidirectional = cfg.bidirectional
         self.hidden_size = cfg.hidden_size
@@ -41,7 +52,12 @@ class RecurrentNet(nn.Module):
         self.mlp = nn.Sequential(OrderedDict(mlp_layers(cfg.layers, width, n_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x.reshape(len(x), self.steps, self.features))
+        if self.embed is not None:
+            out, _ = self.rnn(self.embed(x))
+            if self.per_token:
+                return self.mlp(out)
+        else:
+            out, _ = self.rnn(x.reshape(len(x), self.steps, self.features))
         if self.pooling == "mean":
             pooled = out.mean(dim=1)
         elif self.bidirectional:
@@ -53,9 +69,9 @@ class RecurrentNet(nn.Module):
         return self.mlp(pooled)
 
 
-def recurrent_parameters(cfg: ModelConfig, shape: tuple[int, ...]) -> int:
+def recurrent_parameters(cfg: ModelConfig, shape: tuple[int, ...], tokens: TokenInput | None = None) -> int:
     """Parameters of the recurrent layer alone (as torch counts them), for summaries and tests."""
-    _, features = sequence_shape(shape)
+    features = cfg.hidden_size if tokens is not None else sequence_shape(shape)[1]
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell]
     directions = 2 if cfg.bidirectional else 1
     total, width = 0, features

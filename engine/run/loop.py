@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: these import nothing the loop needs at ru
     from torch.amp import GradScaler
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+    from torchtui.engine.models.tokens import TokenInput
     from torchtui.engine.run.distributed import Dist
     from torchtui.engine.run.session import Session
     from torchtui.engine.run.writer import Writer
@@ -74,6 +75,7 @@ class Run:
     dist: Dist | None = None           # this process is one rank of a data-parallel run
     eval_cost: float = 0.0             # seconds the last validate() took
     eval_ended: float | None = None    # perf_counter() when it ended (None: no evaluation yet)
+    tokens: TokenInput | None = None   # the inputs are token ids (models.tokens); task "tokens": next-token data
 
     @property
     def total_steps(self) -> int:
@@ -285,6 +287,8 @@ def evaluate(run: Run, split: str) -> dict:
     "dead_relu": {layer: fraction}}. One host sync for all of them.
     """
     part = getattr(run.data, split)
+    if run.task == "tokens":
+        return _evaluate_tokens(run, part)
     # Eager and unwrapped: a compiled model would compile again for inference_mode and each chunk size
     # (0.57 of a bare loop's throughput for a compiled MLP on a GPU), and a DDP wrapper has nothing to do here.
     model = run.plain_model
@@ -314,6 +318,23 @@ def evaluate(run: Run, split: str) -> dict:
         for h in hooks:
             h.remove()
         model.train(was_training)
+    return result
+
+
+def _evaluate_tokens(run: Run, part) -> dict:
+    """Next-token data: loss, perplexity, token accuracy and bits per character (no confusion over a vocabulary)."""
+    from torchtui.engine.run.token_metrics import token_metrics
+
+    model = run.plain_model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
+            result = token_metrics(model, part, run.tokens.pad_id if run.tokens is not None else None,
+                                   getattr(run.data, "tokenizer", None), run.config.train.label_smoothing)
+    finally:
+        model.train(was_training)
+    result["dead_relu"] = {}
     return result
 
 

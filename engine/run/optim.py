@@ -279,6 +279,8 @@ def loss_problem(task: str, loss: str) -> str | None:
     """Why `loss` does not fit `task` (with the fix), or None when it does."""
     if loss not in LOSSES:
         return None
+    if task == "tokens" and loss != "cross_entropy":
+        return f"'{loss}' is not a next-token loss; this data predicts token ids (use cross_entropy or auto)"
     values = [name for name, spec in LOSSES.items() if spec.targets == "values"]
     if task == "regression" and LOSSES[loss].targets == "classes":
         return (f"'{loss}' needs class labels, but this data has continuous regression targets "
@@ -295,17 +297,25 @@ def resolve_loss(task: str, loss: str) -> str:
     """The loss a run uses: `auto` becomes bce_with_logits (binary), cross_entropy (multiclass) or mse."""
     if loss != "auto":
         return loss
-    return {"binary": "bce_with_logits", "multiclass": "cross_entropy"}.get(task, "mse")
+    return {"binary": "bce_with_logits", "multiclass": "cross_entropy", "tokens": "cross_entropy"}.get(task, "mse")
 
 
-def make_loss(name: str, cfg, task: str) -> LossFn:
-    """Loss over model outputs (logits or values) and targets (class indices or float values)."""
+def make_loss(name: str, cfg, task: str, ignore_index: int | None = None) -> LossFn:
+    """Loss over model outputs (logits or values) and targets (class indices or float values).
+
+    Next-token data (task "tokens"): logits (N, T, V) against ids (N, T), the mean over every position's
+    cross-entropy (nanoGPT's), positions whose target is `ignore_index` (padding) left out."""
     import torch.nn.functional as F
 
     if name not in LOSSES:
         raise ValueError(f"train.loss: unknown '{name}'")
     if name == "bce_with_logits" and task != "binary":
         raise ValueError("train.loss: bce_with_logits needs a two-class task")
+    if task == "tokens":
+        ignore = -100 if ignore_index is None else ignore_index  # -100: torch's "none"
+        smoothing = cfg.label_smoothing
+        return lambda out, y: F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=ignore,
+                                              label_smoothing=smoothing)
     return LOSSES[name].make(F, cfg)
 
 
@@ -313,6 +323,8 @@ def make_predict(task: str, n_outputs: int) -> Callable | None:
     """Outputs → predicted class indices (None for regression)."""
     if task == "regression":
         return None
+    if task == "tokens":
+        return lambda out: out.argmax(dim=-1)
     if n_outputs == 1:
         return lambda out: (out.squeeze(1) > 0).long()
     return lambda out: out.argmax(dim=1)

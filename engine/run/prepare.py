@@ -15,6 +15,7 @@ from torchtui.engine.data.batches import num_batches
 from torchtui.engine.data.splits import Splits, load_data
 from torchtui.engine.errors import DataError, ModelError
 from torchtui.engine.models import build as models
+from torchtui.engine.models.tokens import TokenInput, token_input
 from torchtui.engine.protocol import Log, Start
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run import devices, optim
@@ -107,6 +108,7 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
     model = model.to(device)
     splits = splits.to(device)
     layer_names, _ = models.param_groups_by_layer(model)
+    tokens = tokens_of(splits)
     if dist is not None:
         model = _data_parallel(model, dist, len(splits.train))
 
@@ -136,11 +138,11 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
     run = Run(
         config=config, config_dict=plain, run_id=folder.run_id, folder=folder, data=splits, model=model,
         optimizer=optimizer, scheduler=scheduler, plateau=plateau, scaler=scaler,
-        loss_fn=optim.make_loss(loss_name, config.train, splits.task),
+        loss_fn=optim.make_loss(loss_name, config.train, splits.task, tokens.pad_id if tokens is not None else None),
         predict=optim.make_predict(splits.task, n_out), device=device, amp_dtype=amp_dtype,
         task=splits.task, loss_name=loss_name, n_outputs=n_out, steps_per_epoch=steps_per_epoch,
         batches_per_epoch=n_batches, params=params, layer_names=layer_names, session=session,
-        grad_clip=config.train.grad_clip, base_lr=config.train.lr, dist=dist,
+        grad_clip=config.train.grad_clip, base_lr=config.train.lr, dist=dist, tokens=tokens,
         writer=Writer() if dist is None or dist.leader else None,  # rows and checkpoints written off the step
     )
     if dev_cfg.compile:
@@ -284,12 +286,22 @@ def build_data_and_model(config, load=None, device=None) -> tuple[Splits, torch.
         loss_name = optim.resolve_loss(splits.task, config.train.loss)
         n_out = models.output_size(splits.task, splits.n_classes, splits.n_targets, loss_name)
         sample, _ = splits.train.sample(2)
-        model, notes = models.prepare_model(config.model, splits.input_shape, n_out, sample.cpu())
+        model, notes = models.prepare_model(config.model, splits.input_shape, n_out, sample.cpu(), tokens_of(splits))
     except (DataError, ModelError) as err:
         cause = err.__cause__
         details = "".join(traceback.format_exception(cause)) if cause is not None else ""
         raise ConfigError([str(err)], details) from None
     return splits, model, loss_name, n_out, list(splits.notes) + notes
+
+
+def tokens_of(splits: Splits) -> TokenInput | None:
+    """How the model reads this data's inputs when they are token ids (None for numbers)."""
+    x, _ = splits.train.sample(2)
+    if x.is_floating_point() or x.dtype == torch.bool:
+        return None
+    max_id = int(splits.x_train.max()) if not splits.streamed and splits.task != "tokens" and len(splits.train) \
+        else None
+    return token_input(splits.task, splits.n_classes, getattr(splits, "tokenizer", None), True, max_id)
 
 
 def _compile(run: Run) -> list[str]:
@@ -328,6 +340,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
         "rng": ckpt.rng_state(),
         "data": run.data.preprocessing(),  # what `torchtui predict` applies to new inputs
+        "tokens": run.tokens.to_dict() if run.tokens is not None else None,  # how the model reads token ids
         "saved_at": time.time(),
         **(extra or {}),
     }
