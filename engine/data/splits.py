@@ -125,7 +125,7 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
     train, val, test = split(a.x, a.y, val_fraction, test_fraction, cfg.shuffle, cfg.seed)
     val = a.val if a.val is not None else val
     test = a.test if a.test is not None else test
-    encoder = None
+    encoder = tokenizer = None
     if a.table is not None:  # rows of a table: fill values and categories come from the train rows only
         fitted = a.table.fit(train[0][:, 0].numpy())
         # Every row encoded in file order (each column read straight through), then each split's rows taken.
@@ -134,8 +134,9 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
         train, val, test = ((every.index_select(0, x[:, 0]), y) for x, y in (train, val, test))
         del every
         features, encoder = fitted.feature_names, fitted.to_dict()
+        tokenizer = fitted.tokenizer.spec() if hasattr(fitted, "tokenizer") else None  # text columns' ids
     mean = std = None
-    if cfg.standardize:
+    if cfg.standardize and train[0].is_floating_point():  # (token ids are never standardised)
         mean, std = fit_standardiser(train[0])
         train, val, test = ((((x - mean) / std), y) for x, y in (train, val, test))
     y_mean = y_std = None
@@ -153,7 +154,7 @@ def _from_arrays(a: Arrays, features: list[str], cfg: DataConfig) -> Splits:
         input_shape=tuple(train[0].shape[1:]), n_classes=n_classes,
         n_targets=1 if classification else a.y.shape[1], class_names=a.class_names if classification else [],
         feature_names=features, mean=mean, std=std, flip=cfg.flip, crop=cfg.crop, notes=a.notes + notes,
-        y_mean=y_mean, y_std=y_std, encoder=encoder,
+        y_mean=y_mean, y_std=y_std, encoder=encoder, tokenizer=tokenizer,
     )
 
 

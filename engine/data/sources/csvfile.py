@@ -15,6 +15,7 @@ from torchtui.engine.config import DataConfig
 from torchtui.engine.data import tables, tabular
 from torchtui.engine.data.arrays import Arrays
 from torchtui.engine.data.tabular import Column, Problems
+from torchtui.engine.data.text import columns as text_columns
 from torchtui.engine.errors import DataError
 
 # Integer targets with at most this many distinct values (and fewer than half the rows) are class labels.
@@ -51,14 +52,16 @@ def read_csv(cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, str, list[str
     return torch.from_numpy(encoder.transform(table.cells)), y, task, names, encoder.feature_names
 
 
-def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str], list[str]]:
-    """The feature table, y, task, class names and notes; every bad cell is reported in one error."""
+def read_table(cfg: DataConfig) -> tuple[CsvTable | text_columns.TextTable, torch.Tensor, str, list[str], list[str]]:
+    """The feature table (a TextTable when it has free-text columns), y, task, class names and notes; every
+    bad cell is reported in one error."""
     file = tables.read(cfg.path, max_rows=cfg.limit or None)  # data.limit: only the first rows are read
     header = file.header
     target = cfg.target or header[-1]
     check = _checker(header, cfg.path)
     check("data.target", [target])
     features = tabular.pick_columns(header, target, list(cfg.columns), check)
+    check("data.text_columns", list(cfg.text_columns))
     target_col = Column.of(target, file.columns[target])
     columns = [Column.of(name, file.columns[name]) for name in features]
     file.columns = {}  # the Arrow columns' memory goes back before the features are encoded
@@ -85,19 +88,25 @@ def read_table(cfg: DataConfig) -> tuple[CsvTable, torch.Tensor, str, list[str],
         columns = [col.take(rows) for col in columns]
         target_col = target_col.take(rows)
         line_of = lambda row: file.line_of(int(rows[row]))  # noqa: E731
-    _check_all(columns, target_col, line_of, cfg)
+    text = text_columns.pick_text_columns(columns, list(cfg.text_columns))
+    if text:
+        text_columns.only_text(columns, text)
+    _check_all(columns, target_col, line_of, cfg, categorical="auto" if text else cfg.categorical)
     y, task, class_names, why = _target(target_col, line_of)
     if why:
         notes.append(why)
+    if text:
+        table = text_columns.TextTable(text, target, cfg.tokenizer, cfg.vocab_size, cfg.block_size)
+        return table, y, task, class_names, notes
     return CsvTable(columns, cfg.missing, target), y, task, class_names, notes
 
 
-def _check_all(columns: list[Column], target: Column, line_of, cfg: DataConfig) -> None:
+def _check_all(columns: list[Column], target: Column, line_of, cfg: DataConfig, categorical: str) -> None:
     """Missing targets and the feature columns' bad cells, in one report."""
     problems = Problems(cfg.path, line_of)
     gaps = np.flatnonzero(target.missing)
     problems.add_rows(target.name, gaps, lambda i: "missing target value")
-    fixes = tabular.check_cells(columns, cfg.missing, cfg.categorical, problems)
+    fixes = tabular.check_cells(columns, cfg.missing, categorical, problems)
     if len(gaps):
         fixes.append("fill or drop the rows without a target value (any data.missing but error drops them)")
     problems.raise_if_any("; ".join(fixes))
