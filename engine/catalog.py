@@ -122,7 +122,9 @@ class Catalog:
         config, summary, origin, problems = self._read_static(folder)
         rec.config = config
         rec.name = str(config.get("name") or "") if config else ""
-        parent = origin.get("parent") if isinstance(origin.get("parent"), dict) else {}
+        # A rewind's branch names its parent as branch_of, a run continued from a checkpoint file as parent.
+        lineage = origin.get("branch_of") if isinstance(origin.get("branch_of"), dict) else origin.get("parent")
+        parent = lineage if isinstance(lineage, dict) else {}
         rec.preset, rec.parent = str(origin.get("preset") or ""), str(parent.get("run_id") or "")
         rec.created = number(origin.get("created")) or rec.created
         progress = self._read_metrics(folder / "metrics.jsonl", problems, quiet=writing)

@@ -15,6 +15,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
 from torchtui.engine import catalog
 from torchtui.tui.charts.compare import CompareChart, colour_of
+from torchtui.tui.state import lineage
 from torchtui.tui.state.compare import AXES, Overlay
 
 REFRESH_S = 2.0  # how often the folder is looked at again (unchanged files are not reread)
@@ -91,22 +92,27 @@ class RunsScreen(Screen):
         found = self.catalog.scan(catalog.live_states())
         found = [r for r in found if catalog.matches(r, self.filter_text)] if self.filter_text else found
         key = self.sort_key if self.sort_key != "best metric" else self._primary(found)
-        records = catalog.sort_records(found, key, self.reverse)
+        # Sorted, then as a tree: a run's branches (rewinds, continues) right under it, each level sorted.
+        rows = lineage.tree(catalog.sort_records(found, key, self.reverse))
+        records = [record for record, _ in rows]
         fields = catalog.differing(records)
-        shown = (tuple((r.run_id, r.state, r.steps, tuple(r.best.items()), r.problem) for r in records),
+        shown = (tuple((r.run_id, r.state, r.steps, tuple(r.best.items()), r.problem, depth) for r, depth in rows),
                  tuple(fields), key, self.reverse)
         self.records = records
         if shown != self._shown_key:
             self._shown_key = shown
-            self._fill_table(records, fields, key)
+            self._fill_table(rows, fields, key)
             self._show_selection()
         self._status()
 
-    def _fill_table(self, records, fields, sort_key: str) -> None:
+    def _fill_table(self, tree_rows, fields, sort_key: str) -> None:
         # The cursor stays on its run when the rows move, except on the top row: there it stays on top,
         # so a leaderboard watched from its first row keeps showing (and `u` taking) the best run.
         cursor = self.current if self.table.cursor_row > 0 else None
+        records = [record for record, _ in tree_rows]
         header, rows = catalog.columns(records, fields)
+        for cells, (_, depth) in zip(rows, tree_rows):
+            cells[0] = lineage.indented(cells[0], depth)
         self.table.clear(columns=True)
         self.sort_columns = [""] + [k for _, k in header]
         self.table.add_column(" ", key="sel", width=2)

@@ -9,6 +9,7 @@ from pathlib import Path
 from torchtui.engine import curves
 from torchtui.engine.history import SMOOTH_ALPHA
 from torchtui.engine.history.series import Series
+from torchtui.tui.state import lineage
 
 AXES = ("step", "epoch")
 CHUNK = 64  # ema_array's block: (1 - alpha) ** -CHUNK stays small, so the blocks lose no precision
@@ -33,20 +34,29 @@ class Overlay:
         self._built: dict[tuple, OverlayRun] = {}
 
     def runs(self, records: list, axis: str = "step") -> list[OverlayRun]:
-        """The overlay lines of `records` (catalog.RunRecord), in their order, against `axis`."""
+        """The overlay lines of `records` (catalog.RunRecord), in their order, against `axis`. A branch's line
+        starts with its parent's curve up to the branch point, so branches of one run overlaid fork from it."""
         out = []
         for record in records:
-            key = _files_key(record.path)
-            cached = self._curves.get(record.path)
-            if cached is None or cached[0] != key:
-                cached = (key, curves.read_curves(record.path))
-                self._curves[record.path] = cached
-                self._built = {k: v for k, v in self._built.items() if k[0] != record.path}
-            built = self._built.get((record.path, axis, key))
+            key, run = self._read(record.path)
+            branch = lineage.branch_point(record.path)
+            parent = self._read(branch.parent_dir) if branch is not None else (None, None)
+            built_key = (record.path, axis, key, branch, parent[0])
+            built = self._built.get(built_key)
             if built is None:
-                built = self._built[(record.path, axis, key)] = _build(record, cached[1], axis)
+                before = (parent[1], branch.step) if branch is not None and parent[1] is not None else None
+                built = self._built[built_key] = _build(record, run, axis, before)
             out.append(built)
         return out
+
+    def _read(self, path: str) -> tuple[tuple, curves.Curves]:
+        """A run folder's curves, read again only when its files changed."""
+        key = _files_key(path)
+        cached = self._curves.get(path)
+        if cached is None or cached[0] != key:
+            cached = self._curves[path] = (key, curves.read_curves(path))
+            self._built = {k: v for k, v in self._built.items() if k[0] != path}
+        return cached
 
     def forget(self, path: str) -> None:
         self._curves.pop(path, None)
@@ -64,12 +74,28 @@ def _files_key(path: str) -> tuple:
     return tuple(out)
 
 
-def _build(record, run: curves.Curves, axis: str) -> OverlayRun:
-    x = run.epoch if axis == "epoch" else run.step
+def _build(record, run: curves.Curves, axis: str, before: tuple | None = None) -> OverlayRun:
+    """`before`: (the parent's curves, the branch step) for a branch: the parent's points up to that step (and
+    before the branch's own first one) come first, smoothed as one curve with the branch's."""
+    import numpy as np
+
+    x, losses = (run.epoch if axis == "epoch" else run.step), run.loss
+    eval_columns = dict(run.evals)
+    if before is not None:
+        parent, step = before
+        first = run.step[0] if len(run.step) else math.inf
+        keep = (parent.step <= step) & (parent.step < first)
+        x = np.concatenate([(parent.epoch if axis == "epoch" else parent.step)[keep], x])
+        losses = np.concatenate([parent.loss[keep], losses])
+        for name, (steps, epochs, values) in parent.evals.items():
+            own = eval_columns.get(name, (np.array([]),) * 3)
+            first_eval = own[0][0] if len(own[0]) else math.inf
+            kept = (steps <= step) & (steps < first_eval)
+            eval_columns[name] = tuple(np.concatenate([a[kept], b]) for a, b in zip((steps, epochs, values), own))
     loss = Series()
-    loss.extend(x, ema_array(run.loss, SMOOTH_ALPHA))
+    loss.extend(x, ema_array(losses, SMOOTH_ALPHA))
     evals = {}
-    for name, (steps, epochs, values) in run.evals.items():
+    for name, (steps, epochs, values) in eval_columns.items():
         series = evals[name] = Series()
         series.extend(epochs if axis == "epoch" else steps, values)
     changes = [(epoch if axis == "epoch" else step, text) for step, epoch, text in run.changes]
