@@ -402,6 +402,22 @@ class TrainConfig:
 
 
 @dataclass
+class PredictConfig:
+    POSITIVE: ClassVar = ("length",)
+    NON_NEGATIVE: ClassVar = ("temperature", "top_k")
+    MAXIMUM: ClassVar = {"length": 100_000, "top_k": 10_000_000, "temperature": 100.0}
+
+    prompt: str = ""
+    """Next-token data: the text each evaluation's generated sample starts from (empty = a new line)."""
+    length: int = 200
+    """Next-token data: tokens generated per sample (the prediction view; `predict --prompt` takes --tokens)."""
+    temperature: float = 0.8
+    """Sampling temperature: below 1 sharper, above 1 more random, 0 always the likeliest token."""
+    top_k: int = 0
+    """Sample among the k likeliest tokens only (0 = all)."""
+
+
+@dataclass
 class ExperimentConfig:
     schema: int = SCHEMA_VERSION
     """Version of this file's format."""
@@ -434,6 +450,8 @@ class ExperimentConfig:
     """Hyperparameters pane."""
     device: DeviceConfig = field(default_factory=DeviceConfig)
     """Device pane."""
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    """What the prediction view generates (next-token data)."""
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from optim.precision_problems(self.train.optimizer, self.device.precision)
@@ -472,7 +490,8 @@ class ExperimentConfig:
 RESUME_FREE = ("name", "description", "train.epochs", "train.eval_budget", "train.snapshots", "train.snapshot_every",
                "train.snapshot_memory", "train.guard", "train.guard_z", "train.guard_max_rollbacks",
                "device.device", "device.devices",
-               "device.strategy", "device.threads")
+               "device.strategy", "device.threads", "predict.prompt", "predict.length", "predict.temperature",
+               "predict.top_k")
 
 
 def from_dict(data: Any) -> ExperimentConfig:

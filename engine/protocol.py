@@ -267,8 +267,8 @@ class Predictions:
     kind "series" (any other regression, e.g. (T, F) windows): held-out samples in order (sorted by the true
     value when the data was shuffled), `val_x` their index, `val_y` the true target, `curve_y` the prediction.
     kind "images" (image classification): a few held-out `images` ([C][H][W] lists in 0..1), `predicted` their
-    predicted class and `val_y` their true class. Other classification has no Predictions: the UI shows
-    EvalResult.confusion.
+    predicted class and `val_y` their true class. kind "text" (next-token data): `text` generated after `prompt`
+    (config predict.*). Other classification has no Predictions: the UI shows EvalResult.confusion.
     """
     run_id: str
     step: int
@@ -288,6 +288,9 @@ class Predictions:
     held_out: str = "val"   # which split val_x/val_y come from: val, or test when there is no val split
     images: list = field(default_factory=list)     # kind "images": a few [C][H][W] pictures in 0..1
     predicted: list = field(default_factory=list)  # kind "images": the model's class for each picture
+    text: str = ""     # kind "text" (next-token data): a sample generated from `prompt` by the model as it is
+    prompt: str = ""
+    note: str = ""     # kind "text": why there is no text (no tokenizer, a prompt it cannot encode)
 
 
 @dataclass(frozen=True)

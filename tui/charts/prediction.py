@@ -46,6 +46,8 @@ class PredictionView(Chart):
         if self._plotted() or self.placeholder():
             return super().build_text(width, height, theme)
         self.buckets, self.area, self.points_plotted = max(10, width), (width, height), 0
+        if self.history.predictions is not None and self.history.predictions.kind == "text":
+            return text_panel(self.history.predictions, width, height)
         return self._panel(width, height)
 
     def draw(self) -> str:
@@ -132,6 +134,32 @@ class PredictionView(Chart):
         self.dots(pred.train_x, pred.train_y, color=BLUE, marker="dot", label="train")
         self.dots(pred.val_x, pred.val_y, color=ORANGE, marker="x", label=pred.held_out)
         self.line(pred.curve_x, pred.curve_y, color=RED, label="model")
+
+
+def text_panel(pred, width: int, height: int) -> Text:
+    """Kind "text": the sample generated at the last evaluation, the prompt dim before it, wrapped to the
+    view; its end is kept when it is longer than the view (the newest tokens are what the model just made)."""
+    title = Text(fit(f"predictions  step {pred.step}  epoch {pred.epoch}  · generated sample", width).center(width),
+                 no_wrap=True, end="")
+    body = Text(pred.prompt, style="dim", end="")
+    body.append(pred.text if pred.text or not pred.note else "")
+    if pred.note:
+        body.append(("\n" if pred.text else "") + pred.note, style="italic")
+    lines = body.wrap(_console(), max(1, width), overflow="fold")
+    room = max(1, height - 2)
+    shown = list(lines)[-room:]
+    out = title
+    out.append("\n")
+    for line in shown:
+        out.append("\n")
+        out.append_text(line)
+    return out
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=10_000, color_system=None, no_color=True)
 
 
 def class_color(k: int):

@@ -1,6 +1,6 @@
 """The prediction view's data: a decision-boundary grid (2-D classes), a curve (1-D regression), predicted
 against true values over held-out samples (any other regression: sequences, tables), or a few held-out
-images with their predicted classes (image classification)."""
+images with their predicted classes (image classification), or a text sample (next-token data)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ MIN_INTERVAL_S = 0.5  # short epochs or eval_every evaluate often; a chart redra
 
 
 def view_kind(task: str, input_shape: tuple[int, ...]) -> str | None:
-    """grid, curve, series or images; None for other classification (the confusion matrix covers it)."""
+    """grid, curve, series, images or text; None for other classification (the confusion matrix covers it)."""
+    if task == "tokens":
+        return "text"
     if task == "regression":
         return "curve" if tuple(input_shape) == (1,) else "series"
     if tuple(input_shape) == (2,):
@@ -46,7 +48,7 @@ class PredictionsCallback(Callback):
         self.pending = False
 
     def on_validation_end(self, run, split, metrics):
-        if run.data.streamed or not applies(run.task, run.data.input_shape):
+        if (run.data.streamed and run.task != "tokens") or not applies(run.task, run.data.input_shape):
             return
         if split == "test":  # the last evaluation: always drawn (the only one when there is no val split)
             self.pending = False
@@ -90,7 +92,7 @@ def predictions(run) -> Predictions:
     try:
         with torch.inference_mode(), autocast_context(run.device, run.amp_dtype):
             kind = view_kind(run.task, d.input_shape)
-            return {"curve": _curve, "series": _series, "images": _images, "grid": _grid}[kind](run, d)
+            return {"curve": _curve, "series": _series, "images": _images, "grid": _grid, "text": _text}[kind](run, d)
     finally:
         model.train(was_training)
 
@@ -161,6 +163,21 @@ def _images(run, d) -> Predictions:
     pics = ((pics - low) / (high - low).clamp_min(1e-8) * 1000).round() / 1000  # 3 decimals: a smaller pipe frame
     return Predictions(run.run_id, run.step, run.epoch, "images", images=pics.tolist(),
                        predicted=predicted.long().tolist(), val_y=y.long().tolist(), held_out=held)
+
+
+def _text(run, d) -> Predictions:
+    """A sample generated from predict.prompt (seeded: the same draw at each evaluation, so what changes is
+    the model)."""
+    from torchtui.engine.errors import DataError
+    from torchtui.engine.run.generate import sample_text
+
+    cfg = run.config.predict
+    try:
+        text, note = sample_text(run.plain_model, getattr(d, "tokenizer", None), cfg.prompt, cfg.length,
+                                 d.input_shape[0], cfg.temperature, cfg.top_k, d.n_classes, seed=run.config.train.seed)
+    except DataError as err:
+        text, note = "", str(err)
+    return Predictions(run.run_id, run.step, run.epoch, "text", text=text, prompt=cfg.prompt, note=note)
 
 
 def _held_out(d) -> tuple[str, tuple[torch.Tensor, torch.Tensor]]:
