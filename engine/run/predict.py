@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,7 @@ from torchtui.engine.data import tabular
 from torchtui.engine.data.sources import csvfile, files
 from torchtui.engine.errors import DataError
 from torchtui.engine.models import build as models
+from torchtui.engine.models.tokens import TokenInput
 from torchtui.engine.run import checkpoint as ckpt
 from torchtui.engine.run import optim
 from torchtui.engine.schema import ConfigError
@@ -44,6 +46,8 @@ class Trained:
     data: dict                          # Splits.preprocessing(): task, shapes, names, standardisers, encoder
     loss: str
     columns: list = field(default_factory=list)  # data.columns: the features kept, or '-name' for those dropped
+    tokens: Any = None                  # models.tokens.TokenInput: the model reads token ids
+    sampling: Any = None                # config.PredictConfig: prompt, length, temperature, top_k (next-token data)
 
     def classes(self) -> list[str]:
         return list(self.data["class_names"])
@@ -65,12 +69,30 @@ def load_trained(run_dir: str, checkpoint: str = "best") -> Trained:
     config = from_dict(state["config"])
     data = state.get("data") or _refit(config)
     loss = optim.resolve_loss(data["task"], config.train.loss)
-    classes = len(data["class_names"])
+    tokens = TokenInput.from_dict(state.get("tokens"))
+    classes = tokens.vocab_size if data["task"] == "tokens" and tokens is not None else len(data["class_names"])
     n_out = models.output_size(data["task"], classes, data["n_targets"], loss)
     plain = from_dict({**config.to_dict(), "model": {**config.to_dict()["model"], "pretrained": "", "freeze": []}})
-    model, _ = models.prepare_model(plain.model, tuple(data["input_shape"]), n_out)
+    model, _ = models.prepare_model(plain.model, tuple(data["input_shape"]), n_out, tokens=tokens)
     model.load_state_dict(state["model"])
-    return Trained(model.eval(), data, loss, list(config.data.columns))
+    return Trained(model.eval(), data, loss, list(config.data.columns), tokens, config.predict)
+
+
+def generate_text(trained: Trained, prompt: str, tokens: int | None = None, temperature: float | None = None,
+                  top_k: int | None = None, seed: int | None = None) -> tuple[str, str]:
+    """(text, note) a next-token run's model writes after `prompt`; the config's predict.* fill what is None."""
+    from torchtui.engine.run.generate import sample_text
+
+    if trained.data["task"] != "tokens" or trained.tokens is None:
+        raise ConfigError([f"--prompt: this run predicts {trained.data['task']} targets from inputs, not the next "
+                           "token of a text; give it inputs with --input"])
+    s = trained.sampling
+    try:
+        return sample_text(trained.model, trained.data.get("tokenizer"), prompt, s.length if tokens is None else tokens,
+                           int(trained.data["input_shape"][0]), s.temperature if temperature is None else temperature,
+                           s.top_k if top_k is None else top_k, trained.tokens.vocab_size, seed)
+    except DataError as err:
+        raise ConfigError([str(err).replace("predict.prompt:", "--prompt:", 1)]) from None
 
 
 def _check_same_model(folder: Path, path: Path, saved: dict) -> None:
