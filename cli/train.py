@@ -33,9 +33,24 @@ def run(args) -> int:
     from torchtui.engine import protocol as p
 
     start = p.Start(config=load_config(args).to_dict(), runs_dir=args.runs_dir, origin={"preset": args.preset})
+    launch = launched_job()
+    if launch is not None:  # one process of a torchrun or SLURM job: every process trains one rank of the run
+        from torchtui.cli.launched import train
+
+        return train(start, launch, args.json, args.detach)
     if args.detach:
         return detach(start)
     return follow(start, args.runs_dir, args.json)
+
+
+def launched_job():
+    """This process's place in a torchrun or SLURM job (engine/run/launched.py), None when it runs alone."""
+    from torchtui.engine.run.launched import LaunchError, launch_env
+
+    try:
+        return launch_env()
+    except LaunchError as err:
+        raise UsageError(str(err)) from None
 
 
 def follow(start, runs_dir: str | None, json_mode: bool) -> int:

@@ -120,6 +120,8 @@ class ServerInfo:
     total_steps: int = 0
     metric: str = ""        # the latest val metric, e.g. "accuracy 0.97"
     clients: int = 0
+    ranks: list = field(default_factory=list)  # data parallel: p.RankStats.rows() of the latest flush
+    slowest: str = ""       # data parallel: the rank the others wait for, e.g. "node2:5 (data wait)"
 
     @property
     def path(self) -> Path:

@@ -42,10 +42,27 @@ class Dist:
     last_sync: float = field(default_factory=time.perf_counter)
     last_sync_step: int = 0
     record: Path | None = None      # ranks/<rank>.jsonl in the run folder: what this rank applied, and when
+    hosts: list = field(default_factory=list)  # every rank's host name (introduce())
+    clock: Any = None               # rank_clock.RankClock: where this rank's step time goes
+
+    def __post_init__(self):
+        from torchtui.engine.run.rank_clock import RankClock
+
+        self.clock = RankClock(self.device)
 
     @property
     def leader(self) -> bool:
         return self.rank == 0
+
+    def introduce(self) -> None:
+        """Learn every rank's host name (once, as the run starts: the per-rank view names ranks host:rank)."""
+        import socket
+
+        import torch.distributed as dist
+
+        names: list = [None] * self.world
+        dist.all_gather_object(names, socket.gethostname(), group=self.control)
+        self.hosts = [str(n) for n in names]
 
     # ------------------------------------------------------------------ collectives
 
@@ -164,6 +181,8 @@ def rank_main(rank: int, engine_class: type, world: int, command, runs_dir: str 
 
     from torchtui.engine import protocol as p
 
+    # What torchrun gives each process: the user's code (a data source, a model) may read its rank the same way.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     device = torch.device("cuda", cuda[rank]) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -172,6 +191,7 @@ def rank_main(rank: int, engine_class: type, world: int, command, runs_dir: str 
     dist.init_process_group(backend, init_method=f"file://{store}", rank=rank, world_size=world, timeout=TIMEOUT)
     control = dist.new_group(backend="gloo", timeout=TIMEOUT) if backend != "gloo" else dist.group.WORLD
     here = Dist(rank=rank, world=world, device=device, devices=list(cuda or []), control=control)
+    here.introduce()
 
     if rank == 0:
         engine = engine_class(events.put, runs_dir)

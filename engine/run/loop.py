@@ -126,7 +126,7 @@ def fit(run: Run) -> str:
         if run.dist is not None:
             perm = run.dist.shard(perm, cfg.batch_size)  # this rank's part of every batch
         batches = run.data.train_batches(perm, cfg.batch_size, start_batch=run.batch_in_epoch)
-        if run.data.streamed:
+        if run.data.streamed or run.dist is not None:  # data parallel: each rank's data wait (rank_clock.py)
             batches = _waited(batches, run)
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:
@@ -144,6 +144,8 @@ def fit(run: Run) -> str:
             run.batch_in_epoch += 1
             if run.batch_in_epoch % accumulate == 0 or run.batch_in_epoch == run.batches_per_epoch:
                 optimizer_step(run)
+                if run.dist is not None:
+                    run.dist.clock.step_end(len(yb))
                 run.step += 1
                 cb.on_train_batch_end(run, loss, out, yb)
                 if cfg.eval_every and run.step % cfg.eval_every == 0 and not run.should_stop:
@@ -183,6 +185,8 @@ def data_parallel_batch(run: Run, xb: torch.Tensor, yb: torch.Tensor, accumulate
     """Forward and backward of this rank's part of a batch; DDP averages the gradients over the ranks in the
     backward of a step's last micro-batch. Returns the outputs and the part's mean loss."""
     last = (run.batch_in_epoch + 1) % accumulate == 0 or run.batch_in_epoch + 1 == run.batches_per_epoch
+    if run.batch_in_epoch % accumulate == 0:
+        run.dist.clock.step_start()
     with nullcontext() if last else run.dist.no_sync(run.model):
         with autocast_context(run.device, run.amp_dtype):
             out = run.model(xb)
@@ -190,6 +194,8 @@ def data_parallel_batch(run: Run, xb: torch.Tensor, yb: torch.Tensor, accumulate
         # A last batch split unevenly: each part weighs by its rows, so the average is the whole batch's mean.
         weight = run.dist.weight(run.batch_in_epoch, run.config.train.batch_size, len(yb)) / accumulate
         backward(run, loss * weight if weight != 1.0 else loss)
+    if last:
+        run.dist.clock.backward_end()
     return out, loss
 
 

@@ -173,7 +173,17 @@ def _data_parallel(model: torch.nn.Module, dist, train_size: int) -> torch.nn.Mo
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(["device.devices: the model has no trainable parameters to train data parallel"])
     ids = [dist.device.index] if dist.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    ddp = DistributedDataParallel(model, device_ids=ids)
+    ddp.register_comm_hook(dist.clock, _timed_allreduce)
+    return ddp
+
+
+def _timed_allreduce(clock, bucket):
+    """DDP's own all-reduce of a gradient bucket, marking when this rank's part of it was ready (RankClock)."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    clock.bucket_ready()
+    return allreduce_hook(None, bucket)
 
 
 def _resume_state(folder: RunFolder, kind: str) -> dict:

@@ -91,7 +91,8 @@ class RunServer:
     and hands it to every client, and takes arriving clients in the same order, so a client's History and the
     live events after it neither overlap nor leave a gap."""
 
-    def __init__(self, runs_dir: str | None):
+    def __init__(self, runs_dir: str | None, also=None):
+        """`also`: a second listener for every event (rank 0 of a launched run prints its progress too)."""
         from torchtui.engine.run.engine import Engine
 
         self.lock = threading.RLock()  # re-entered when a client dropped inside broadcast() forgets itself
@@ -113,7 +114,7 @@ class RunServer:
         finally:
             os.umask(old_umask)
         self.info.write()
-        self.engine = Engine(self.broadcast, runs_dir)
+        self.engine = Engine(self.broadcast if also is None else lambda e: (self.broadcast(e), also(e)), runs_dir)
 
     # ------------------------------------------------------------------ events out
 
@@ -203,6 +204,10 @@ class RunServer:
             self.info.device, self.info.total_steps, self.info.step = event.device, event.total_steps, event.start_step
         if isinstance(event, (p.EngineReady, p.RunStarted, p.StateChanged, p.RunFinished)):
             self.snapshot[kind] = event
+        if isinstance(event, p.RankStats):
+            self.snapshot[kind] = event
+            self.info.ranks = event.rows()
+            self.info.slowest = rank_name(event, event.slowest) + (f" ({event.cause})" if event.cause else "")
         if isinstance(event, p.EvalResult) and event.split == "val":
             shown = [(k, v) for k, v in event.metrics.items() if k in ("accuracy", "r2", "loss")][:1]
             self.info.metric = " ".join(f"{k} {v:.4g}" for k, v in shown)
@@ -244,7 +249,7 @@ class RunServer:
                 client.offer(self.snapshot[kind])
         if self.history.started is not None:
             client.offer(p.History(self.history.run_id, self.history.to_plain()))
-        for kind in ("StateChanged", "RunFinished"):
+        for kind in ("RankStats", "StateChanged", "RunFinished"):
             if self.snapshot.get(kind) is not None:
                 client.offer(self.snapshot[kind])
         with self.lock:
@@ -261,11 +266,15 @@ class RunServer:
 
     # ------------------------------------------------------------------ lifetime
 
+    def open(self) -> None:
+        """Take clients and hand them events (the engine's thread is started apart: serve())."""
+        self._dispatcher.start()
+        threading.Thread(target=self._accept_loop, daemon=True, name="torchtui-accept").start()
+
     def serve(self, stopping: threading.Event) -> None:
         started = time.monotonic()
-        self._dispatcher.start()
+        self.open()
         self.engine.start()
-        threading.Thread(target=self._accept_loop, daemon=True, name="torchtui-accept").start()
         idle_before = False
         while not stopping.is_set() and self.engine.thread.is_alive():
             # Idle on two looks in a row: a Start taken from the inbox is not `busy` for a few bytecodes.
@@ -278,6 +287,10 @@ class RunServer:
             stopping.wait(0.2)
         self.engine.send(p.Shutdown())
         self.engine.join(timeout=60)
+        self.close()
+
+    def close(self) -> None:
+        """Hand the clients the last events, then take the socket and the status file away."""
         self._outbox.put(None)  # the last events reach the clients first
         self._dispatcher.join(30)
         with self.lock:
@@ -292,6 +305,13 @@ class RunServer:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def rank_name(event: p.RankStats, rank: int) -> str:
+    """host:rank, as the per-rank view names a rank."""
+    if rank < 0:
+        return ""
+    return f"{event.hosts[rank] if rank < len(event.hosts) else '?'}:{rank}"
 
 
 def main(argv: list[str] | None = None) -> None:

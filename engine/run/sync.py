@@ -42,6 +42,7 @@ class SyncedControls(Controls):
         dist.next_sync = run.step + (1 if session.paused else dist.interval)
         if waited:
             self.stats.restart_clock()
+            dist.clock.reset()  # the per-rank view counts training, not the time spent paused
             dist.last_sync = time.perf_counter()
 
     def _meet(self, run) -> None:
@@ -50,7 +51,9 @@ class SyncedControls(Controls):
         if dist.leader:
             payload = {"commands": self.session.received(), "interval": self._interval(run),
                        "every": self.stats.wanted_every}
+        began = time.perf_counter()
         payload = dist.broadcast(payload)
+        dist.clock.sync_wait(time.perf_counter() - began)  # a rank that arrives early waits here for the others
         dist.interval = payload["interval"]
         if payload["every"]:
             self.stats.buffer.every = payload["every"]  # sampled steps alike on every rank

@@ -13,6 +13,7 @@ from torchtui.engine.run.callbacks import Callback, Emit
 from torchtui.engine.run.callbacks.events import append_rows, deliver
 from torchtui.engine.run.callbacks.step_buffer import StepBuffer
 from torchtui.engine.run.devices import autocast_context, memory_stats
+from torchtui.engine.run.rank_clock import rank_row, rank_stats
 from torchtui.engine.runs import step_line, step_row
 
 FLUSH_STEPS = 500       # pull stats to the host at least every this many steps (bounds buffered memory) …
@@ -36,6 +37,7 @@ class StatsCallback(Callback):
         self.wanted_every = self.buffer.every  # auto: the interval the step rate asks for (data parallel, rank 0
         self.lrs: list[float] = []             # proposes it at a sync point, where every rank takes it up)
         self.last_flush = time.perf_counter()
+        self.last_loss: float | None = None    # the latest step's loss on the host (what a snapshot lists)
 
     def restart_clock(self) -> None:
         """Count time from now (after a pause): the buffer is empty, flushed before the wait."""
@@ -59,17 +61,27 @@ class StatsCallback(Callback):
             return  # a flush is a collective there: it waits for the next point every rank reaches
         if not len(self.buffer):
             return
-        out = self.buffer.flush(run.predict, run.dist.all_reduce_sum if run.dist is not None else None)
+        dist = run.dist
+        steps = len(self.buffer)
+        out = self.buffer.flush(run.predict, dist.all_reduce_sum if dist is not None else None,
+                                rank_row(dist, steps, run.data_wait) if dist is not None else None)
         self.last_flush = time.perf_counter()
+        if dist is not None and dist.leader:
+            self.emit(rank_stats(run, out.extra))
         if self.auto and len(out.step) >= 10 and out.seconds > 0:
             self.wanted_every = sample_interval(len(out.step) / out.seconds)
             if run.dist is None:
                 self.buffer.every = self.wanted_every
         lrs, self.lrs = self.lrs, []
         bad = out.bad_step is not None and not (run.scaler is not None and out.bad_what == "gradients")
-        if bad:
+        guard = run.session.guard  # the spike guard (train.guard) acts on a bad step instead of ending the run
+        tripped = guard.check(run, out, bad) if guard is not None else None
+        if bad and tripped is None:
             self._diverged(run, out)
-        keep = len(out.step) if not bad else out.step.index(out.bad_step) + 1
+        last_good = tripped if tripped is not None else out.bad_step if bad else None
+        keep = out.step.index(last_good) + 1 if last_good in out.step else len(out.step)
+        if keep:
+            self.last_loss = out.loss[keep - 1]
         steps_done = out.step[-1] if out.step else run.step
         rate = out.samples / out.seconds if out.seconds > 0 else 0.0
         steps_left = run.total_steps - steps_done

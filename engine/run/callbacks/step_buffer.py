@@ -27,6 +27,7 @@ class Flushed:
     bad_step: int | None = None
     bad_layer: str | None = None
     bad_what: str = ""
+    extra: list[float] = field(default_factory=list)  # data parallel: `extra` of flush() summed over the ranks
 
 
 @dataclass
@@ -104,13 +105,14 @@ class StepBuffer:
             self.sampled.append(step)
             self._pending = False
 
-    def _reduced(self, losses: torch.Tensor, correct: torch.Tensor | None, reduce):
+    def _reduced(self, losses: torch.Tensor, correct: torch.Tensor | None, reduce, extra: list[float]):
         """Data parallel: each step's loss as the mean over every rank's rows (each rank's mean, weighted by
-        its rows), the correct predictions of all ranks, and the rows behind them, in one all-reduce."""
+        its rows), the correct predictions of all ranks, the rows behind them and `extra`, in one all-reduce."""
         device = losses.device
         rows = torch.tensor(self.sizes, dtype=torch.float32, device=device)
         acc_rows = torch.tensor(self.acc_sizes if correct is not None else [], dtype=torch.float32, device=device)
-        pieces = [losses * rows, rows, acc_rows, rows.sum().reshape(1)]
+        more = torch.tensor(extra, dtype=torch.float32, device=device)  # memory in bytes: float32 keeps 7 digits
+        pieces = [losses * rows, rows, more, acc_rows, rows.sum().reshape(1)]
         if correct is not None:
             pieces.insert(2, correct.float())
         summed = reduce(torch.cat(pieces))
@@ -120,7 +122,7 @@ class StepBuffer:
             correct, rest = summed[2 * n:2 * n + a], summed[2 * n + a:]
         else:
             rest = summed[2 * n:]
-        return losses, correct, [rest]  # acc rows then all rows, decoded after the one transfer
+        return losses, correct, [rest]  # extra, acc rows then all rows, decoded after the one transfer
 
     def _correct_per_step(self, predict) -> torch.Tensor:
         """Correct predictions of each buffered step, from a few batched ops instead of three per step."""
@@ -129,9 +131,10 @@ class StepBuffer:
         totals = hits[ends]
         return torch.cat([totals[:1], totals[1:] - totals[:-1]])
 
-    def flush(self, predict=None, reduce=None) -> Flushed:
+    def flush(self, predict=None, reduce=None, extra: list[float] | None = None) -> Flushed:
         """Pull everything to the host in one transfer and reset. `reduce` (data parallel) sums a tensor over the
-        ranks: the losses and batch accuracies are then those of the whole batches, the same on every rank."""
+        ranks: the losses and batch accuracies are then those of the whole batches, the same on every rank, and
+        `extra` (floats, the same length on every rank) comes back summed over them in Flushed.extra."""
         # note: this is the CPU-GPU sync point, once per flush rather than once per step.
         n, p = len(self.steps), len(self.layer_of_param)
         losses = torch.stack(self.losses).float()
@@ -140,7 +143,7 @@ class StepBuffer:
         a = len(self.acc_steps) if has_acc else 0
         tail: list[torch.Tensor] = []
         if reduce is not None and n:
-            losses, correct, tail = self._reduced(losses, correct, reduce)
+            losses, correct, tail = self._reduced(losses, correct, reduce, extra or [])
         parts = [losses]
         if self.norms:
             parts.append(torch.stack(self.norms).float().flatten())
@@ -150,9 +153,11 @@ class StepBuffer:
             parts.append(torch.stack(self.updates).float().flatten())
         flat = torch.cat([t.to("cpu", torch.float64) for t in parts + tail]).tolist() if n else []
         samples, acc_sizes = self.samples, list(self.acc_sizes)
-        if tail:  # the rows of all ranks: per accuracy step, then in all
+        summed: list[float] = []
+        if tail:  # `extra`, then the rows of all ranks: per accuracy step, then in all
+            e = len(extra or [])
             samples, acc_sizes = int(flat[-1]), [int(v) for v in flat[-1 - a:-1]]
-            flat = flat[:-1 - a]
+            summed, flat = flat[len(flat) - 1 - a - e:-1 - a], flat[:len(flat) - 1 - a - e]
         s = len(self.sampled)
         losses, flat = flat[:n], flat[n:]
         norms = {step: flat[i * p:(i + 1) * p] for i, step in enumerate(self.sampled)}
@@ -169,7 +174,7 @@ class StepBuffer:
             layer_grad_norm=[self._by_layer(norms[st]) for st in self.sampled],
             update_ratio=[_ratio(self._by_layer(d), self._by_layer(w)) for d, w in zip(deltas, weights)],
             weight_norm=[self._by_layer(w) for w in weights],
-            samples=samples, seconds=now - self.since,
+            samples=samples, seconds=now - self.since, extra=summed,
         )
         self._find_bad(out, norms)
         snapshot = self._snapshot
