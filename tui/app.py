@@ -24,6 +24,7 @@ from torchtui.tui.controllers.lifecycle import Lifecycle
 from torchtui.tui.controllers.live_fields import LiveFields
 from torchtui.tui.controllers.lr_find import LrFindController
 from torchtui.tui.controllers.presets import PresetController
+from torchtui.tui.controllers.rewind import GuardController, RewindController
 from torchtui.tui.controllers.run_control import RunController
 from torchtui.tui.controllers.runs import RunsController, SanityCheck
 from torchtui.tui.controllers.setup import SetupController
@@ -64,7 +65,10 @@ class TorchTUI(App):
         self.runs = RunsController(self)
         self.presets = PresetController(self)
         self.lifecycle = Lifecycle(self)
-        self.router = EventRouter([self.setup, self.runner, self.live, self.lr_finder, self.sanity, self.lifecycle])
+        self.rewinder = RewindController(self)
+        self.guard = GuardController(self)
+        self.router = EventRouter([self.setup, self.runner, self.live, self.lr_finder, self.sanity, self.lifecycle,
+                                   self.rewinder, self.guard])
         self.main = MainScreen()
         self.first_notes: tuple = ()  # what the command line's setup should say once the log exists
         self._backlog: deque = deque()  # engine events drained but not applied yet (over a tick's budget)
@@ -236,7 +240,7 @@ class TorchTUI(App):
 
 # The classes of the app's attributes that keys.ROUTES names: an action takes its target's parameters.
 OWNERS = {"runner": RunController, "lifecycle": Lifecycle, "presets": PresetController, "runs": RunsController,
-          "sanity": SanityCheck, "lr_finder": LrFindController, "main": MainScreen}
+          "sanity": SanityCheck, "lr_finder": LrFindController, "main": MainScreen, "rewinder": RewindController}
 
 
 def _route(owner: str, method: str):

@@ -13,6 +13,7 @@ BINDINGS = [
     Binding("minus", "lr_scale(0.5)", "lr ÷2", key_display="-", id="run.lr_down"),
     Binding("n", "step", "Step", id="run.step"),
     Binding("x", "stop", "Stop", id="run.stop"),
+    Binding("w", "rewind", "Rewind", id="run.rewind"),
     Binding("b", "runs", "Runs", id="app.runs"),
     Binding("d", "detach", "Detach", id="app.detach"),
     Binding("v", "toggle_view", "View", id="view.toggle"),
@@ -38,14 +39,14 @@ BINDINGS = [
 
 # Which bindings (by id) the Footer shows: idle, while a run is active, also while paused; then, as many as fit the
 # width (tui/widgets/footer.py), more of them for each. A key that cannot act now is not shown (n steps a paused run,
-# e, c, r and d act on an active one); every key still works, and `?` lists them all.
+# w, e, c, r and d act on an active one); every key still works, and `?` lists them all.
 FOOTER = {
     "idle": ("run.toggle", "view.toggle", "app.runs", "preset.open", "app.help", "app.quit"),
     "active": ("run.toggle", "run.lr_up", "run.lr_down", "run.stop", "view.toggle", "app.help", "app.quit"),
     "paused": ("run.step",),
     "more-idle": ("preset.save", "charts.log_scale"),
-    "more-active": ("run.evaluate", "run.checkpoint", "app.detach", "app.runs", "run.restart", "preset.save",
-                    "charts.log_scale", "preset.open"),
+    "more-active": ("run.rewind", "run.evaluate", "run.checkpoint", "app.detach", "app.runs", "run.restart",
+                    "preset.save", "charts.log_scale", "preset.open"),
 }
 
 # Keys that work inside a pane, listed in the help screen beside the app's own.
@@ -64,7 +65,7 @@ PALETTE_ACTIONS = [
 ROUTES = {
     "toggle_run": ("runner", "toggle"), "step": ("runner", "step"), "stop": ("runner", "stop"),
     "restart": ("runner", "restart"), "lr_scale": ("runner", "lr_scale"), "evaluate": ("runner", "evaluate"),
-    "checkpoint": ("runner", "checkpoint"),
+    "checkpoint": ("runner", "checkpoint"), "rewind": ("rewinder", "open"),
     "quit": ("lifecycle", "quit"), "detach": ("lifecycle", "detach"),
     "save_preset": ("presets", "save"), "open_preset": ("presets", "ask_open"),
     "runs": ("runs", "browse"), "sweep": ("runs", "sweep"), "sanity_check": ("sanity", "start"),

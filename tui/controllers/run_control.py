@@ -70,7 +70,8 @@ class RunController(Controller):
         self.asked, self.pause_sent = request_id, False
         self.ours.add(request_id)
         self.bridge.send(p.Start(config=config or setup.config.to_dict(), runs_dir=self.app.runs_dir,
-                                 resume=resume or None, origin={"preset": setup.preset_ref}, request_id=request_id))
+                                 resume=resume or None, origin={"preset": setup.preset_ref}, request_id=request_id,
+                                 interactive=True))  # train.guard auto asks here (headless it rolls back)
         for command in then:
             self.bridge.send(command)
         line = self.main.show_charts()
