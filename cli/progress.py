@@ -134,14 +134,14 @@ class Progress:
 
 def _val_ways(metrics: dict) -> tuple[str, ...]:
     """The val metrics as the live line may say them, longest first: all, two, then the one after the loss."""
-    keys = [k for k in ("loss", "accuracy", "f1", "mae", "r2") if k in metrics]
+    keys = [k for k in ("loss", "perplexity", "bpc", "accuracy", "f1", "mae", "r2") if k in metrics]
     ways = [_metrics_text("val", {k: metrics[k] for k in keys[:n]}) for n in (len(keys), 2)]
     ways.append(_metrics_text("val", {k: metrics[k] for k in keys[1:2] or keys[:1]}))
     return tuple(dict.fromkeys(ways))  # each once, in order
 
 
 def _metrics_text(split: str, metrics: dict) -> str:
-    keys = [k for k in ("loss", "accuracy", "f1", "mae", "r2") if k in metrics]
+    keys = [k for k in ("loss", "perplexity", "bpc", "accuracy", "f1", "mae", "r2") if k in metrics]
     if not keys:
         return ""
     return f"{split} " + " ".join(f"{k} {metrics[k]:.4g}" for k in keys)

@@ -155,6 +155,12 @@ def _prepare(cmd: Start, session: Session, runs_dir: str | None, locked: list[Ru
         torch.manual_seed((config.train.seed * 1_000_003 + dist.rank * 7919 + run.step) & ((1 << 63) - 1))
     for message in warnings:
         session.emit(Log(run.run_id, "warning", message))
+    if run.task == "tokens" and state is None:
+        from torchtui.engine.run.token_metrics import unigram_entropy
+
+        baseline = unigram_entropy(splits.train, splits.n_classes)
+        session.emit(Log(run.run_id, "info", f"val loss to beat: {baseline:.4g} nats, the unigram baseline (entropy of "
+                                             "the train tokens; a model that ignores the context gets no lower)"))
     return run, state
 
 

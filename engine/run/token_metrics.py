@@ -59,3 +59,18 @@ def token_metrics(model, part, ignore_index: int | None, tokenizer: dict | None,
     if per_char is not None:
         result["bpc"] = loss / math.log(2) * per_char
     return result
+
+
+def unigram_entropy(part, vocab_size: int, limit: int = 20_000_000) -> float:
+    """Entropy in nats of the token distribution of a split's targets (its first `limit` positions): the loss of
+    the best model that ignores the context, the line a next-token model must get clearly below."""
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    seen = 0
+    for _, yb in part.chunks(max(1, EVAL_TOKENS // max(1, xb_len(part)))):
+        ids = yb.reshape(-1).cpu()
+        counts += torch.bincount(ids[(ids >= 0) & (ids < vocab_size)], minlength=vocab_size).double()
+        seen += ids.numel()
+        if seen >= limit:
+            break
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())
