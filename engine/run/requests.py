@@ -91,9 +91,12 @@ def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
         columns = [note, *columns] if note and columns else columns
         splits = cached_data(config)
         x, y = splits.train.sample(cmd.max_points)
+        columns = [*columns, *_text_lines(splits, config.data)]
     except (ConfigError, DataError, ValueError) as err:
         return p.DataPreviewed(cmd.request_id, error=str(err), columns=columns)
-    counts = _class_counts(splits) if splits.task != "regression" else []
+    if splits.task == "tokens":
+        x, y = x[:0], y[:0]  # token ids are no points to plot: the lines say what the text is
+    counts = _class_counts(splits) if splits.task not in ("regression", "tokens") else []
     images, labels = [], []
     if len(splits.input_shape) == 3:
         images, labels = _pictures(x, y)
@@ -103,6 +106,17 @@ def preview_data(cmd: p.PreviewData) -> p.DataPreviewed:
         class_names=list(splits.class_names), input_shape=list(splits.input_shape), images=images,
         image_labels=labels, class_counts=counts, columns=columns,
     )
+
+
+def _text_lines(splits, data) -> list[str]:
+    """The corpus (size, vocabulary, tokens per character, a sample), or a CSV's tokenised text columns."""
+    from torchtui.engine.data.text import corpus, preview
+
+    if data.source == "text" and splits.tokenizer is not None:
+        return preview.corpus_lines(splits, corpus.find(data.path, data.files))
+    if (splits.encoder or {}).get("kind") == "text":
+        return preview.column_lines(splits)
+    return []
 
 
 def _class_counts(splits) -> list[int]:

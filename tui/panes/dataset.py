@@ -18,7 +18,7 @@ from torchtui.tui.widgets.image_strip import ImageStrip
 
 SECTION = "data"
 SYNTHETIC = ("line", "moons", "circles", "xor", "spiral", "blobs", "sine")
-FILES = ("csv", "idx", "tensors", "torchvision", "code")
+FILES = ("csv", "idx", "tensors", "torchvision", "code", "text")
 IMAGES = ("digits", "idx", "tensors", "torchvision", "code")  # sources that can hold images
 # Fields that only some sources read; every other field applies to all of them.
 SOURCE_FIELDS = {
@@ -34,11 +34,16 @@ SOURCE_FIELDS = {
     "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer"),
     "image_size": ("torchvision",),
     "flip": IMAGES, "crop": IMAGES,
-    "stream": ("code", "torchvision"), "workers": ("code", "torchvision"),
+    "stream": ("code", "torchvision", "text"), "workers": ("code", "torchvision"),
+    "tokenizer": ("text", "csv"), "vocab_size": ("text", "csv"), "block_size": ("text", "csv"), "files": ("text",),
+    "text_columns": ("csv",),
 }
+TEXT_FIELDS = ("tokenizer", "vocab_size", "block_size")  # on a CSV: only when data.text_columns names some
 GROUPS = [
-    ("Source", ["source", "dataset", "path", "target", "columns", "missing", "categorical", "kwargs", "n_samples",
-                "noise", "classes", "features", "factor", "weight", "bias", "start", "end", "step", "seq_len", "seed"]),
+    ("Source", ["source", "dataset", "path", "files", "target", "columns", "missing", "categorical", "kwargs",
+                "n_samples", "noise", "classes", "features", "factor", "weight", "bias", "start", "end", "step",
+                "seq_len", "seed"]),
+    ("Text", ["text_columns", "tokenizer", "vocab_size", "block_size"]),
     ("Loading", ["limit", "image_size", "stream", "workers"]),
     ("Augmentation (images)", ["flip", "crop"]),
     ("Splits", ["val_fraction", "test_fraction", "shuffle", "standardize", "standardize_target"]),
@@ -89,13 +94,18 @@ class DatasetPane(FormPane):
         self._show_relevant()
 
     def on_edit(self, path: str) -> None:
-        if path == f"{SECTION}.source":
+        if path in (f"{SECTION}.source", f"{SECTION}.tokenizer", f"{SECTION}.text_columns"):
             self._show_relevant()
 
     def _show_relevant(self) -> None:
         source = self.form.raw("source")
+        named = str(self.form.raw("text_columns")).strip() not in ("", "[]")
+        text = source == "text" or (source == "csv" and named)
         for name, sources in SOURCE_FIELDS.items():
-            self.form.set_relevant(name, source in sources)
+            relevant = source in sources and (text or name not in TEXT_FIELDS)
+            if name == "vocab_size":  # only a BPE learns a vocabulary of a chosen size
+                relevant = relevant and str(self.form.raw("tokenizer")).strip() == "bpe"
+            self.form.set_relevant(name, relevant)
 
     # ------------------------------------------------------------------ preview
 
@@ -113,7 +123,10 @@ class DatasetPane(FormPane):
             plot.refresh()
             return
         counts = " · ".join(f"{split} {reply.sizes.get(split, 0):,}" for split in ("train", "val", "test"))
-        detail = ", ".join(part for part in (reply.task, shape_words(reply.input_shape)) if part)
+        shape = shape_words(reply.input_shape)
+        if reply.task == "tokens" and reply.input_shape:
+            shape = f"next-token windows of {reply.input_shape[0]:,}"
+        detail = ", ".join(part for part in (reply.task, shape) if part)
         sizes.update(Text(f"{counts}   ({detail})" if detail else counts))
         self.images.show_images(reply.images, reply.image_labels, reply.class_names)
         if reply.images or (reply.class_counts and len(reply.input_shape) != 1):
