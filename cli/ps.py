@@ -12,9 +12,9 @@ from torchtui.engine.formatting import fmt_step
 from torchtui.engine.runs import dumps
 
 HELP = "list live runs (their servers outlive the terminal that started them)"
-COLUMNS = ("run_id", "name", "state", "epoch", "step", "metric", "device", "pid", "clients", "started")
+COLUMNS = ("run_id", "name", "state", "epoch", "step", "metric", "device", "slowest", "pid", "clients", "started")
 # On a narrow terminal the last go first.
-PRIORITY = ("run_id", "state", "step", "metric", "name", "started", "epoch", "device", "pid", "clients")
+PRIORITY = ("run_id", "state", "step", "metric", "slowest", "name", "started", "epoch", "device", "pid", "clients")
 
 
 def add_arguments(parser) -> None:
@@ -28,7 +28,7 @@ def rows() -> list[dict]:
                     "epoch": round(info.epoch, 2), "step": info.step, "total_steps": info.total_steps,
                     "metric": info.metric, "device": info.device, "pid": info.pid, "clients": info.clients,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run_start(info))),
-                    "run_dir": info.run_dir})
+                    "run_dir": info.run_dir, "ranks": info.ranks, "slowest": info.slowest})
     return out
 
 
@@ -45,9 +45,25 @@ def run_start(info) -> float:
 
 
 def cell(row: dict, column: str) -> str:
+    if column == "slowest":  # data parallel: the rank the others wait for, and its share of the step
+        return slowest_cell(row)
     if column == "step":
         return f"{fmt_step(row['step'])}/" + (fmt_step(row["total_steps"]) if row["total_steps"] else "∞")
     return str(row[column])
+
+
+def slowest_cell(row: dict) -> str:
+    """node2:1 data 71% (the rank the others wait for, what holds it up, its share of the rank's step); "" for
+    a run of one process."""
+    ranks = row.get("ranks") or []
+    worst = next((r for r in ranks if r.get("slowest")), None)
+    if worst is None:
+        return ""
+    total = worst["data_wait"] + worst["compute"] + worst["comm_wait"]
+    cause = "data" if "data" in row["slowest"] else "compute"
+    part = worst["data_wait"] if cause == "data" else worst["compute"]
+    name = f"{worst['host']}:{worst['rank']}"
+    return f"{name} {cause} {part / total:.0%}" if total > 0 else name
 
 
 def run(args) -> int:

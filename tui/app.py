@@ -24,6 +24,7 @@ from torchtui.tui.controllers.lifecycle import Lifecycle
 from torchtui.tui.controllers.live_fields import LiveFields
 from torchtui.tui.controllers.lr_find import LrFindController
 from torchtui.tui.controllers.presets import PresetController
+from torchtui.tui.controllers.ranks import RanksController
 from torchtui.tui.controllers.rewind import GuardController, RewindController
 from torchtui.tui.controllers.run_control import RunController
 from torchtui.tui.controllers.runs import RunsController, SanityCheck
@@ -67,8 +68,9 @@ class TorchTUI(App):
         self.lifecycle = Lifecycle(self)
         self.rewinder = RewindController(self)
         self.guard = GuardController(self)
+        self.ranks = RanksController(self)
         self.router = EventRouter([self.setup, self.runner, self.live, self.lr_finder, self.sanity, self.lifecycle,
-                                   self.rewinder, self.guard])
+                                   self.rewinder, self.guard, self.ranks])
         self.main = MainScreen()
         self.first_notes: tuple = ()  # what the command line's setup should say once the log exists
         self._backlog: deque = deque()  # engine events drained but not applied yet (over a tick's budget)

@@ -15,6 +15,7 @@ from torchtui.tui.charts.grid import ChartGrid
 from torchtui.tui.panes.deck import PANE_IDS
 from torchtui.tui.widgets.footer import ContextFooter
 from torchtui.tui.widgets.log_pane import LogPane
+from torchtui.tui.widgets.rank_strip import RankStrip
 from torchtui.tui.widgets.status_bar import StatusBar
 
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
@@ -42,6 +43,7 @@ class MainScreen(Screen):
                     yield from app.deck.tabs()  # empty until the deck mounts the panes after the first paint
             with Vertical(id="charts"):
                 yield ChartGrid(app.history, id="chart-grid")  # the charts come in after the first paint
+                yield RankStrip(id="rank-strip")  # data parallel only: a line per rank
                 yield LogPane(id="log")
         yield StatusBar(id="status")
         yield ContextFooter(compact=True)
