@@ -23,8 +23,10 @@ class Controls(Callback):
 
     def on_train_batch_start(self, run):
         session = self.session
-        if not session.paused and not session.commands_waiting:  # the common case: nothing to do
+        if not session.paused and not session.pending and not session.commands_waiting:  # the common case
             return
+        if session.pending:
+            self.between_steps(run)
         for command in session.received():
             self.handle(run, command)
         waited = False
@@ -32,10 +34,27 @@ class Controls(Callback):
             if session.take_step():
                 break
             run.callbacks.on_flush(run)  # the client sees every step taken before it waits
+            if session.pending:  # a snapshot of the step it waits at (stepping while paused, a snapshot each Step)
+                self.between_steps(run)
             waited = True
             self.handle(run, session.next_command())
         if waited:
             self.stats.restart_clock()  # samples/s and ETA count training time, not time spent paused
+
+    def on_flush(self, run):
+        snapshots = self.session.snapshots
+        if snapshots is not None and snapshots.due():
+            self.session.pending = True  # taken at the next point between two steps (the batch start)
+
+    def between_steps(self, run) -> None:
+        """What waits for a point between two steps: the spike guard's action, then a snapshot that is due."""
+        session = self.session
+        session.pending = False
+        if session.guard is not None and session.guard.trip is not None:
+            session.guard.act(run)
+        snapshots = session.snapshots
+        if snapshots is not None and not run.jumped and not session.should_stop and snapshots.due():
+            snapshots.take(run, self.stats.last_loss if run.step else None)
 
     def handle(self, run, command) -> None:
         session, emit = self.session, self.session.emit
@@ -68,6 +87,19 @@ class Controls(Callback):
             self.checkpoints.save(run, "manual")
         elif isinstance(command, p.FindLr):
             self._find_lr(run, command)
+        elif isinstance(command, p.ListSnapshots):
+            ring = session.snapshots.ring.items if session.snapshots is not None else []
+            emit(p.SnapshotsListed(command.request_id, run.run_id, [s.listing() for s in ring]))
+        elif isinstance(command, p.Rewind):
+            from torchtui.engine.run.rewind import ask
+
+            run.callbacks.on_flush(run)  # the steps so far reported and written before the run stops
+            ask(run, command)
+        elif isinstance(command, p.GuardAnswer):
+            if session.guard is None:
+                emit(p.Log(run.run_id, "warning", "guard: train.guard is off for this run"))
+            else:
+                session.guard.answer(run, command.action)
         elif isinstance(command, p.Start):
             emit(p.Error(run.run_id, "a run is already active: stop it before starting another"))
         else:

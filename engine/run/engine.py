@@ -137,14 +137,39 @@ class Engine:
             self.emit(p.Error(None, f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()))
             self._set_state(p.FAILED, None, f"{type(err).__name__}: {err}")
             return f"could not start the run: {type(err).__name__}: {err}", traceback.format_exc()
+        session.snapshots = _snapshotter(run)  # a new Start: a ring of its own (a branch keeps its parent's)
+        failure = self._fit(run, command, state, started, dist)
+        while failure is None and session.rewind is not None and not session.shutdown:
+            run, started = self._branch(run, command), time.perf_counter()
+            if run is None:
+                break
+            failure = self._fit(run, command, None, started, dist, branched=True)
+        session.rewind = None
+        return failure
+
+    def _fit(self, run: loop.Run, command: p.Start, state: dict | None, started: float, dist,
+             branched: bool = False) -> tuple[str, str] | None:
+        """Train a prepared run (a new one, a resumed one or a branch) to its end and report it."""
+        session = self.session
+        if branched:
+            session.begin(session.request_id)  # not paused, no stop asked for: the parent's controls are over
+        session.guard = _guard(run, command)
         session.attach(run, _callbacks(session, run, state))
         run.folder.last_good_step = run.step if state is not None else None  # what a failed write falls back on
+        if branched:
+            self._restore_branch(run)
+        # The first snapshot at the first step; not a branch's (its parent's snapshot of that step is there, and a
+        # second rewind to it then branches the parent again: a sibling).
+        session.pending = session.snapshots is not None and not branched
         self.emit(_run_started(run, command))
         self._set_state(p.RUNNING, run.run_id)
         if run.resume_edits and apply_live_change(run, p.SetHparams(**run.resume_edits), resumed=True):
             self.emit(p.Log(run.run_id, "info", f"resumed with {_edit_text(run.resume_edits)} from step "
                                                 f"{fmt_step(run.step)}: recorded in metrics.jsonl as a live change; "
                                                 "config.yaml keeps the setup the run started with"))
+        if branched and session.rewind.changes:
+            apply_live_change(run, p.SetHparams(**session.rewind.changes))
+        session.rewind = None
         failure = None
         frozen = _freeze_for_training()
         try:
@@ -173,6 +198,31 @@ class Engine:
             self._finish(run, end_state, time.perf_counter() - started, resumed=state is not None)
         session.detach()
         return failure
+
+    def _branch(self, parent: loop.Run, command: p.Start) -> loop.Run | None:
+        """The branch a Rewind asked for, once its parent has ended (None: it could not be made; an Error says why)."""
+        from torchtui.engine.run.rewind import branch_run
+
+        request = self.session.rewind
+        try:
+            run = branch_run(parent, request)
+        except OSError as err:
+            self.emit(p.Error(parent.run_id, f"rewind: cannot make the branch's folder beside {parent.folder.path} "
+                                             f"({err.strerror or err})"))
+            self.session.rewind = None
+            return None
+        snap = request.snap
+        self.emit(p.Branched(parent.run_id, snap.run_id, str(Path(snap.run_dir).resolve()), run.run_id,
+                             str(run.folder.path), snap.step, dict(request.changes), request.request_id))
+        return run
+
+    def _restore_branch(self, run: loop.Run) -> None:
+        from torchtui.engine.run.snapshots import restore
+
+        snap = self.session.rewind.snap
+        restore(run, snap)
+        run.jumped = False  # fit starts from the restored position anyway
+        self.session.snapshots.ring.drop_after(snap.step)  # the parent's later ones are another timeline
 
     def _finish(self, run: loop.Run, end_state: str, seconds: float, resumed: bool = False) -> None:
         if run.writer is not None:  # every row and checkpoint on disk (and reported) before the summary
@@ -220,7 +270,30 @@ def _callbacks(session: Session, run: loop.Run, state: dict | None) -> CallbackL
                               run.config.train.checkpoint_every) if leader else None
     reporting = [EvalEvents(session.emit), PredictionsCallback(session.emit), checkpoints] if leader else []
     controls = (SyncedControls if run.dist is not None else Controls)(session, run, checkpoints, stats)
-    return CallbackList([stats, *reporting, early, controls])
+    guard = [session.guard] if session.guard is not None else []  # before the checkpoints: its end comes first
+    return CallbackList([stats, *guard, *reporting, early, controls])
+
+
+def _snapshotter(run: loop.Run):
+    """The session's snapshots for a new run (None: train.snapshots off, or data parallel, which takes none)."""
+    from torchtui.engine.run.snapshots import Snapshotter, auto_budget
+
+    cfg = run.config.train
+    if not cfg.snapshots or run.dist is not None:
+        return None
+    budget = int(cfg.snapshot_memory * 1e6) if cfg.snapshot_memory else auto_budget()
+    return Snapshotter(cfg.snapshot_every, budget)
+
+
+def _guard(run: loop.Run, command: p.Start):
+    """The run's spike guard (None: off)."""
+    from torchtui.engine.run.guard import Guard, resolve_mode
+
+    mode = resolve_mode(run.config, command.interactive, run.dist is not None)
+    if mode == "off":
+        return None
+    cfg = run.config.train
+    return Guard(mode, cfg.guard_z, cfg.guard_max_rollbacks)
 
 
 def _freeze_for_training() -> bool:

@@ -29,6 +29,8 @@ class Session:
         self.request_id = 0             # the Start that began the active run (echoed by RunStarted)
         self.busy = False               # a run is being prepared or trained (here or by data-parallel ranks)
         self.shutdown = False           # end the engine once the active run has stopped
+        self.snapshots: Any = None      # snapshots.Snapshotter: its ring outlives a run, so a branch keeps them
+        self.rewind: Any = None         # rewind.Branch asked for: the engine starts it once the run has stopped
         self._begin_run()
 
     def _begin_run(self) -> None:
@@ -37,6 +39,8 @@ class Session:
         self.should_stop = False
         self.end_state = p.FINISHED
         self.end_reason = ""
+        self.pending = False            # something waits for the next point between two steps (a snapshot, the guard)
+        self.guard: Any = None          # guard.Guard of the active run (None: off)
 
     # ------------------------------------------------------------------ the state machine
 

@@ -35,6 +35,9 @@ class Checkpoints(Callback):
         run.callbacks.on_flush(run)
         if run.end_state == DIVERGED:
             return  # keep the last good checkpoint, never overwrite it with non-finite weights
+        guard = run.session.guard
+        if guard is not None and guard.trip is not None:
+            return  # nor with a spike's weights the guard is about to roll back (or asks about)
         if kind == "best":
             self.pending_best = None
         self._write(run, "last" if kind == "manual" else kind, kind, ckpt.snapshot(self.make_payload(run)), run.step,

@@ -1,0 +1,125 @@
+"""The spike guard (issue 27): one bad batch (scaled by 1e6, or NaN) in an otherwise clean run.
+
+Under `rollback` the run goes back to the snapshot before the bad step, skips that batch and finishes with the
+clean run's val accuracy (± 0.01); metrics.jsonl records the rollback and the skipped batch, and its steps stay
+one each (the rows after the snapshot were dropped). Under `ask` the run pauses with a GuardTripped naming the
+batch and its worst samples, and each answer does what it says. The same bad batch with the guard off leaves
+the run worse (it is a real hazard, not one the optimizer shrugs off).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.data.batches import epoch_permutation
+from torchtui.engine.data.splits import Splits
+from torchtui.engine.host import InProcessHost
+
+from .helpers import of
+
+BAD = (2, 5)  # epoch, batch
+CONFIG = {"name": "guard", "data": {"source": "moons", "n_samples": 1000, "noise": 0.1},
+          "model": {"layers": [32, 32]},
+          "train": {"batch_size": 32, "epochs": 6, "lr": 0.01, "checkpoint_every": 0, "eval_budget": 0,
+                    "snapshot_every": 1e-6},
+          "device": {"device": "cpu"}}
+
+
+def config(guard: str) -> dict:
+    return {**CONFIG, "train": {**CONFIG["train"], "guard": guard}}
+
+
+@pytest.fixture
+def host(tmp_path):
+    with InProcessHost(str(tmp_path)) as h:
+        yield h
+
+
+@pytest.fixture
+def bad_batch(monkeypatch):
+    """Batch BAD of the train order comes scaled by `factor` (NaN: made NaN) whenever it is trained on."""
+    real = Splits.train_batches
+    factor = {"value": 1e6}
+
+    def batches(self, order, batch_size, start_batch=0):
+        # The epoch is told by its order (the guard also reads the batch back later, from another epoch).
+        epoch = BAD[0] if torch.equal(order, epoch_permutation(len(order), 0, BAD[0], order.device)) else None
+        for index, (xb, yb) in enumerate(real(self, order, batch_size, start_batch), start_batch):
+            yield (xb * factor["value"] if (epoch, index) == BAD else xb), yb
+
+    monkeypatch.setattr(Splits, "train_batches", batches)
+    return factor
+
+
+def train(host, guard: str, answer: str | None = None):
+    seen: list = []
+    host.send(p.Start(config=config(guard)))
+    if answer is not None:
+        tripped = host.wait_for(lambda e: isinstance(e, p.GuardTripped), timeout=60, seen=seen)
+        host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, timeout=10, seen=seen)
+        assert tripped.action == "ask"
+        host.send(p.GuardAnswer(answer))
+    done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=60, seen=seen)
+    return seen, done
+
+
+def rows(done) -> list[dict]:
+    path = Path(done.summary["run_dir"], "metrics.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rollback_skips_the_bad_batch_and_reaches_the_clean_accuracy(host, bad_batch):
+    bad_batch["value"] = 1.0
+    _, clean = train(host, "rollback")
+    assert clean.state == p.FINISHED
+    bad_batch["value"] = 1e6
+    _, unguarded = train(host, "off")  # the hazard is real: left alone, the batch costs accuracy
+    assert unguarded.state == p.DIVERGED or unguarded.summary["val"]["accuracy"] < clean.summary["val"]["accuracy"] - 0.02
+    seen, done = train(host, "rollback")
+    assert done.state == p.FINISHED, done.summary
+    assert abs(done.summary["val"]["accuracy"] - clean.summary["val"]["accuracy"]) <= 0.01
+    tripped, rolled = of(seen, p.GuardTripped), of(seen, p.RolledBack)
+    assert len(tripped) == len(rolled) == 1 and tripped[0].action == "rollback"
+    assert tripped[0].kind == "loss_spike" and tripped[0].batches == [list(BAD)]
+    assert len(tripped[0].samples) == 32 and tripped[0].worst and tripped[0].worst[0][1] > 100
+    assert rolled[0].step < rolled[0].from_step == tripped[0].step and rolled[0].skipped == [list(BAD)]
+    table = rows(done)
+    guard = [r for r in table if r["type"] == "guard"]
+    assert guard == [{"type": "guard", "step": rolled[0].step, "action": "rollback", "tripped": tripped[0].step,
+                      "kind": "loss_spike", "reason": tripped[0].reason, "skipped": [list(BAD)]}]
+    steps = [r["step"] for r in table if r["type"] == "step"]
+    assert steps == sorted(set(steps))  # the rolled-back steps were dropped, then trained again once
+    assert max(r["loss"] for r in table if r["type"] == "step") < 10
+
+
+def test_nan_batch_rolls_back_too(host, bad_batch):
+    bad_batch["value"] = float("nan")
+    seen, done = train(host, "rollback")
+    assert done.state == p.FINISHED, done.summary
+    assert [e.kind for e in of(seen, p.GuardTripped)] == ["nonfinite"]
+    assert done.summary["val"]["accuracy"] > 0.95
+
+
+def test_ask_pauses_and_halve_lr_rolls_back_with_half_the_lr(host, bad_batch):
+    seen, done = train(host, "ask", answer="halve_lr")
+    assert done.state == p.FINISHED, done.summary
+    rolled = of(seen, p.RolledBack)[0]
+    assert rolled.action == "halve_lr" and rolled.changes["lr"][1] == pytest.approx(rolled.changes["lr"][0] / 2)
+    change = of(seen, p.HparamsChanged)[0]
+    assert change.step == rolled.step and change.changes["lr"][1] == pytest.approx(0.005)
+    kinds = [(r["type"], r.get("action")) for r in rows(done) if r["type"] in ("guard", "hparams")]
+    assert kinds == [("guard", "halve_lr"), ("hparams", None)]
+    states = [e.state for e in of(seen, p.StateChanged)]
+    assert states[:3] == [p.RUNNING, p.PAUSED, p.RUNNING]
+
+
+def test_ask_continue_goes_on_as_it_was(host, bad_batch):
+    seen, done = train(host, "ask", answer="continue")
+    assert not of(seen, p.RolledBack)
+    guard = [r for r in rows(done) if r["type"] == "guard"]
+    assert [(r["action"], r["step"], r["skipped"]) for r in guard] == [("continue", of(seen, p.GuardTripped)[0].step, [])]

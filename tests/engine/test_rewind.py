@@ -1,0 +1,94 @@
+"""Rewind as a branch (issue 27): a rewind to step s with unchanged settings reproduces the original run after s.
+
+The reference is the same config trained straight through, once, in the same process: its per-step losses
+(metrics.jsonl) and its final weights (last.pt). The rewound run is paused early, stepped on a few steps so
+snapshots exist at known steps, rewound to one of them, and trained to the end as a branch: its losses after the
+branch point and its final weights must match the reference to 1e-6. An MLP with dropout, and a CNN with batch norm,
+both with gradient accumulation and a warm-up + cosine schedule (the RNG, the running statistics, the schedule
+and the data position all have to come back exactly).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchtui.engine import protocol as p
+from torchtui.engine.host import InProcessHost
+
+from .helpers import of
+
+TRAIN = {"batch_size": 16, "epochs": 3, "lr": 0.01, "accumulate": 2, "scheduler": "cosine", "warmup_steps": 3,
+         "checkpoint_every": 0, "snapshot_every": 1e-6, "eval_budget": 0, "guard": "off"}
+
+MLP = {"name": "rw-mlp", "data": {"source": "moons", "n_samples": 200, "noise": 0.2},
+       "model": {"layers": [{"units": 16, "dropout": 0.3}, {"units": 16, "dropout": 0.3}]},
+       "train": TRAIN, "device": {"device": "cpu"}}
+CNN = {"name": "rw-cnn", "data": {"source": "digits", "limit": 160},
+       "model": {"kind": "cnn", "conv": [{"channels": 4, "norm": "batch"}], "layers": [{"units": 16, "norm": "batch"}]},
+       "train": TRAIN, "device": {"device": "cpu"}}
+
+
+def losses(run_dir: str) -> dict[int, float]:
+    rows = [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if r.get("type") == "step"}
+
+
+def weights(run_dir: str) -> dict:
+    return torch.load(Path(run_dir, "checkpoints", "last.pt"), weights_only=True)["model"]
+
+
+def finished(host, seen, run_id=None):
+    return host.wait_for(lambda e: isinstance(e, p.RunFinished) and (run_id is None or e.run_id == run_id),
+                         timeout=60, seen=seen)
+
+
+def step_to(host, step: int, seen) -> None:
+    host.send(p.Step(step - max((s for e in of(seen, p.StepStats) for s in e.step), default=0)))
+    host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step and e.step[-1] >= step, timeout=30, seen=seen)
+
+
+@pytest.mark.parametrize("config", [MLP, CNN], ids=["mlp-dropout", "cnn-batchnorm"])
+def test_rewind_unchanged_reproduces_the_run_after_the_branch_point(tmp_path, config):
+    with InProcessHost(str(tmp_path)) as host:
+        seen: list = []
+        host.send(p.Start(config=config))
+        reference = finished(host, seen)
+        assert reference.state == p.FINISHED, reference.summary
+        ref_dir = reference.summary["run_dir"]
+
+        seen = []
+        host.send(p.Start(config=config))
+        host.send(p.Pause())
+        started = host.wait_for(lambda e: isinstance(e, p.RunStarted), seen=seen)
+        host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, seen=seen)
+        step_to(host, 4, seen)   # mid-epoch (9 batches an epoch, 2 a step): batch 8 of epoch 0
+        step_to(host, 7, seen)
+        host.send(p.ListSnapshots(request_id=5))
+        listed = host.wait_for(lambda e: isinstance(e, p.SnapshotsListed), seen=seen)
+        steps = [s["step"] for s in listed.snapshots]
+        assert 4 in steps and all(s["run_id"] == started.run_id for s in listed.snapshots), listed
+        host.send(p.Rewind(step=4, request_id=9))
+        branched = host.wait_for(lambda e: isinstance(e, p.Branched), seen=seen)
+        branch_started = host.wait_for(lambda e: isinstance(e, p.RunStarted), seen=seen)
+        branch = finished(host, seen, branched.branch_id)
+
+    parent = [e for e in seen if isinstance(e, p.RunFinished) and e.run_id == started.run_id][0]
+    assert parent.state == p.STOPPED and "rewound to step 4" in parent.summary["reason"]
+    assert (branched.run_id, branched.parent_id, branched.step, branched.request_id) == (started.run_id,
+                                                                                          started.run_id, 4, 9)
+    assert branch_started.run_id == branched.branch_id and branch_started.start_step == 4
+    origin = json.loads(Path(branched.branch_dir, "origin.json").read_text())
+    assert origin["branch_of"]["run_id"] == started.run_id and origin["branch_of"]["step"] == 4
+    assert branch.state == p.FINISHED
+    ref, got = losses(ref_dir), losses(branched.branch_dir)
+    assert min(got) == 5 and sorted(got) == [s for s in sorted(ref) if s > 4]
+    for step, loss in got.items():
+        assert loss == pytest.approx(ref[step], abs=1e-6, rel=1e-6), step
+    assert max(losses(started.run_dir)) == 7  # the parent is left as it was: stopped at step 7
+    want, have = weights(ref_dir), weights(branched.branch_dir)
+    for name, tensor in want.items():
+        torch.testing.assert_close(have[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
