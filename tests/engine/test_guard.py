@@ -79,7 +79,8 @@ def test_rollback_skips_the_bad_batch_and_reaches_the_clean_accuracy(host, bad_b
     assert clean.state == p.FINISHED
     bad_batch["value"] = 1e6
     _, unguarded = train(host, "off")  # the hazard is real: left alone, the batch costs accuracy
-    assert unguarded.state == p.DIVERGED or unguarded.summary["val"]["accuracy"] < clean.summary["val"]["accuracy"] - 0.02
+    clean_accuracy = clean.summary["val"]["accuracy"]
+    assert unguarded.state == p.DIVERGED or unguarded.summary["val"]["accuracy"] < clean_accuracy - 0.02
     seen, done = train(host, "rollback")
     assert done.state == p.FINISHED, done.summary
     assert abs(done.summary["val"]["accuracy"] - clean.summary["val"]["accuracy"]) <= 0.01
@@ -122,4 +123,5 @@ def test_ask_continue_goes_on_as_it_was(host, bad_batch):
     seen, done = train(host, "ask", answer="continue")
     assert not of(seen, p.RolledBack)
     guard = [r for r in rows(done) if r["type"] == "guard"]
-    assert [(r["action"], r["step"], r["skipped"]) for r in guard] == [("continue", of(seen, p.GuardTripped)[0].step, [])]
+    tripped = of(seen, p.GuardTripped)[0]
+    assert [(r["action"], r["step"], r["skipped"]) for r in guard] == [("continue", tripped.step, [])]
