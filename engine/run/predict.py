@@ -159,6 +159,8 @@ def read_inputs(path_text: str, trained: Trained) -> Inputs:
 def _csv(path_text: str, trained: Trained) -> Inputs:
     header, rows = csvfile.read_rows(path_text)
     data = trained.data
+    if (data.get("encoder") or {}).get("kind") == "text":
+        return _text_csv(path_text, header, rows, trained)
     encoder = tabular.Encoder.from_dict(data["encoder"]) if data.get("encoder") else None
     wanted = encoder.source_columns if encoder else list(data["feature_names"])
     if not wanted:
@@ -175,6 +177,19 @@ def _csv(path_text: str, trained: Trained) -> Inputs:
     x = torch.from_numpy(encoder.transform(columns))
     known = [r[index[target]].strip() for _, r in rows] if target in index else None
     return Inputs(_standardised(x, data), header, [r for _, r in rows], known)
+
+
+def _text_csv(path_text: str, header: list[str], rows: list, trained: Trained) -> Inputs:
+    """Rows whose free-text column(s) the run tokenised: the same tokenizer and block_size, saved with it."""
+    from torchtui.engine.data.text.columns import TextEncoder
+
+    encoder = TextEncoder.from_dict(trained.data["encoder"])
+    _check_columns(header, encoder.source_columns, encoder.target, path_text, trained.columns)
+    index = {name: i for i, name in enumerate(header)}
+    columns = {name: tabular.Column.of(name, pa.array([r[index[name]] for _, r in rows], pa.string()))
+               for name in encoder.source_columns}
+    known = [r[index[encoder.target]].strip() for _, r in rows] if encoder.target in index else None
+    return Inputs(torch.from_numpy(encoder.transform(columns)), header, [r for _, r in rows], known)
 
 
 def _check_columns(header: list[str], wanted: list[str], target: str, path_text: str, chosen: list[str]) -> None:

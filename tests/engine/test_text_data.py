@@ -197,3 +197,16 @@ def test_the_example_reviews_csv_is_made_again_byte_for_byte():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.text() == (script.parent / "reviews.csv").read_text(encoding="utf-8")
+
+
+def test_predict_tokenises_a_csvs_text_column_as_training_did(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "text-sentiment", "--set", "train.epochs=2", "--device", "cpu", "--runs-dir", str(runs)]) == 0
+    [run] = list(runs.iterdir())
+    reviews = (Path(__file__).resolve().parents[2] / "presets" / "examples" / "reviews.csv").read_text().splitlines()
+    (tmp_path / "new.csv").write_text("\n".join(reviews[:41]) + "\n")
+    capsys.readouterr()
+    assert main(["predict", str(run), "--input", str(tmp_path / "new.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "40 predictions" in out and "accuracy" in out, out
+    assert float(out.rsplit("accuracy", 1)[1].split()[0]) >= 0.8, out
