@@ -15,7 +15,9 @@ Prints, in one run:
   4. a CUDA out-of-memory (an absurd batch) ending the run as `failed` with the hint, the engine alive
      (a small run after it still finishes);
   5. data parallel: samples/s of the big MLP on one GPU vs all of them (DDP, NCCL); with one GPU, DDP on it
-     (strategy ddp) vs the plain run.
+     (strategy ddp) vs the plain run; with several GPUs (or --device cpu: 2 processes) the same run launched
+     by `torchrun --standalone --nproc-per-node N -m torchtui.cli train`, followed through rank 0's socket:
+     its samples/s and its per-rank view (data wait / compute / communication wait, CUDA events on GPUs).
 Without CUDA it says so and exits 0. Not a test: it always exits 0 and ends with a PASS/MISS table.
 """
 
@@ -72,14 +74,24 @@ def engine_run(host, cfg: dict) -> tuple[float, int, p.RunFinished]:
     """Steady samples/s (from the first StepStats, so set-up and compilation are left out, to RunFinished:
     evaluations and checkpoints count), the steps, and the end event."""
     host.send(p.Start(config=cfg))
+    sps, steps, done, _ = follow_run(host, cfg)
+    return sps, steps, done
+
+
+def follow_run(host, cfg: dict) -> tuple[float, int, p.RunFinished, p.RankStats | None]:
+    """engine_run's figures for a run started elsewhere (by this host's Start, or by torchrun), and its last
+    RankStats (data parallel)."""
     started = host.wait_for(lambda e: isinstance(e, p.RunStarted) or _failed(e), timeout=600)
     if not isinstance(started, p.RunStarted):
         raise RuntimeError(f"the run did not start: {started}")
     first: list = []  # (time, steps done) at the first StepStats
+    ranks: list = []
 
     def seen(event) -> bool:
         if isinstance(event, p.StepStats) and not first:
             first.append((time.perf_counter(), event.step[-1]))
+        if isinstance(event, p.RankStats):
+            ranks[:] = [event]
         return isinstance(event, p.RunFinished)
 
     done = host.wait_for(seen, timeout=900)
@@ -88,7 +100,8 @@ def engine_run(host, cfg: dict) -> tuple[float, int, p.RunFinished]:
         raise RuntimeError(f"the run ended {done.state} before its first step: {done.summary.get('reason', '')}")
     began, step = first[0]
     per_step = started.splits["train"] / max(1, started.total_steps // max(1, cfg["train"]["epochs"]))
-    return per_step * (started.total_steps - step) / (end - began), started.total_steps, done
+    return per_step * (started.total_steps - step) / (end - began), started.total_steps, done, \
+        (ranks[0] if ranks else None)
 
 
 def _failed(event) -> bool:
@@ -263,6 +276,72 @@ def data_parallel(host, cfg: dict, device: str) -> tuple[list[str], bool]:
     return out, ok
 
 
+def under_torchrun(cfg: dict, device: str, runs: str) -> tuple[list[str], bool]:
+    """The plain run launched by torchrun, one process per GPU (2 CPU processes with --device cpu): rank 0 serves
+    it on a socket in a private folder; samples/s from its events as engine_run counts them, and the per-rank
+    figures of its last flush. Skipped with one GPU (torchrun would start a single, plain process)."""
+    import os
+
+    import yaml
+
+    from torchtui.engine import live
+    from torchtui.engine.host import ServerHost
+
+    gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+    if gpus == 1:
+        return ["  torchrun: not run (one GPU: a job of one process trains as a plain run)"], True
+    nproc = gpus or 2
+    folder = tempfile.mkdtemp(prefix="torchtui-torchrun-")  # 0700: the sockets' folder of this check alone
+    preset = os.path.join(folder, "run.yaml")
+    with open(preset, "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"schema": 1, **with_device(cfg, "cuda" if gpus else "cpu")}, fh, sort_keys=False)
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = folder  # the job inherits it; live.servers() and the client read it
+    log = open(os.path.join(folder, "torchrun.log"), "w")
+    job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                            str(nproc), "-m", "torchtui.cli", "train", preset, "--runs-dir", runs],
+                           stdout=log, stderr=subprocess.STDOUT)
+    label = f"torchrun, {nproc} {'GPUs (NCCL)' if gpus else 'processes (gloo)'}"
+    try:
+        deadline = time.monotonic() + 600
+        while not (found := [i for i in live.servers() if i.run_id]) and job.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("rank 0 did not serve the run within 600 s")
+            time.sleep(0.2)  # rank 0's status file: no event says it was written
+        if not found:
+            raise RuntimeError(f"torchrun exited with {job.returncode} before the run started")
+        host = ServerHost.attach(found[0].run_id)
+        try:
+            sps, steps, done, ranks = follow_run(host, cfg)
+        finally:
+            host.detach()
+        code = job.wait(timeout=300)
+    except Exception as err:  # noqa: BLE001 - report, go on
+        job.kill()
+        log.flush()
+        tail = open(log.name, encoding="utf-8", errors="replace").read()[-300:].replace("\n", " | ")
+        return [f"  {label:<28} failed: {type(err).__name__}: {str(err)[:160]} ({tail})"], False
+    finally:
+        log.close()
+        if before is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+    ok = done.state == p.FINISHED and done.summary.get("steps") == steps and code == 0
+    out = [f"  {label:<28}{sps:>11,.0f} samples/s  ({done.state}, {done.summary.get('steps')} steps, "
+           f"{done.summary.get('device')}, torchrun exit {code})"]
+    if ranks is None:
+        return out + ["  per-rank view: no RankStats came (MISS)"], False
+    for row in ranks.rows():
+        total = row["data_wait"] + row["compute"] + row["comm_wait"]
+        out.append(f"    {row['host']}:{row['rank']:<3} {total * 1000:7.2f} ms/step: data {row['data_wait'] * 1000:.2f}"
+                   f"  compute {row['compute'] * 1000:.2f}  comm wait {row['comm_wait'] * 1000:.2f}  "
+                   f"{row['samples_per_s']:,.0f} samples/s  {row['memory'] / 2**20:,.0f} MiB"
+                   + (f"  <- slowest ({ranks.cause})" if row["slowest"] else ""))
+    return out, ok
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -332,6 +411,10 @@ def main() -> None:
         for line in lines:
             print(line)
         verdicts.append(("data-parallel run finishes, same steps as planned", ok))
+        lines, ok = under_torchrun(loads["mlp 784-512-512-10"], args.device, runs)
+        for line in lines:
+            print(line)
+        verdicts.append(("under torchrun: finishes, same steps, per-rank view", ok))
     finally:
         host.close()
         shutil.rmtree(runs, ignore_errors=True)
