@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from torchtui.cli.common import OPTION_FIELDS, UsageError, add_json
-from torchtui.cli.train import follow
+from torchtui.cli.train import follow, launched_job
 
 HELP = "continue a stopped or killed run from its last.pt"
 
@@ -41,6 +41,11 @@ def run(args) -> int:
         raise UsageError(f"resume: run {excerpt(run_dir.name)} finished after {done} epochs; nothing to resume. To "
                          f"train it further give more epochs: torchtui resume {run_dir} --epochs {done + 1}")
     start = p.Start(config=config.to_dict(), resume=str(run_dir), checkpoint=args.checkpoint)
+    launch = launched_job()
+    if launch is not None:  # under torchrun or srun: every process resumes one rank (the folder on every node)
+        from torchtui.cli.launched import train
+
+        return train(start, launch, args.json, False)
     return follow(start, None, args.json)
 
 

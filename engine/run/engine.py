@@ -325,12 +325,15 @@ def _data_parallel(command: p.Start) -> bool:
 
 
 def device_label(run: loop.Run) -> str:
-    """Where a run trains: cuda:0, or the devices of a data-parallel run (cuda:0,1 ddp · cpu ×2 ddp)."""
+    """Where a run trains: cuda:0, or the devices of a data-parallel run (cuda:0,1 ddp · cpu ×2 ddp · cuda ×16 ddp
+    on 2 nodes)."""
     if run.dist is None:
         return str(run.device)
-    if run.device.type == "cuda":
+    nodes = len(set(run.dist.hosts))
+    where = f" on {nodes} nodes" if nodes > 1 else ""  # launched by torchrun or SLURM across machines
+    if run.device.type == "cuda" and len(run.dist.devices) == run.dist.world:  # this machine's GPUs, listed
         return f"cuda:{','.join(str(i) for i in run.dist.devices)} ddp"
-    return f"{run.device.type} ×{run.dist.world} ddp"
+    return f"{run.device.type} ×{run.dist.world} ddp{where}"
 
 
 def _edit_text(edits: dict) -> str:
