@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -27,14 +27,15 @@ class ModelSummary:
     total: int
     trainable: int
     input_shape: list[int]
+    notes: list[str] = field(default_factory=list)  # what the model says of itself (a transformer: per block)
 
     def to_dict(self) -> dict:
         """Plain lists, ints and strings only, safe for events and JSON."""
         return asdict(self)
 
 
-def _output_shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape: tuple[int, ...]
-                   ) -> dict[str, list[int]]:
+def _output_shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_shape: tuple[int, ...],
+                   input_dtype: torch.dtype | None = None) -> dict[str, list[int]]:
     """Each leaf's output shape from one dummy forward pass, batch dimension replaced by -1."""
     shapes: dict[str, list[int]] = {}
 
@@ -42,14 +43,16 @@ def _output_shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_
         def hook(_module, _inputs, output):
             if isinstance(output, (tuple, list)) and output:  # recurrent layers return (output, state)
                 output = output[0]
-            if isinstance(output, torch.Tensor):
-                shapes[name] = [-1, *output.shape[1:]]
+            if isinstance(output, torch.Tensor):  # (a position embedding's output has no batch dimension)
+                shapes[name] = [-1, *output.shape[1:]] if output.shape[:1] == (2,) else list(output.shape)
         return hook
 
     hooks = [m.register_forward_hook(record(n)) for n, m in leaves]
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    if input_dtype is not None and not input_dtype.is_floating_point:
+        dtype = input_dtype  # token ids: an embedding takes integers (id 0 is in every vocabulary)
     was_training = model.training
     # eval: BatchNorm must not fold the dummy batch into its running statistics, and dropout stays off.
     model.eval()
@@ -64,15 +67,17 @@ def _output_shapes(model: nn.Module, leaves: list[tuple[str, nn.Module]], input_
     return shapes
 
 
-def summarize(model: nn.Module, input_shape: int | tuple[int, ...]) -> ModelSummary:
-    """One row per leaf module with its output shape (batch dimension as -1) and parameter counts.
+def summarize(model: nn.Module, input_shape: int | tuple[int, ...], input_dtype: torch.dtype | None = None
+              ) -> ModelSummary:
+    """One row per leaf module with its output shape (batch dimension as -1) and parameter counts; `input_dtype`
+    int64 for models that read token ids.
 
     Modules that hold parameters of their own besides children (a custom block's scale, say) get a row too.
     """
     input_shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     leaves = [(n, m) for n, m in model.named_modules()
               if n and (next(m.children(), None) is None or next(m.parameters(recurse=False), None) is not None)]
-    shapes = _output_shapes(model, leaves, input_shape)
+    shapes = _output_shapes(model, leaves, input_shape, input_dtype)
     rows = []
     for name, module in leaves:
         params = list(module.parameters(recurse=False))
@@ -82,7 +87,8 @@ def summarize(model: nn.Module, input_shape: int | tuple[int, ...]) -> ModelSumm
         ))
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return ModelSummary(rows=rows, total=total, trainable=trainable, input_shape=[-1, *input_shape])
+    notes = list(model.summary_lines()) if callable(getattr(model, "summary_lines", None)) else []
+    return ModelSummary(rows=rows, total=total, trainable=trainable, input_shape=[-1, *input_shape], notes=notes)
 
 
 def _shape_text(shape: list[int]) -> str:
@@ -111,4 +117,5 @@ def format_summary(summary: ModelSummary) -> str:
         f"Total params: {summary.total:,}",
         f"Trainable params: {summary.trainable:,}",
         f"Non-trainable params: {summary.total - summary.trainable:,}",
+        *summary.notes,
     ])

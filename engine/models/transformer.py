@@ -93,6 +93,23 @@ class Transformer(nn.Module):
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * n_layer))
 
+    def summary_lines(self) -> list[str]:
+        """The Model pane's per-block summary: what one block holds, and where the rest of the parameters are."""
+        def count(module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        block = self.blocks[0] if len(self.blocks) else None
+        kind = "decoder (causal, a logit per position)" if self.causal else "encoder (mean-pooled over the sequence)"
+        lines = [f"Transformer {kind}: {len(self.blocks)} pre-norm blocks, block size {self.block_size}"]
+        if block is not None:
+            parts = (f"attention {count(block.attn):,}, MLP {count(block.mlp):,}, "
+                     f"norms {count(block.ln1) + count(block.ln2):,}")
+            lines.append(f"Per block: {count(block):,} params ({parts}), {block.attn.n_head} heads")
+        tied = self.head.weight is self.embed.weight
+        lines.append(f"Embeddings {count(self.embed) + count(self.pos):,} (tokens + positions); head "
+                     + ("tied to the token embedding" if tied else f"{count(self.head):,}"))
+        return lines
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
         if t > self.block_size:

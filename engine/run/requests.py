@@ -67,7 +67,7 @@ def describe_model(cmd: p.DescribeModel) -> p.ModelDescribed:
     try:
         config = from_dict(cmd.config)
         splits, model, _, _, _ = build_data_and_model(config, cached_data)
-        summary = summarize(model, splits.input_shape)
+        summary = summarize(model, splits.input_shape, splits.train.sample(1)[0].dtype)
     except ConfigError as err:
         return p.ModelDescribed(cmd.request_id, None, error=str(err))
     return p.ModelDescribed(cmd.request_id, summary.to_dict(), text=format_summary(summary))

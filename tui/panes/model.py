@@ -17,6 +17,7 @@ from torchtui.tui.panes.layer_list import Column, LayerList
 
 SECTION = "model"
 TOP_GROUPS = [("Network", ["kind", "cell", "hidden_size", "num_layers", "bidirectional", "rnn_dropout", "pooling",
+                           "n_layer", "n_head", "d_model", "d_ff", "dropout", "tie_embeddings",
                            "module", "arch", "kwargs"])]
 BOTTOM_GROUPS = [("Fine-tuning", ["pretrained", "strict", "replace_head", "freeze", "freeze_first"]),
                  ("Init", ["init", "init_a", "init_b", "init_std", "seed"])]
@@ -24,6 +25,8 @@ BOTTOM_GROUPS = [("Fine-tuning", ["pretrained", "strict", "replace_head", "freez
 APPLIES_WHEN = {
     **{name: ("kind", ("rnn",)) for name in ("cell", "hidden_size", "num_layers", "bidirectional", "rnn_dropout",
                                               "pooling")},
+    **{name: ("kind", ("transformer",)) for name in ("n_layer", "n_head", "d_model", "d_ff", "dropout",
+                                                      "tie_embeddings")},
     "module": ("kind", ("custom",)), "arch": ("kind", ("torchvision",)), "kwargs": ("kind", ("custom", "torchvision")),
     "strict": ("pretrained", None), "init_a": ("init", ("uniform",)), "init_b": ("init", ("uniform",)),
     "init_std": ("init", ("normal",)),
@@ -174,7 +177,8 @@ class ModelPane(VerticalScroll):
                           Text(f"{row['params']:,}" + (" ❄" if frozen else ""), justify="right"))
         total, trainable = summary.get("total", 0), summary.get("trainable", 0)
         frozen = f", {total - trainable:,} frozen" if total != trainable else ""
-        totals.update(Text(f"{total:,} parameters{frozen} · input {shape_text(summary.get('input_shape', []))}"))
+        first = f"{total:,} parameters{frozen} · input {shape_text(summary.get('input_shape', []))}"
+        totals.update(Text("\n".join([first, *summary.get("notes", [])])))  # a transformer's per-block summary
 
     def edit_list(self, key: str, operation: str) -> None:
         """Add, remove or move (up, down) an item of the hidden layers or conv blocks (`key`), acting on the
