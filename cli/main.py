@@ -15,8 +15,8 @@ from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, P
 from torchtui.engine.errors import UserError
 from torchtui.engine.schema import ConfigError
 
-COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "presets",
-            "summary")
+COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "rewind",
+            "presets", "summary")
 
 
 def command(name: str):

@@ -42,7 +42,7 @@ def export(ref: str, overrides: list[str] | None = None) -> Export:
         if not (folder / "config.yaml").is_file():
             raise ConfigError([f"export: {ref} is a folder without config.yaml (give a run folder or a preset)"])
         config = presets.load(str(folder / "config.yaml"), overrides)
-        changes, damaged = live_changes(folder / "metrics.jsonl")
+        changes, damaged = lineage_changes(folder)
         summary = _summary(folder / "summary.json")
         origin = f"torchtui run {folder.resolve().name}"
     else:
@@ -55,6 +55,8 @@ def export(ref: str, overrides: list[str] | None = None) -> Export:
     if damaged:
         notes.append(f"metrics.jsonl has {damaged} damaged line(s), skipped: any live change recorded "
                      "on them is missing from the script")
+    if folder.is_dir():
+        notes += _guard_notes(folder)
     script = render(config, changes, origin, summary, max_steps)
     compile(script, f"{config.name}.py", "exec")  # a template bug is ours: fail here, not in the user's hands
     return Export(script, f"{_slug(config.name)}.py", notes, changes)
@@ -74,6 +76,41 @@ def live_changes(path: Path) -> tuple[dict[int, dict], int]:
             values = hparams_values(row)
             changes.setdefault(row["step"], {}).update({k: v for k, v in values.items() if k != "base_lr"})
     return changes, len(damaged)
+
+
+def lineage_changes(folder: Path, depth: int = 0) -> tuple[dict[int, dict], int]:
+    """The live changes a run trained with: a branch's (a rewind, origin.json's branch_of) are its parent's up to the
+    branch point, then its own, so the script replays the parent's steps and then the branch's. A branch whose
+    parent's folder is gone is refused by name: the steps before the branch point cannot be known."""
+    changes, damaged = live_changes(folder / "metrics.jsonl")
+    branch = _summary(folder / "origin.json").get("branch_of")
+    if not isinstance(branch, dict):
+        return changes, damaged
+    parent, step = Path(str(branch.get("run_dir", ""))), branch.get("step")
+    if not isinstance(step, int) or depth > 100 or not (parent / "config.yaml").is_file():
+        raise ConfigError([f"export: {folder.name} is a branch of run {branch.get('run_id', '?')} at step {step}, "
+                           f"whose folder ({parent}) is gone: the live changes before the branch point cannot be "
+                           "replayed (put the parent's folder back, or export the branch's config: torchtui export "
+                           f"{folder}/config.yaml)"])
+    before, more = lineage_changes(parent, depth + 1)
+    merged = {s: dict(v) for s, v in before.items() if s <= step}
+    for s, values in changes.items():
+        merged.setdefault(s, {}).update(values)
+    return dict(sorted(merged.items())), damaged + more
+
+
+def _guard_notes(folder: Path) -> list[str]:
+    """What of the run the script cannot replay: batches the spike guard rolled back over and skipped."""
+    try:
+        rows, _ = RunFolder(folder).read_metrics("guard")
+    except OSError:
+        return []
+    skipped = [row for row in rows if row.get("skipped")]
+    if not skipped:
+        return []
+    return [f"the run's spike guard rolled back {len(skipped)} time(s) and skipped the batches of the bad step(s) "
+            f"(metrics.jsonl's guard rows, first at step {skipped[0].get('step')}): the script trains every batch, so "
+            "it follows the run only up to there"]
 
 
 def _summary(path: Path) -> dict:

@@ -92,3 +92,47 @@ def test_rewind_unchanged_reproduces_the_run_after_the_branch_point(tmp_path, co
     want, have = weights(ref_dir), weights(branched.branch_dir)
     for name, tensor in want.items():
         torch.testing.assert_close(have[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
+
+
+def test_a_branch_exports_with_its_parents_changes_and_resumes(tmp_path):
+    """export replays the parent's live changes up to the branch point, then the branch's (and refuses, naming it,
+    when the parent's folder is gone); resume of a branch works like any run's. A second rewind to the same
+    snapshot makes a sibling (its origin names the same parent)."""
+    import shutil
+
+    from torchtui.engine.export import export
+    from torchtui.engine.schema import ConfigError
+
+    config = {**MLP, "train": {**TRAIN, "epochs": 2}}
+    with InProcessHost(str(tmp_path)) as host:
+        seen: list = []
+        host.send(p.Start(config=config))
+        host.send(p.Pause())
+        started = host.wait_for(lambda e: isinstance(e, p.RunStarted), seen=seen)
+        host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, seen=seen)
+        step_to(host, 2, seen)
+        host.send(p.SetHparams(lr=0.02))
+        step_to(host, 4, seen)
+        step_to(host, 6, seen)
+        host.send(p.Rewind(step=4, changes={"lr_scale": 0.5}))
+        first = host.wait_for(lambda e: isinstance(e, p.Branched), seen=seen)
+        host.wait_for(lambda e: isinstance(e, p.RunStarted), seen=seen)
+        host.send(p.Rewind(step=4))  # the branch's own list holds its parent's snapshot of step 4: a sibling
+        second = host.wait_for(lambda e: isinstance(e, p.Branched), seen=seen)
+        finished(host, seen, second.branch_id)
+        host.send(p.Start(resume=first.branch_dir, config={**config, "train": {**config["train"], "epochs": 3}}))
+        resumed = host.wait_for(lambda e: isinstance(e, p.RunStarted), seen=seen)
+        done = finished(host, seen, first.branch_id)
+    assert (second.parent_id, second.step, second.run_id) == (started.run_id, 4, first.branch_id)
+    assert json.loads(Path(second.branch_dir, "origin.json").read_text())["branch_of"]["run_id"] == started.run_id
+    # the first branch was rewound at once, so its last.pt holds step 4; resumed, it trains on to epoch 3
+    assert (resumed.run_id, resumed.start_step, resumed.base_lr) == (first.branch_id, 4, pytest.approx(0.01))
+    assert done.state == p.FINISHED and done.summary["steps"] == 3 * resumed.steps_per_epoch
+    changes = export(first.branch_dir).changes
+    lr_changes = of(seen, p.HparamsChanged)
+    assert list(changes) == [2, 4]  # the parent's at step 2, then the branch's at 4
+    assert changes[2]["lr"] == pytest.approx(lr_changes[0].changes["lr"][1])
+    assert changes[4]["lr"] == pytest.approx(lr_changes[1].changes["lr"][1])
+    shutil.rmtree(started.run_dir)
+    with pytest.raises(ConfigError, match=f"is a branch of run {started.run_id} at step 4, whose folder"):
+        export(first.branch_dir)
