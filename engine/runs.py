@@ -316,6 +316,9 @@ def replay_events(started, max_bytes: int | None = None, max_step: int | None = 
             metrics = eval_metrics(row)
             events.append(p.EvalResult(started.run_id, row.get("split", "val"), row.get("step", 0),
                                        row.get("epoch", 0), metrics, None, row.get("dead_relu") or {}))
+        elif kind == GUARD and row.get("action") in ("rollback", "halve_lr"):  # the spike guard went back here
+            events.append(p.RolledBack(started.run_id, row.get("step", 0), row.get("tripped", 0), row.get("reason", ""),
+                                       row["action"], row.get("skipped") or []))
         elif kind == HPARAMS:
             changes = {k: [current.get(k, v), v] for k, v in hparams_values(row).items()}
             current.update({k: v for k, (_, v) in changes.items()})
@@ -377,7 +380,7 @@ def _num(value) -> float:
 # Step rows start with exactly `{"type": "step", "step": N, "epoch": E, "loss": L`, so the runs list and the
 # overlay read a run's curve with one regex over the bytes instead of a json.loads per line.
 
-STEP, EVAL, HPARAMS = "step", "eval", "hparams"
+STEP, EVAL, HPARAMS, GUARD = "step", "eval", "hparams", "guard"
 STEP_START = b'{"type": "step", "step": '
 STEP_ROW = re.compile(rb'\{"type": "step", "step": (\d+), "epoch": ([^,}]+), "loss": ([^,}]+)')
 EVENT_ROW = re.compile(rb'\{"type": "(?:eval|hparams)"[^\n]*')

@@ -184,6 +184,25 @@ class RunHistory:
             self.lr_now, self._lr_changed_at = float(lr[1]), event.step  # paused, no step shows it yet
         return {"loss", "lr"}
 
+    def _on_RolledBack(self, event: p.RolledBack) -> set[str]:
+        """The run went back to event.step in place (the spike guard): what was drawn after it goes, a marker
+        says so."""
+        step = event.step
+        series = [self.train_loss, self.train_loss_smooth, self.train_acc, self.train_acc_smooth, self.lr,
+                  self.grad_norm, *self.layer_grad.values(), *self.update_ratio.values(), *self.val.values()]
+        for one in series:
+            one.truncate_after(step)
+        self.markers = [m for m in self.markers if m[0] <= step]
+        self.markers.append((step, "↺ lr/2" if event.action == "halve_lr" else "↺ rollback"))
+        return set(GROUPS)
+
+    def _on_GuardTripped(self, event: p.GuardTripped) -> set[str]:
+        if event.action == "ask":
+            self.markers.append((event.step, "guard ?"))
+        elif event.action == "stop":
+            self.markers.append((event.step, "guard stop"))
+        return {"loss"}
+
     def _on_RunFinished(self, event: p.RunFinished) -> set[str]:
         self.state = event.state
         self.summary = dict(event.summary)

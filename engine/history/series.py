@@ -129,6 +129,21 @@ class Series:
                 self._levels.append(_new_level())
                 self._pending.append(None)
 
+    def truncate_after(self, x: float) -> None:
+        """Forget the points after `x` (a run that went back to step x). Exact while the raw level is kept (the
+        first RAW_CAP points); past that the finest level left is kept, each bucket's extremes as two points."""
+        if self._last is None or self._last[0] <= x:
+            return
+        level = next((k for k, store in enumerate(self._levels) if store is not None), 0)
+        kept = [b for b in self._items(level) if max(b[0], b[2]) <= x]
+        self.clear()
+        for bucket in kept:
+            if level == 0 or bucket[0] == bucket[2]:
+                self.append(bucket[0], bucket[1])
+            else:
+                for px, py in sorted(((bucket[0], bucket[1]), (bucket[2], bucket[3]))):
+                    self.append(px, py)
+
     def downsample(self, buckets: int) -> tuple[list[float], list[float]]:
         """At most 2*buckets points in x order keeping each bucket's min and max (all points if few)."""
         groups = self._groups(buckets)

@@ -164,7 +164,10 @@ class RunServer:
         was built from (the run resumed at its last step); else metrics.jsonl's rows, read once here."""
         if self._saved_history(started, size):
             return
+        for event in branch_past(started):  # a branch (a rewind): its parent's curves up to the branch point first
+            self.history.apply(event)
         events, self._replayed = replay_events(started, max_bytes=size, max_step=started.start_step)
+        self._replayed = max(self._replayed, started.start_step if self.history.train_loss.last else -1)
         for event in events:
             self.history.apply(event)
 
@@ -312,6 +315,20 @@ def rank_name(event: p.RankStats, rank: int) -> str:
     if rank < 0:
         return ""
     return f"{event.hosts[rank] if rank < len(event.hosts) else '?'}:{rank}"
+
+
+def branch_past(started: p.RunStarted) -> list:
+    """A branch's parent's history up to the branch point (origin.json's branch_of), as events of the branch, so
+    its charts show the curve it continues; [] for a run that is not a branch, or whose parent is gone."""
+    import dataclasses
+
+    try:
+        branch = json.loads((Path(started.run_dir) / "origin.json").read_text(encoding="utf-8")).get("branch_of")
+        parent, step = Path(branch["run_dir"]), int(branch["step"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    events, _ = replay_events(dataclasses.replace(started, run_dir=str(parent)), max_step=step)
+    return events
 
 
 def main(argv: list[str] | None = None) -> None:

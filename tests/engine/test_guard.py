@@ -125,3 +125,26 @@ def test_ask_continue_goes_on_as_it_was(host, bad_batch):
     guard = [r for r in rows(done) if r["type"] == "guard"]
     tripped = of(seen, p.GuardTripped)[0]
     assert [(r["action"], r["step"], r["skipped"]) for r in guard] == [("continue", tripped.step, [])]
+
+
+def test_a_rollback_drops_what_was_drawn_after_it():
+    """RunHistory (what the server sends and the charts draw) forgets the points after a RolledBack's step and
+    marks it; Series.truncate_after is exact on the raw level and keeps the extremes past it."""
+    from tests.tui.test_history import started, stats
+    from torchtui.engine.history import RunHistory
+    from torchtui.engine.history.series import Series
+
+    history = RunHistory()
+    history.apply(started())
+    history.apply(stats(list(range(1, 41))))
+    history.apply(p.RolledBack(started().run_id, 25, 31, "loss spike at step 31", "rollback", [[1, 5]]))
+    assert history.train_loss.last[0] == 25 and len(history.train_loss) == 25
+    assert history.lr.last[0] == 25 and history.markers[-1] == (25, "↺ rollback")
+    history.apply(stats(list(range(26, 31))))
+    assert history.train_loss.last[0] == 30
+
+    long = Series(cap=64)
+    long.extend(range(1000), [float(i % 97) for i in range(1000)])
+    long.truncate_after(500)
+    xs, ys = long.downsample(10)
+    assert long.last[0] <= 500 and max(xs) <= 500 and max(ys) == 96.0
