@@ -1,42 +1,53 @@
-"""Optuna's grid sampler, made safe for several sweep processes on one study.
+"""A grid sweep as a queue in the study: each point trained once by however many processes share it.
 
-Optuna's GridSampler gives trial n < N grid point n, and a later trial a point no finished or running trial
-holds, or, when every point has been started, any point again ("may happen due to a timing issue during
-distributed optimization"). Two `torchtui sweep` processes on one folder each ask for the trials they count
-as left, so the extra trials retrained points (issue 35). Here a point is claimed under a lock on the sweep
-folder, and a trial that finds none left is marked surplus: the objective ends it without training and the
-results leave it out.
+Optuna's GridSampler gives a new trial a point no finished or running trial holds, read and then written in
+two steps: two processes (two machines on one PostgreSQL study, or two folders on one SQLite file) asking at
+once both get the same point, and once every point is started it hands out any point again ("may happen due
+to a timing issue during distributed optimization"). Measured: two `torchtui sweep` processes on a 3x2 grid
+trained (0.1, 32) twice. Here the first process to open the study queues every point (WAITING trials, added
+in the same transaction as the study attribute saying so: rdb.enqueue_once), and every process takes queued
+trials, which the storage hands out one at a time. A trial that finds the queue empty is surplus: the
+objective ends it without training and the results leave it out. A point whose process died mid-trial is
+queued again by Optuna's retry callback (once, by whichever process records the death first).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-from optuna.samplers import GridSampler
-from optuna.trial import TrialState
+from optuna.samplers import RandomSampler
+from optuna.trial import TrialState, create_trial
 
-from torchtui.engine.files import held
 from torchtui.engine.sweep import SURPLUS
 
+QUEUED = "torchtui:grid"  # a study system attribute: the grid's points were queued (their count)
+POINT = "torchtui:point"  # a queued trial's system attribute: its index in the grid
 
-class ClaimingGridSampler(GridSampler):
-    def __init__(self, search_space: dict, seed: int | None, lock_path: Path):
-        super().__init__(search_space, seed=seed)
-        self.lock_path = lock_path
+
+class QueuedGridSampler(RandomSampler):
+    """Samples nothing: a grid trial's params are fixed by its queued trial. A trial made because the queue
+    was empty (every point taken) is marked surplus before it can suggest anything."""
 
     def before_trial(self, study, trial) -> None:
-        if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
-            return  # a retried or enqueued trial keeps its point
-        storage = study._storage  # as GridSampler itself does: a study transformed by a pruner hides trials
-        with held(self.lock_path):
-            claimed = set()
-            for t in storage.get_all_trials(study._study_id, deepcopy=False):
-                if "grid_id" in t.system_attrs and self._same_search_space(t.system_attrs["search_space"]) \
-                        and (t.state.is_finished() or t.state in (TrialState.RUNNING, TrialState.WAITING)):
-                    claimed.add(t.system_attrs["grid_id"])
-            free = sorted(set(range(len(self._all_grids))) - claimed)
-            if not free:
-                storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
-                return
-            storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
-            storage.set_trial_system_attr(trial._trial_id, "grid_id", free[0])
+        if "fixed_params" not in trial.system_attrs:
+            study._storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
+
+
+def enqueue(storage, study_id: int, points: list[dict]) -> bool:
+    """Queue the grid's points on a study where they were not yet queued (True when this process did). A point
+    an earlier torchtui (before the queue) already trained or is training is not queued again."""
+    taken = set()
+    for t in storage.get_all_trials(study_id, deepcopy=False):
+        if t.state != TrialState.FAIL and not t.system_attrs.get(SURPLUS):
+            taken.add(_key(t.system_attrs.get("fixed_params", t.params)))
+    trials = [create_trial(state=TrialState.WAITING, system_attrs={"fixed_params": point, POINT: i})
+              for i, point in enumerate(points) if _key(point) not in taken]
+    return storage.enqueue_once(study_id, QUEUED, len(points), trials)
+
+
+def waiting(study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)

@@ -4,6 +4,11 @@ A sweep killed with -9 leaves its running trials in the study. Their heartbeats 
 period; a run of the same command started at once would meanwhile train again a trial whose run had already
 finished (Optuna fails a stale trial and retries its params). The kernel drops a dead process's flock however
 it died, so a free lock on a trial's owner file says at once that nobody will record that trial.
+
+A trial names its owner as `host:/path/of/its/owner/file`: processes sharing a study through `--storage` may
+each work in a sweep folder of their own (two on one machine, as the tests run two "machines"), and the
+name alone (looked for in this folder) took a live process of another folder for dead: its running trial
+was failed and trained again by the other, and its own process then crashed telling Optuna the result.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from torchtui.engine.files import held
 
 OWNERS = ".owners"  # in the sweep folder: one file per live sweep process on this folder
+OWNER = "torchtui:owner"  # a trial's system attribute: the owner (Owners.tag) of the sweep process training it
 
 
 class Owners:
@@ -50,13 +56,25 @@ class Owners:
         os.close(self._fd)  # closing the last descriptor releases the lock
         self.mine = self._fd = None
 
+    @property
+    def tag(self) -> str | None:
+        """What a trial records as its owner: this machine and the owner file's absolute path."""
+        return f"{socket.gethostname()}:{(self.folder / self.mine).resolve()}" if self.mine else None
+
     def gone(self, owner) -> bool:
         """Whether the sweep process that owned a trial has died: its owner file on this machine is no longer
         locked (or gone). A process on another machine is judged by its heartbeat alone."""
-        if not isinstance(owner, str) or not owner.startswith(f"{socket.gethostname()}-") or "/" in owner:
+        if not isinstance(owner, str):
+            return False
+        host, sep, path = owner.partition(":")
+        if not sep:  # written before owners were tags: the name of a file in this folder
+            if not owner.startswith(f"{socket.gethostname()}-") or "/" in owner:
+                return False
+            path = str(self.folder / owner)
+        elif host != socket.gethostname() or not path.startswith("/"):
             return False
         # None (no file): its process ended, and removed the file, without recording the trial.
-        return _free(self.folder / owner) is not False
+        return _free(Path(path)) is not False
 
     def clear_dead(self) -> None:
         """Remove the owner files of this machine's sweep processes that died (their lock is free)."""

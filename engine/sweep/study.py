@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import queue
 import threading
 import time
@@ -29,14 +28,14 @@ from torchtui.engine.run.device_config import default_threads
 from torchtui.engine.runs import dumps
 from torchtui.engine.schema import ConfigError
 from torchtui.engine.sweep import SURPLUS, SweepSpec, apply, quiet
-from torchtui.engine.sweep.owners import OWNERS, Owners
+from torchtui.engine.sweep.owners import OWNER, OWNERS, Owners
 from torchtui.engine.sweep.quiet import TrialEnded
 from torchtui.engine.sweep.storage import Storage, safe_url
 
 HEARTBEAT_S = 2   # a running trial writes its heartbeat this often
 GRACE_S = 8       # a trial silent this long is stale (its sweep was killed): failed, then retried
 SWEEP_FILE = "sweep.yaml"
-OWNER = "torchtui:owner"  # a trial's system attribute: the owner file of the sweep process that trains it
+AWAIT_S = 1.0    # a grid process with no point left looks this often at the points running elsewhere
 
 
 @dataclasses.dataclass
@@ -73,6 +72,8 @@ class Sweep:
         self._hosts: set = set()
         self._workers: dict = {}  # slot → WorkerHost, kept from trial to trial
         self._lock = threading.Lock()
+        self._ran: list[int] = []  # the numbers of the trials this process took, in order
+        self.rdb = None  # the SweepStorage under Optuna's cache, once open
         self.owners = Owners(self.folder / OWNERS, self.lock_path)  # this process's lock while run() runs
 
     # ------------------------------------------------------------------ set up
@@ -122,13 +123,13 @@ class Sweep:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
         stale = ({"heartbeat_stale_trial_callback": retry(max_retry=3)} if retry is not None  # optuna >= 4.9
                  else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)})
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                             heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **stale)
+        from torchtui.engine.sweep import grid, rdb
+
+        self.rdb = rdb.open_storage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                    grace_period=GRACE_S, **stale)
         spec = self.spec
         if spec.method == "grid":
-            from torchtui.engine.sweep.grid import ClaimingGridSampler
-
-            sampler = ClaimingGridSampler({p.path: p.grid() for p in spec.params}, spec.seed, self.lock_path)
+            sampler = grid.QueuedGridSampler(seed=spec.seed)
         elif spec.method == "tpe":
             sampler = optuna.samplers.TPESampler(seed=spec.seed)
         else:
@@ -136,26 +137,27 @@ class Sweep:
         pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
                   "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
                   "none": lambda: optuna.pruners.NopPruner()}[spec.prune]()
-        return optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=self.name,
-                                   direction=spec.direction, load_if_exists=True)
+        study = optuna.create_study(storage=self.rdb, sampler=sampler, pruner=pruner, study_name=self.name,
+                                    direction=spec.direction, load_if_exists=True)
+        if spec.method == "grid":  # queued once, by whichever process sharing the study gets here first
+            grid.enqueue(self.rdb, study._study_id, spec.grid_points()[:spec.trials])
+        return study
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> dict:
-        import optuna
-        from optuna.trial import TrialState
+
+        from torchtui.engine.sweep import recover
 
         study = self.open()
         self.owners.take()
         try:
-            self._recover_abandoned(study)
-            self._requeue_interrupted(study)
-            done = (TrialState.COMPLETE, TrialState.PRUNED)
-            for trial in study.get_trials(deepcopy=False, states=done):
+            recover.abandoned(study, self.owners)
+            recover.requeue_interrupted(study, self.rdb)
+            for trial in _finished(study):
                 self.views[trial.number] = _view_of(trial)
-            stop_at = optuna.study.MaxTrialsCallback(self.spec.trials, states=done)
             try:
-                self._optimize(study, stop_at, done)
+                self._optimize(study)
             finally:
                 for host in self._workers.values():
                     host.close()
@@ -164,20 +166,36 @@ class Sweep:
         finally:
             self.owners.give_up()
 
-    def _optimize(self, study, stop_at, done) -> None:
+    def _optimize(self, study) -> None:
+        """Trials until the sweep has its count finished. Random and TPE: each process asks for as many as are
+        left and Optuna's MaxTrialsCallback stops it when the study has them (processes sharing the study share
+        them). Grid: each process takes queued points until none is left, then waits while points run
+        elsewhere, to train any whose process died."""
+        import optuna
         from optuna.trial import TrialState
 
+        from torchtui.engine.sweep import grid
+
+        is_grid = self.spec.method == "grid"
         while not self.stopping.is_set():
-            left = self.spec.trials - len(study.get_trials(deepcopy=False, states=done))
+            left = self.spec.trials - len(_finished(study))
             if left <= 0:
                 break
-            before = len(study.trials)
-            study.optimize(self._objective, n_trials=left, n_jobs=self.parallel, callbacks=[stop_at],
-                           catch=(RuntimeError, ConfigError), gc_after_trial=False)
-            made = study.get_trials(deepcopy=False)[before:]
+            if is_grid and not grid.waiting(study):
+                if self._await_others(study):
+                    continue
+                break
+            stop_at = optuna.study.MaxTrialsCallback(self.spec.trials, states=(TrialState.COMPLETE,
+                                                                               TrialState.PRUNED))
+            ran = len(self._ran)
+            study.optimize(self._objective, n_trials=grid.waiting(study) if is_grid else left, n_jobs=self.parallel,
+                           callbacks=[] if is_grid else [stop_at], catch=(RuntimeError, ConfigError),
+                           gc_after_trial=False)
+            numbers = set(self._ran[ran:])
+            made = [t for t in study.get_trials(deepcopy=False) if t.number in numbers]
             if made and all(t.state == TrialState.FAIL for t in made):
                 break  # every trial of this round failed: the same would happen again
-            if not made or (self.spec.method == "grid" and _grid_done(study, self.spec)):
+            if not made and not is_grid:
                 break
 
     def stop(self) -> None:
@@ -193,13 +211,14 @@ class Sweep:
         return self.folder / ".sweep.lock"
 
     def _objective(self, trial) -> float:
-        if self.owners.mine is not None:  # a later run of the sweep can tell at once whether this process died
-            trial.storage.set_trial_system_attr(trial._trial_id, OWNER, self.owners.mine)
+        if self.owners.tag is not None:  # a later run of the sweep can tell at once whether this process died
+            trial.storage.set_trial_system_attr(trial._trial_id, OWNER, self.owners.tag)
         if trial.storage.get_trial_system_attrs(trial._trial_id).get(SURPLUS):  # every grid point is taken
             import optuna
 
             trial.study.stop()
             raise optuna.TrialPruned("no grid point left")  # ends it quietly; the results leave it out
+        self._ran.append(trial.number)
         params = {param.path: _suggest(trial, param) for param in self.spec.params}
         if self.stopping.is_set():  # picked just as Ctrl-C came: its params go to the next run of the sweep
             trial.set_user_attr("interrupted", True)
@@ -305,47 +324,26 @@ class Sweep:
     # ------------------------------------------------------------------ a sweep killed and run again
 
     def _recover_abandoned(self, study) -> None:
-        """Trials left running by a sweep that was killed, recorded as soon as its process is known dead (its
-        owner lock is free) or its heartbeat is stale. One whose trial.json says complete (or pruned) had
-        finished before Optuna recorded it: that is recorded, so a finished trial is never trained twice. The
-        others fail and their params are retried, as Optuna does with stale trials, but without waiting for the
-        grace period (a short rerun ended before it, leaving a grid point never trained)."""
-        import copy
+        from torchtui.engine.sweep import recover
 
-        import optuna
+        recover.abandoned(study, self.owners)
+
+    def _await_others(self, study) -> bool:
+        """The grid's queue is empty but points are still running in other processes (or in ones that died): wait
+        while they run, recording dead ones (their points are queued again). True when a point was queued
+        again (this process takes it), False when none is left running (or Ctrl-C came)."""
         from optuna.trial import TrialState
 
-        storage = study._storage
-        if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
-            return
-        stale = set(storage._get_stale_trial_ids(study._study_id))
-        failed = []
-        for trial in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial._trial_id not in stale and not self.owners.gone(trial.system_attrs.get(OWNER)):
-                continue  # its sweep process lives (here or on another machine): it records the trial itself
-            state, values = _finished_state(trial)
-            try:
-                if storage.set_trial_state_values(trial._trial_id, state=state, values=values) \
-                        and state == TrialState.FAIL:
-                    failed.append(trial._trial_id)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another sweep process on this study recorded it first
-        getter = (getattr(storage, "get_heartbeat_stale_trial_callback", None)  # optuna >= 4.9
-                  or getattr(storage, "get_failed_trial_callback", None))
-        retry = getter() if getter is not None else None
-        for trial_id in failed if retry is not None else ():
-            retry(study, copy.deepcopy(storage.get_trial(trial_id)))
-        self.owners.clear_dead()
+        from torchtui.engine.sweep import grid, recover
 
-    def _requeue_interrupted(self, study) -> None:
-        """Trials a Ctrl-C interrupted failed on purpose: give their params another trial (once)."""
-        from optuna.trial import TrialState
-
-        trials = study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        for t in trials:
-            if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        while not self.stopping.is_set():
+            recover.abandoned(study, self.owners)
+            if grid.waiting(study):
+                return True
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return False
+            self.stopping.wait(AWAIT_S)
+        return False
 
     # ------------------------------------------------------------------ the answer
 
@@ -363,7 +361,8 @@ class Sweep:
             if state == "failed" and t.user_attrs.get("interrupted"):
                 state = "interrupted"
             value = t.value if t.state == TrialState.COMPLETE else _best_reported(t, maximise)
-            trials.append({"number": t.number, "params": dict(t.params), "state": state, "value": value,
+            params = t.params or t.system_attrs.get("fixed_params", {})  # a queued point has none of its own yet
+            trials.append({"number": t.number, "params": dict(params), "state": state, "value": value,
                            "run_dir": t.user_attrs.get("run_dir", "")})
         order = {"complete": 0, "pruned": 1}
         trials.sort(key=lambda r: (order.get(r["state"], 2), r["value"] is None,
@@ -408,12 +407,12 @@ def _best_reported(trial, maximise: bool) -> float | None:
     return max(values) if maximise else min(values)
 
 
-def _grid_done(study, spec: SweepSpec) -> bool:
+def _finished(study) -> list:
+    """The study's complete and pruned trials, less the surplus ones (a grid trial that found no point left)."""
     from optuna.trial import TrialState
 
-    seen = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
-    return len(seen) >= min(spec.trials, len(spec.grid_points()))
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if not t.system_attrs.get(SURPLUS)]
 
 
 def _plain(value):
@@ -423,23 +422,3 @@ def _plain(value):
 def cpu_threads(parallel: int) -> int:
     """Torch threads per trial so K trials share the cores without oversubscribing them (one trial: the default)."""
     return max(1, default_threads() // max(1, parallel))
-
-
-def _finished_state(trial) -> tuple:
-    """What an abandoned trial's trial.json says it reached: (COMPLETE, [value]), (PRUNED, None), or (FAIL,
-    None) when it says neither (no trial.json, one cut short, or one of another trial)."""
-    from optuna.trial import TrialState
-
-    run_dir = trial.user_attrs.get("run_dir")
-    try:
-        told = json.loads((Path(run_dir) / "trial.json").read_text()) if run_dir else {}
-    except (OSError, ValueError):
-        told = {}
-    if not isinstance(told, dict) or told.get("number") != trial.number:
-        return TrialState.FAIL, None
-    value = told.get("value")
-    if told.get("state") == "complete" and isinstance(value, (int, float)) and math.isfinite(value):
-        return TrialState.COMPLETE, [float(value)]
-    if told.get("state") == "pruned":
-        return TrialState.PRUNED, None
-    return TrialState.FAIL, None
