@@ -148,3 +148,25 @@ def test_a_rollback_drops_what_was_drawn_after_it():
     long.truncate_after(500)
     xs, ys = long.downsample(10)
     assert long.last[0] <= 500 and max(xs) <= 500 and max(ys) == 96.0
+
+
+def test_guard_modes_and_the_data_parallel_refusal():
+    """auto is ask in the app and rollback headless; data parallel (no snapshots): auto is off, and ask or
+    rollback are refused naming train.guard, as a rewind is naming the reason."""
+    from types import SimpleNamespace
+
+    from torchtui.engine.config import from_dict
+    from torchtui.engine.run.guard import resolve_mode
+    from torchtui.engine.run.rewind import refusal
+    from torchtui.engine.schema import ConfigError
+
+    plain = from_dict(CONFIG)
+    assert (resolve_mode(plain, True, False), resolve_mode(plain, False, False)) == ("ask", "rollback")
+    assert resolve_mode(from_dict(config("rollback") | {"train": {"snapshots": False}}), False, False) == "stop"
+    ddp = {**CONFIG, "device": {"device": "cpu", "devices": 2}}
+    assert resolve_mode(from_dict(ddp), True, True) == "off"
+    with pytest.raises(ConfigError, match="train.guard: rollback rolls back to an in-memory snapshot, which "
+                                          "data-parallel runs"):
+        from_dict({**ddp, "train": {"guard": "rollback"}})
+    rank = SimpleNamespace(dist=object(), run_id="r", session=None)
+    assert refusal(rank, p.Rewind()).startswith("rewind: not available for data-parallel runs (device.devices)")
