@@ -77,7 +77,10 @@ def run(args) -> int:
     if not found:
         print("no live runs")
         return EXIT_OK
-    cells = [[cell(r, c) for c in COLUMNS] for r in found]
-    for line in fit_table(list(COLUMNS), cells, terminal_width(sys.stdout), [COLUMNS.index(c) for c in PRIORITY]):
+    # The slowest rank's column only where a run has several processes: blank for all others.
+    columns = [c for c in COLUMNS if c != "slowest" or any(r["ranks"] for r in found)]
+    cells = [[cell(r, c) for c in columns] for r in found]
+    for line in fit_table(columns, cells, terminal_width(sys.stdout), [columns.index(c) for c in PRIORITY
+                                                                       if c in columns]):
         print(line)
     return EXIT_OK

@@ -219,29 +219,23 @@ class StepStats:
 
 @dataclass(frozen=True)
 class RankStats:
-    """Where each rank of a data-parallel run spent its steps since the last flush, one list entry per rank.
-
-    `data_wait`, `compute`, `comm_wait`: seconds per step (wall time on the CPU, CUDA events on GPUs);
-    `memory`: bytes (CUDA's allocated on a GPU, the process's RSS on the CPU); `slowest`: the rank the others
-    wait for (the most data wait + compute per step), `cause`: "data wait" or "compute".
-    """
+    """Each data-parallel rank's figures since the last flush, a list entry per rank (seconds per step; bytes)."""
     run_id: str
     step: int
     hosts: list
-    data_wait: list
+    data_wait: list        # waiting for batches; compute: forward, backward, optimizer; comm_wait: the rest
     compute: list
     comm_wait: list
     samples_per_s: list
-    memory: list
-    slowest: int = -1
-    cause: str = ""
+    memory: list           # CUDA's allocated bytes on a GPU, the process's RSS on the CPU
+    slowest: int = -1      # the rank the others wait for (most data wait + compute per step)
+    cause: str = ""        # "data wait" or "compute"
 
     def rows(self) -> list[dict]:
-        """One dict per rank (host, rank, the figures, slowest): what `torchtui ps --json` shows."""
-        return [{"host": self.hosts[i] if i < len(self.hosts) else "", "rank": i,
-                 "data_wait": self.data_wait[i], "compute": self.compute[i], "comm_wait": self.comm_wait[i],
-                 "samples_per_s": self.samples_per_s[i], "memory": self.memory[i], "slowest": i == self.slowest}
-                for i in range(len(self.compute))]
+        """One dict per rank (host, rank, the figures, slowest), as `torchtui ps --json` shows them."""
+        keys, hosts = ("data_wait", "compute", "comm_wait", "samples_per_s", "memory"), self.hosts
+        return [{"host": hosts[i] if i < len(hosts) else "", "rank": i, **{k: getattr(self, k)[i] for k in keys},
+                 "slowest": i == self.slowest} for i in range(len(self.compute))]
 
 
 @dataclass(frozen=True)

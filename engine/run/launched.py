@@ -107,9 +107,7 @@ def join(launch: Launch, config):
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-        threads = config.device.threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE",
-                                                                                              "1") or 1))
-        torch.set_num_threads(threads)
+        torch.set_num_threads(config.device.threads or cpu_share())
     backend = "nccl" if cuda else "gloo"
     dist.init_process_group(backend, init_method="env://", rank=launch.rank, world_size=launch.world,
                             timeout=TIMEOUT)
@@ -118,6 +116,20 @@ def join(launch: Launch, config):
                 devices=[launch.local_rank] if cuda else [], control=control)
     here.introduce()
     return here
+
+
+def cpu_share() -> int:
+    """Torch threads for a CPU rank: the cores this process may run on (SLURM binds a task to its own), shared
+    with the node's other ranks that torchrun started (LOCAL_WORLD_SIZE)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
 
 
 def train(engine, start, here) -> tuple[str, str] | None:

@@ -57,12 +57,15 @@ def step_losses(run_dir: str) -> dict[int, float]:
 
 
 def steer(host, start_paused_at: int | None = None) -> tuple[int, int]:
-    """Pause, 3 steps, lr x2 (the app's + key sends SetHparams(lr_scale=2)), 20 steps; (paused at, lr changed at)."""
+    """Pause, 3 steps, lr x2 (the app's + key sends SetHparams(lr_scale=2)), 20 steps; (paused at, lr changed at).
+    `start_paused_at`: a run that paused before its first step takes that many steps first."""
     seen: list = []
-    host.send(p.Pause())
+    if start_paused_at is None:
+        host.send(p.Pause())
     host.wait_for(lambda e: isinstance(e, p.StateChanged) and e.state == p.PAUSED, timeout=60, seen=seen)
     paused = max((s for e in seen if isinstance(e, p.StepStats) for s in e.step), default=0)
-    if start_paused_at is not None:  # the reference: paused at step 0, it catches up with the ranks first
+    if start_paused_at is not None:  # the reference: paused before its first step, it catches up with the ranks
+        assert paused == 0
         paused = start_paused_at
         host.send(p.Step(n=paused))
         host.wait_for(lambda e: isinstance(e, p.StepStats) and e.step[-1] == paused, timeout=60)
@@ -115,7 +118,8 @@ def test_two_torchrun_nodes_train_like_one_process_of_twice_the_batch_and_rank_0
 
     # One process with twice the batch, the same commands at the same steps: the same training, to 1e-5.
     with InProcessHost(str(tmp_path / "reference")) as ref:
-        ref.send(p.Start(config={**config(batch_size=16), "device": {"device": "cpu", "threads": 1}}))
+        ref.send(p.Start(config=config(batch_size=16)))
+        ref.send(p.Pause())  # waiting in the inbox while the run is prepared: it pauses before its first step
         started = ref.wait_for(lambda e: isinstance(e, p.RunStarted), timeout=120)
         steer(ref, start_paused_at=paused)
         ref.send(p.Stop())
@@ -138,14 +142,14 @@ SLOW_DATA = textwrap.dedent("""
         def __init__(self, n, seed):
             g = torch.Generator().manual_seed(seed)
             self.x = torch.randn(n, 2, generator=g)
-            self.y = (self.x[:, 0] * self.x[:, 1] > 0).long()
+            self.targets = (self.x[:, 0] * self.x[:, 1] > 0).long()  # read without __getitem__
             self.slow = os.environ.get("RANK") == "1"
         def __len__(self):
             return len(self.x)
         def __getitem__(self, i):
             if self.slow:
                 time.sleep(0.002)
-            return self.x[i], self.y[i]
+            return self.x[i], self.targets[i]
 
     def data():
         return Moons(512, 0), Moons(64, 1)
@@ -194,3 +198,28 @@ def test_a_rank_whose_data_loads_slowly_is_marked_slowest_by_data_wait(runtime, 
         server.engine.send(p.Shutdown())
         server.engine.join(timeout=60)
         server.close()
+
+
+def test_slurm_and_torchrun_variables_and_a_job_without_its_address():
+    """SLURM's variables mapped as torch.distributed's env:// expects; a batch script's own process (no step) and a
+    job of one process are not ranks; no MASTER_ADDR: one line naming it and the fix, exit 2."""
+    from torchtui.engine.run.launched import Launch, first_host, launch_env
+
+    step = {"SLURM_PROCID": "5", "SLURM_STEP_NUM_TASKS": "16", "SLURM_LOCALID": "1", "SLURM_NTASKS": "16",
+            "SLURM_JOB_NODELIST": "gpu[07-08,11],cpu1"}
+    assert launch_env(step) == Launch(5, 16, 1, "gpu07", 29500, "slurm")
+    assert launch_env({**step, "MASTER_ADDR": "head", "MASTER_PORT": "4321"}).master_addr == "head"
+    batch_script = {k: v for k, v in step.items() if k != "SLURM_STEP_NUM_TASKS"}
+    assert launch_env(batch_script) is None and launch_env({**step, "SLURM_STEP_NUM_TASKS": "1"}) is None
+    assert first_host("node-a,node-b") == "node-a" and first_host("n[3]") == "n3"
+    torchrun = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
+    assert launch_env(torchrun) == Launch(1, 2, 0, "127.0.0.1", 29511, "torchrun")
+
+
+def test_a_job_without_master_addr_says_so_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert cli.main(["train", "moons"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MASTER_ADDR is not set: export MASTER_ADDR=" in err[0], err
