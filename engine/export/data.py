@@ -162,6 +162,9 @@ def check_source(cfg) -> None:
 
 def check_data(cfg, facts) -> None:
     """Refuse what the script would not replicate, naming the field."""
+    if facts.task == "tokens":  # its loop, loss and metrics are per sample; generation is not in it either
+        raise unsupported("data.path", cfg.path, "export writes per-sample training, and this data is next-token "
+                          "windows (logits (N, T, vocab) against (N, T) ids); train this one with torchtui")
     if cfg.stream or facts.streamed:
         raise unsupported("data.stream", True, "export holds the data in memory: set data.stream: false")
     if len(facts.input_shape) == 3 and (cfg.flip or cfg.crop):

@@ -236,3 +236,32 @@ def test_predict_prompt_prints_what_a_char_model_writes(tmp_path, capsys):
     assert "class " + again["text"] == out[:-1]  # seeded: the same text
     assert main(["predict", run_dir, "--prompt", "\u00e9t\u00e9"]) == 2
     assert "--prompt: the character" in capsys.readouterr().err
+
+
+def test_export_refuses_next_token_data_by_name(tmp_path, capsys):
+    """The exported script trains per sample: for token windows it would feed floats to an embedding (it did,
+    and the script crashed in F.embedding); it refuses, naming the field."""
+    import yaml
+
+    module = _code(tmp_path, "tiny_gpt.py", TINY_GPT)
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump({"name": "tinygpt", "data": _data(tmp_path),
+                                      "model": {"kind": "custom", "module": f"{module}:TinyGPT"}}))
+    assert main(["export", str(preset), "-o", str(tmp_path / "out.py")]) == 2
+    assert "data.path: export of" in capsys.readouterr().err and not (tmp_path / "out.py").exists()
+
+
+def test_the_model_pane_summary_of_a_token_model():
+    """Describing a model that reads token ids probed it with float zeros (an Embedding refuses them): the
+    Model pane said "can't build the model" for every text preset."""
+    from torchtui.engine.run.requests import describe_model
+
+    config = {"data": {"source": "text", "path": str(CORPUS), "tokenizer": "char", "block_size": BLOCK},
+              "model": {"kind": "transformer", **GPT}}
+    reply = describe_model(p.DescribeModel(config=config, request_id=1))
+    assert not reply.error, reply.error
+    rows = {r["name"]: r for r in reply.summary["rows"]}
+    assert rows["embed"]["output_shape"] == [-1, BLOCK, GPT["d_model"]]
+    assert rows["pos"]["output_shape"] == [BLOCK, GPT["d_model"]]
+    assert any(line.startswith("Per block:") for line in reply.summary["notes"])
+    assert "head tied to the token embedding" in reply.text
