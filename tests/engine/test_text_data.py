@@ -210,3 +210,19 @@ def test_predict_tokenises_a_csvs_text_column_as_training_did(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "40 predictions" in out and "accuracy" in out, out
     assert float(out.rsplit("accuracy", 1)[1].split()[0]) >= 0.8, out
+
+
+@pytest.mark.parametrize("damage", [
+    lambda meta: {**meta, "chars": 12345},          # an older cache format (chars was one number)
+    lambda meta: {**meta, "bounds": {"train": [0, 1]}},
+    lambda meta: "not a dict",
+], ids=["old-format", "missing-split", "not-a-dict"])
+def test_a_damaged_cache_entry_is_made_again_not_a_crash(tmp_path, damage):
+    path = tmp_path / "c.txt"
+    path.write_text(prose(2000))
+    first = load_data(text_cfg(path))
+    [meta_file] = corpus.cache_dir().glob("*.json")
+    meta_file.write_text(json.dumps(damage(json.loads(meta_file.read_text()))))
+    before = corpus.tokenised
+    again = load_data(text_cfg(path))
+    assert corpus.tokenised == before + 1 and torch.equal(again.train.x, first.train.x)

@@ -27,7 +27,7 @@ import numpy as np
 from torchtui.engine.data.text import tokenizer as tk
 from torchtui.engine.errors import DataError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: characters per split (1 kept one count for the corpus)
 BLOCK_BYTES = 8 << 20        # read and tokenised at a time (char, bytes)
 # One text handed to the BPE library, PIECE_BATCH of them encoded at once on all cores. Its regex
 # pre-tokeniser slows on long texts: 1.8 µs/byte on 4 KiB, 2.3 on 32 KiB, 3.4 on 256 KiB (measured here).
@@ -234,8 +234,8 @@ def tokenise(corpus: Corpus, name: str, vocab_size: int, val_fraction: float, te
     if meta_path.is_file() and bin_path.is_file():
         try:
             return _opened(json.loads(meta_path.read_text()), bin_path, reused=True)
-        except (OSError, ValueError, KeyError, DataError):
-            pass  # a damaged entry is made again
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, DataError):
+            pass  # a damaged entry, or one an older torchtui wrote, is made again
     bounds = split_bounds(corpus, val_fraction, test_fraction)
     tok = _built(corpus, name, vocab_size, bounds[0])
     meta = _write(corpus, tok, bounds, bin_path)
@@ -250,8 +250,9 @@ def _opened(meta: dict, bin_path: Path, reused: bool) -> Tokens:
     dtype = np.dtype(meta["dtype"])
     if bin_path.stat().st_size != meta["bounds"]["test"][1] * dtype.itemsize:
         raise DataError("the cached tokens are incomplete")
-    bounds = {name: tuple(meta["bounds"][name]) for name in SPLITS}
-    return Tokens(bin_path, dtype, tok, bounds, dict(meta["chars"]), reused)
+    bounds = {name: (int(meta["bounds"][name][0]), int(meta["bounds"][name][1])) for name in SPLITS}
+    chars = {name: int(meta["chars"][name]) for name in SPLITS}
+    return Tokens(bin_path, dtype, tok, bounds, chars, reused)
 
 
 def _built(corpus: Corpus, name: str, vocab_size: int, train: tuple[int, int]) -> tk.Tokenizer:
