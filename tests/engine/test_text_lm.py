@@ -265,3 +265,16 @@ def test_the_model_pane_summary_of_a_token_model():
     assert rows["pos"]["output_shape"] == [BLOCK, GPT["d_model"]]
     assert any(line.startswith("Per block:") for line in reply.summary["notes"])
     assert "head tied to the token embedding" in reply.text
+
+
+def test_an_lstm_embeds_token_ids_and_predicts_every_position(tmp_path):
+    """rnn kinds take token inputs: an nn.Embedding first, then (next-token data) the head at every step."""
+    config = {"name": "lstm-chars", "data": _data(tmp_path),
+              "model": {"kind": "rnn", "cell": "lstm", "hidden_size": 32, "layers": []},
+              "train": {"optimizer": "adamw", "lr": 1e-2, "batch_size": BATCH, "epochs": 2},
+              "predict": {"length": 4}, "device": {"device": "cpu"}}
+    with InProcessHost(str(tmp_path / "runs")) as host:
+        events, done = run_to_end(host, config, timeout=240)
+    assert done is not None and done.state == p.FINISHED, [e for e in events if isinstance(e, (p.Error, p.Log))]
+    vocab = len(set(CORPUS.read_text(encoding="utf-8")))
+    assert done.summary["val"]["loss"] < math.log(vocab) - 0.5  # learnt something from the ids
