@@ -21,7 +21,8 @@ class RewindController(Controller):
     """Owns the open RewindScreen, the snapshot steps the loss chart marks, and a branch's carried-over past."""
 
     HANDLES = {p.SnapshotsListed: "on_listed", p.Branched: "on_branched", p.RunStarted: "on_run_started",
-               p.History: "on_history", p.RolledBack: "on_rolled_back", p.Error: "on_error"}
+               p.History: "on_history", p.HparamsChanged: "on_changed", p.StepStats: "on_steps",
+               p.RolledBack: "on_rolled_back", p.Error: "on_error"}
 
     def __init__(self, app):
         super().__init__(app)
@@ -87,7 +88,6 @@ class RewindController(Controller):
         """Before the branch's RunStarted clears the charts: keep the parent's curves up to the branch point."""
         changes = asked_text(event.changes)
         took = f" in {time.perf_counter() - self.asked_at:.1f} s" if self.asked_at is not None else ""
-        self.asked_at = None
         self.log("change", f"branched {event.branch_id} from {event.parent_id} at step {event.step:,}"
                            + (f" ({changes})" if changes else "") + f"{took}: the app follows the branch")
         if self.history.run_id == event.run_id:
@@ -101,7 +101,25 @@ class RewindController(Controller):
         return out
 
     def on_run_started(self, event: p.RunStarted) -> None:
+        if self.carry is not None and event.run_id != self.carry[0].branch_id:
+            self.carry = None  # another run: the branch's past is no longer the one drawn
         self._fill(event.run_id)
+
+    def on_steps(self, event: p.StepStats) -> None:
+        """The branch's first step: the log says how long it took from Enter (the rewind's latency)."""
+        if self.asked_at is None or self.carry is None or event.run_id != self.carry[0].branch_id or not event.step:
+            return
+        self.log("info", f"the branch's first step came {time.perf_counter() - self.asked_at:.1f} s after Enter")
+        self.asked_at = None
+
+    def on_changed(self, event: p.HparamsChanged) -> None:
+        """The branch's own live change at its branch point is the rewind marker's: one label there, not two."""
+        if self.carry is None or event.run_id != self.carry[0].branch_id or event.step != self.carry[0].step:
+            return
+        h = self.history
+        ours = [m for m in h.markers if m[0] == event.step and m[1].startswith("rewind")]
+        if ours:
+            h.markers = [m for m in h.markers if m[0] != event.step or m[1].startswith("rewind")]
 
     def on_history(self, event: p.History) -> None:
         self._fill(event.run_id)  # a run server's History of the branch replaced ours: its past goes in again

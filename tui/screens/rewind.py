@@ -97,7 +97,7 @@ class RewindScreen(ModalScreen[tuple | None]):
     def show(self, listed) -> None:
         """Fill the table from a SnapshotsListed (oldest first there, newest first here)."""
         self.listed = listed
-        if not self.is_mounted:
+        if not hasattr(self, "table"):  # before on_mount (is_mounted is still False inside it): it shows it then
             return
         self.snapshots = list(reversed(listed.snapshots))
         metric = next((name for snap in self.snapshots for name in (snap.get("val") or {})
