@@ -226,3 +226,15 @@ def test_a_damaged_cache_entry_is_made_again_not_a_crash(tmp_path, damage):
     before = corpus.tokenised
     again = load_data(text_cfg(path))
     assert corpus.tokenised == before + 1 and torch.equal(again.train.x, first.train.x)
+
+
+def test_windows_read_from_the_cache_equal_those_held_in_memory(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(prose(3000))
+    held = load_data(text_cfg(path, tokenizer="bytes"))
+    streamed = load_data(text_cfg(path, tokenizer="bytes", stream=True))  # pread per window from the .bin
+    assert streamed.streamed and not held.streamed and len(streamed.train) == len(held.train)
+    order = torch.randperm(len(held.train), generator=torch.Generator().manual_seed(0))
+    for (xa, ya), (xb, yb) in zip(held.train_batches(order, 7), streamed.train_batches(order, 7)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and xb.dtype == torch.int64
+    assert all(torch.equal(a, b) for pa, pb in zip(held.val.chunks(5), streamed.val.chunks(5)) for a, b in zip(pa, pb))
