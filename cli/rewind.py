@@ -76,6 +76,8 @@ def _list(host, info, as_json: bool) -> int:
 
     host.send(p.ListSnapshots(request_id=1))
     listed = _answer(host, info, (p.SnapshotsListed,))
+    if listed.error:
+        raise UsageError(f"torchtui rewind: run {info.run_id}: {listed.error}")
     if as_json:
         print(dumps({"run_id": listed.run_id, "snapshots": listed.snapshots}))
         return EXIT_OK

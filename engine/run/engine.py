@@ -84,6 +84,10 @@ class Engine:
             self._run(command)
         elif self._answer(command):
             pass
+        elif isinstance(command, (p.ListSnapshots, p.Rewind)):  # snapshots live only while their run trains
+            why = "no run is active: snapshots are kept in memory only while a run trains (they are not checkpoints)"
+            self.emit(p.SnapshotsListed(command.request_id, None, [], why) if isinstance(command, p.ListSnapshots)
+                      else p.Error(None, f"rewind: {why}; resume a stopped run from its checkpoint instead"))
         else:
             what = IDLE_WORDS.get(type(command), type(command).__name__)
             self.emit(p.Log(None, "warning", f"cannot {what}: no run is active (start one first)"))
@@ -309,7 +313,8 @@ def _freeze_for_training() -> bool:
 
 # What a command asks for, in the words of the log line that says it cannot be done without a run.
 IDLE_WORDS = {p.Pause: "pause", p.Resume: "resume", p.Step: "take a step", p.Stop: "stop",
-              p.SetHparams: "change the hyperparameters", p.EvaluateNow: "evaluate", p.CheckpointNow: "checkpoint"}
+              p.SetHparams: "change the hyperparameters", p.EvaluateNow: "evaluate", p.CheckpointNow: "checkpoint",
+              p.GuardAnswer: "answer the spike guard"}
 
 
 def _data_parallel(command: p.Start) -> bool:

@@ -136,3 +136,13 @@ def test_a_branch_exports_with_its_parents_changes_and_resumes(tmp_path):
     shutil.rmtree(started.run_dir)
     with pytest.raises(ConfigError, match=f"is a branch of run {started.run_id} at step 4, whose folder"):
         export(first.branch_dir)
+
+
+def test_without_an_active_run_snapshots_and_rewind_say_why(tmp_path):
+    with InProcessHost(str(tmp_path)) as host:
+        host.send(p.ListSnapshots(request_id=3))
+        listed = host.wait_for(lambda e: isinstance(e, p.SnapshotsListed), timeout=30)
+        host.send(p.Rewind(step=10))
+        error = host.wait_for(lambda e: isinstance(e, p.Error), timeout=30)
+    assert listed.request_id == 3 and listed.snapshots == [] and "not checkpoints" in listed.error
+    assert error.message.startswith("rewind: no run is active") and "resume" in error.message
