@@ -40,7 +40,7 @@ async def test_text_fields_show_only_where_they_apply_and_the_corpus_is_previewe
         assert not shown(app, "tokenizer") and not shown(app, "block_size")  # moons reads no text
         app.pane.set_values({"source": "text"})
         await pilot.pause()
-        assert shown(app, "tokenizer") and shown(app, "block_size") and shown(app, "files")
+        assert shown(app, "tokenizer") and shown(app, "block_size") and shown(app, "files") and shown(app, "limit")
         assert not shown(app, "vocab_size") and not shown(app, "text_columns")
         app.pane.set_values({"source": "text", "tokenizer": "bpe"})
         await pilot.pause()

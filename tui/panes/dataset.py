@@ -31,7 +31,7 @@ SOURCE_FIELDS = {
     "seq_len": ("sine",),
     "path": FILES, "target": ("csv",), "columns": ("csv",), "missing": ("csv",), "categorical": ("csv",),
     "dataset": ("torchvision",), "kwargs": ("code",),
-    "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer"),
+    "limit": ("csv", "idx", "tensors", "torchvision", "code", "digits", "iris", "wine", "breast_cancer", "text"),
     "image_size": ("torchvision",),
     "flip": IMAGES, "crop": IMAGES,
     "stream": ("code", "torchvision", "text"), "workers": ("code", "torchvision"),
