@@ -395,6 +395,23 @@ class TrainConfig:
     """Seed for shuffling batches, dropout and anything else random in training."""
     deterministic: bool = False
     """Use deterministic algorithms only (slower; errors where none exists)."""
+    snapshots: bool = True
+    """Keep recent whole training states in memory (what rewind and the spike guard go back to). Not
+    checkpoints: a killed process loses them."""
+    snapshot_every: float = 0.0
+    """Seconds between in-memory snapshots (0 = auto: every few seconds, at most ~1 % of the training time)."""
+    snapshot_memory: float = 0.0
+    """MB of host memory the snapshots may take (0 = auto: a tenth of the free memory, at most 4 GB); older
+    snapshots thin out to fit (recent ones dense, older ones sparse)."""
+    guard: str = "auto"
+    """Spike guard on a non-finite loss or gradient, or a loss or gradient-norm spike: off, ask (pause and ask),
+    rollback (to the newest snapshot before it, skipping its batches), stop; auto = ask in the app, rollback
+    headless."""
+    guard_z: float = 6.0
+    """Spike guard: robust z-score (median and MAD of the recent steps) above which a loss or gradient norm is
+    a spike."""
+    guard_max_rollbacks: int = 3
+    """Spike guard: rollbacks within 1,000 steps after which the run stops as diverged."""
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _fraction("label_smoothing", self.label_smoothing)
@@ -428,23 +445,6 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """Dataset pane."""
     model: ModelConfig = field(default_factory=ModelConfig)
-    snapshots: bool = True
-    """Keep recent whole training states in memory (what rewind and the spike guard go back to). Not
-    checkpoints: a killed process loses them."""
-    snapshot_every: float = 0.0
-    """Seconds between in-memory snapshots (0 = auto: every few seconds, at most ~1 % of the training time)."""
-    snapshot_memory: float = 0.0
-    """MB of host memory the snapshots may take (0 = auto: a tenth of the free memory, at most 4 GB); older
-    snapshots thin out to fit (recent ones dense, older ones sparse)."""
-    guard: str = "auto"
-    """Spike guard on a non-finite loss or gradient, or a loss or gradient-norm spike: off, ask (pause and ask),
-    rollback (to the newest snapshot before it, skipping its batches), stop; auto = ask in the app, rollback
-    headless."""
-    guard_z: float = 6.0
-    """Spike guard: robust z-score (median and MAD of the recent steps) above which a loss or gradient norm is
-    a spike."""
-    guard_max_rollbacks: int = 3
-    """Spike guard: rollbacks within 1,000 steps after which the run stops as diverged."""
     """Model pane."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Hyperparameters pane."""
@@ -456,6 +456,10 @@ class ExperimentConfig:
     def check(self) -> Iterator[tuple[str, str]]:
         yield from optim.precision_problems(self.train.optimizer, self.device.precision)
         yield from optim.parallel_problems(self.train.optimizer, self.device)
+        if self.device.distributed and self.train.guard in ("ask", "rollback"):
+            yield "train.guard", (f"{self.train.guard} rolls back to an in-memory snapshot, which data-parallel runs "
+                                  "(device.devices) do not take; set train.guard to stop, off or auto (off there), "
+                                  "or train on one device")
         if self.schema != SCHEMA_VERSION:
             yield "schema", f"version {self.schema!r} is not supported (this torchtui reads {SCHEMA_VERSION})"
         task = SOURCE_TASKS.get(self.data.source)
@@ -473,10 +477,6 @@ class ExperimentConfig:
         """regression, binary or multiclass where the source fixes it; None for csv (known once loaded)."""
         return SOURCE_TASKS.get(self.data.source)
 
-        if self.device.distributed and self.train.guard in ("ask", "rollback"):
-            yield "train.guard", (f"{self.train.guard} rolls back to an in-memory snapshot, which data-parallel runs "
-                                  "(device.devices) do not take; set train.guard to stop, off or auto (off there), "
-                                  "or train on one device")
     def to_dict(self) -> dict:
         return to_plain(self)
 
