@@ -75,6 +75,8 @@ class Run:
     dist: Dist | None = None           # this process is one rank of a data-parallel run
     eval_cost: float = 0.0             # seconds the last validate() took
     eval_ended: float | None = None    # perf_counter() when it ended (None: no evaluation yet)
+    jumped: bool = False               # a snapshot was just restored: the loop restarts from its position
+    skip: set = field(default_factory=set)  # (epoch, batch) the spike guard rolled back over: not trained again
     tokens: TokenInput | None = None   # the inputs are token ids (models.tokens); task "tokens": next-token data
 
     @property
@@ -131,8 +133,11 @@ def fit(run: Run) -> str:
         for xb, yb in batches:
             if run.batch_in_epoch % accumulate == 0:
                 cb.on_train_batch_start(run)  # commands land here: pause blocks, stop sets should_stop
-                if run.should_stop:
+                if run.should_stop or run.jumped:  # jumped: a snapshot was restored (guard rollback)
                     break
+            if run.skip and (run.epoch, run.batch_in_epoch) in run.skip:  # a batch the guard rolled back over
+                run.batch_in_epoch += 1
+                continue
             run.last_batch = (xb, yb)
             if run.dist is None:
                 with autocast_context(run.device, run.amp_dtype):
@@ -152,6 +157,9 @@ def fit(run: Run) -> str:
                     validate(run)
         if run.should_stop:
             break
+        if run.jumped:  # the epoch and batch of the snapshot: its order again, from its position
+            run.jumped = False
+            continue
         run.epoch, run.batch_in_epoch = run.epoch + 1, 0
         if epoch_evaluation_due(run):
             validate(run)
