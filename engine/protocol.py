@@ -120,17 +120,13 @@ class FindLr:
 
 @dataclass(frozen=True)
 class ListSnapshots:
-    """Ask for the active run's in-memory snapshots (what a rewind can go back to); answered by SnapshotsListed."""
+    """Ask for the active run's in-memory snapshots; answered by SnapshotsListed."""
     request_id: int = 0
 
 
 @dataclass(frozen=True)
 class Rewind:
-    """Branch the active run from one of its snapshots: the run stops (last.pt saved) and a new run folder
-    continues from the snapshot's step, with `changes` (SetHparams' fields: lr, lr_scale, weight_decay, grad_clip,
-    current_lr) applied first. `step`: the newest snapshot at or before it; `back`: the newest at least this many
-    steps before the current step; neither: the newest snapshot. Answered by Branched then the branch's
-    RunStarted, or an Error naming why (no snapshot there, a refused change)."""
+    """Branch the active run from a snapshot (newest at/before `step`, or `back` steps back), `changes` applied."""
     step: int | None = None
     back: int = 0
     changes: dict = field(default_factory=dict)
@@ -140,8 +136,7 @@ class Rewind:
 
 @dataclass(frozen=True)
 class GuardAnswer:
-    """The answer to a GuardTripped that paused the run (train.guard ask): rollback (to the newest snapshot before
-    the bad step, skipping its batches), halve_lr (the same, then lr ÷2) or continue (as it is)."""
+    """Answer a GuardTripped that paused the run: rollback, halve_lr (rollback, then lr ÷2) or continue."""
     action: str
     run_id: str | None = None
 
@@ -400,9 +395,7 @@ class LrFound:
 
 @dataclass(frozen=True)
 class SnapshotsListed:
-    """Reply to ListSnapshots: one dict per snapshot, oldest first: step, epoch, time (unix seconds), loss (the
-    train loss at that step, None if not known), val (the latest val metrics then, {} if none), run_id (the run it
-    was taken in: a branch keeps its parent's snapshots up to the branch point), bytes (its host memory)."""
+    """Reply to ListSnapshots: {step, epoch, time, loss, val, run_id, bytes} per snapshot, oldest first."""
     request_id: int
     run_id: str | None
     snapshots: list = field(default_factory=list)
@@ -411,9 +404,7 @@ class SnapshotsListed:
 
 @dataclass(frozen=True)
 class Branched:
-    """A Rewind made a branch: `run_id` (which was training) has stopped; `branch_id`, a new run folder whose
-    origin.json names `parent_id` (the run the snapshot was taken in) and `step`, continues from that step with
-    `changes` (name → [old, new]) applied. The branch's RunStarted follows."""
+    """A Rewind stopped `run_id`; `branch_id` continues from `parent_id`'s snapshot at `step` (RunStarted follows)."""
     run_id: str
     parent_id: str
     parent_dir: str
@@ -426,11 +417,7 @@ class Branched:
 
 @dataclass(frozen=True)
 class GuardTripped:
-    """The spike guard (train.guard) saw a bad step. `kind`: nonfinite, loss_spike or grad_spike (`value` the
-    loss or gradient norm, `reason` in words); `action` what it does: ask (the run is paused until a GuardAnswer),
-    rollback or stop. `batches` are the step's micro-batches as [epoch, batch index], `samples` their rows of the
-    train split, `worst` [[row, loss], …] the highest per-sample losses among them (up to 8), `snapshot_step` the
-    step a rollback goes back to (None: no snapshot before it)."""
+    """The spike guard saw a bad step; `action` ask (paused for a GuardAnswer), rollback or stop."""
     run_id: str
     step: int
     kind: str
@@ -445,10 +432,7 @@ class GuardTripped:
 
 @dataclass(frozen=True)
 class RolledBack:
-    """The run went back to `step` in place (the guard's rollback, asked or automatic): clients drop what they
-    drew after it and mark it. `from_step` is the bad step, `skipped` the micro-batches ([epoch, batch]) it will not
-    train on again, `changes` a live change made with it (halve_lr: {"lr": [old, new], …}). metrics.jsonl holds a
-    {"type": "guard", …} row at `step`."""
+    """The run went back to `step` in place (the guard); clients drop what they drew after it."""
     run_id: str
     step: int
     from_step: int
