@@ -154,3 +154,54 @@ async def test_the_guard_pauses_the_run_and_each_key_sends_its_answer(fake_app):
         assert len(sent(app, p.GuardAnswer)) == 3 and isinstance(app.screen, GuardScreen)
         app.fake_host.emit(p.StateChanged(RUN, p.RUNNING))  # another client answered: the question goes away
         await until(pilot, lambda: not isinstance(app.screen, GuardScreen), what="the question closed")
+
+
+async def test_a_real_engine_pauses_on_a_bad_batch_and_h_rolls_back_with_half_the_lr(tmp_path, monkeypatch):
+    """The app on an in-process engine, one train batch scaled by 1e6 (as tests/engine/test_guard.py does): the
+    guard (auto: ask in the app) pauses the run and asks; s shows that batch's worst samples, h rolls back past it
+    with the lr halved, and the run trains on."""
+    import torch
+
+    from torchtui.engine import presets
+    from torchtui.engine.data.batches import epoch_permutation
+    from torchtui.engine.data.splits import Splits
+    from torchtui.engine.host import InProcessHost
+    from torchtui.tui.app import TorchTUI
+    from torchtui.tui.bridge import EngineBridge
+
+    from .conftest import settles
+
+    bad, real = (6, 3), Splits.train_batches  # epoch 6: past the guard's first 20 steps (no spike called before)
+
+    def batches(self, order, batch_size, start_batch=0):
+        epoch = bad[0] if torch.equal(order, epoch_permutation(len(order), 0, bad[0], order.device)) else None
+        for index, (xb, yb) in enumerate(real(self, order, batch_size, start_batch), start_batch):
+            yield (xb * 1e6 if (epoch, index) == bad else xb), yb
+
+    monkeypatch.setattr(Splits, "train_batches", batches)
+    host = InProcessHost(str(tmp_path / "runs"))
+    config = presets.load("moons", ["data.n_samples=400", "train.batch_size=32", "train.epochs=100000",
+                                    "train.snapshot_every=0.000001", "train.lr=0.01"])
+    app = settles(TorchTUI(config, EngineBridge(host), runs_dir=str(tmp_path / "runs")))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.panes_ready and app.bridge.ready, timeout=60, what="the engine")
+            await pilot.press("space")
+            await until(pilot, lambda: isinstance(app.screen, GuardScreen), timeout=60, what="the guard's question")
+            screen, step = app.screen, app.screen.tripped.step
+            await until(pilot, lambda: app.history.state == p.PAUSED, what="the run paused")
+            assert screen.tripped.kind in ("loss_spike", "nonfinite") and step > 50
+            await pilot.press("s")
+            table = screen.query_one("#guard-batch")
+            await until(pilot, lambda: table.row_count > 0 and table.display, what="the offending batch")
+            assert float(table.get_row_at(0)[1]) > 1e3  # a sample of the scaled batch, by its loss
+            await pilot.press("h")
+            await until(pilot, lambda: app.history.state == p.RUNNING and any(
+                "rolled back" in line and "halving the lr" in line for line in app.log_pane.lines_written),
+                timeout=60, what="rolled back, lr halved, running")
+            await until(pilot, lambda: app.config.train.lr == 0.005, what="the setup follows the halved lr")
+            # The loss chart marks where the run went back to (engine/history's RolledBack marker).
+            assert any(at < step and "↺" in label for at, label in app.history.markers), app.history.markers
+            assert not isinstance(app.screen, GuardScreen)
+    finally:
+        host.close()
