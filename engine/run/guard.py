@@ -3,8 +3,10 @@
 Detection adds no host sync: it reads the flush's losses (every step) and sampled global gradient norms
 (StepBuffer, about 10 a second), which the statistics callback pulls to the host in one transfer anyway. A step
 trips it when its loss or gradients are non-finite, or its loss (or sampled gradient norm) is a spike: a robust
-z-score, (value − median) / (1.4826 · MAD) over the last WINDOW values, above `train.guard_z`, and at least
-SPIKE_RATIO times the median's distance above it (so a loss near zero does not trip on noise). A gradient-norm
+z-score, (value − median) / (1.4826 · MAD) over the last WINDOW values, above `train.guard_z`, that at least
+doubles the median and climbs a quarter of the way back to the run's early level (the median of its first
+MIN_WINDOW values). Late in a run the loss sits near zero with a tiny MAD, so a z-score alone called noise a
+spike: the circles preset's 0.005 → 0.066 blips tripped four rollbacks and ended it as diverged. A gradient-norm
 spike at a step that was not sampled is seen a step later, in that step's loss.
 
 What it does, at the next point between two steps (Controls): `stop` ends the run as diverged; `rollback` goes
@@ -32,7 +34,9 @@ from torchtui.engine.run.callbacks.events import append_rows
 
 WINDOW = 200           # recent values the median and MAD are taken over
 MIN_WINDOW = 20        # no spike is called before this many values are known
-SPIKE_RATIO = 0.5      # … and a spike is at least this share of |median| above the median
+SPIKE_RATIO = 1.0      # … and a spike is at least this share of |median| above the median (doubles it) …
+SPIKE_SPAN = 0.25      # … and this share of the way from the median back up to where the run began
+GRAD_RATIO = 9.0       # a gradient-norm spike is at least 10x the median (small nets' norms swing 2-3x: xor did)
 ROLLBACK_WINDOW = 1000  # steps: more than train.guard_max_rollbacks rollbacks within this many stop the run
 WORST = 8              # samples shown of the offending batch
 
@@ -67,8 +71,7 @@ class Guard(Callback):
 
     def __init__(self, mode: str, z: float, max_rollbacks: int):
         self.mode, self.z, self.max_rollbacks = mode, z, max_rollbacks
-        self.losses: deque = deque(maxlen=WINDOW)
-        self.norms: deque = deque(maxlen=WINDOW)
+        self.losses, self.norms = Window(), Window()
         self.trip: Trip | None = None
         self.rollbacks: list[int] = []   # the bad steps of the rollbacks so far
 
@@ -86,7 +89,7 @@ class Guard(Callback):
         if spike is not None:
             step, value, z = spike
             found = (step, "loss_spike", f"loss spike at step {fmt_step(step)}: {value:.4g} (z {z:.1f})", value)
-        norm = _spike(self.norms, out.layer_steps, out.grad_norm, self.z, found[0] if found else None)
+        norm = _spike(self.norms, out.layer_steps, out.grad_norm, self.z, found[0] if found else None, GRAD_RATIO)
         if norm is not None:
             step, value, z = norm
             found = (step, "grad_spike", f"gradient-norm spike at step {fmt_step(step)}: {value:.4g} (z {z:.1f})",
@@ -208,16 +211,26 @@ class Guard(Callback):
                                         snap.step if snap is not None else None))
 
 
-def _spike(window: deque, steps: list, values: list, z: float, before: int | None):
+class Window(deque):
+    """The recent values of one statistic, and the median of its first MIN_WINDOW (where the run began)."""
+
+    def __init__(self):
+        super().__init__(maxlen=WINDOW)
+        self.early: float | None = None
+
+
+def _spike(window: Window, steps: list, values: list, z: float, before: int | None, ratio: float = SPIKE_RATIO):
     """The first (step, value, z) of `values` that is a spike against `window` (then extended by the rest,
     up to the spike); only steps before `before` count. The median and MAD are taken once per flush."""
     if not values:
         return None
     known = len(window) >= MIN_WINDOW
     if known:
+        window.early = statistics.median(list(window)[:MIN_WINDOW]) if window.early is None else window.early
         median = statistics.median(window)
         mad = statistics.median(abs(v - median) for v in window) * 1.4826
         scale = max(mad, abs(median) * 1e-3, 1e-12)
+        floor = median + max(ratio * abs(median), SPIKE_SPAN * (window.early - median))
     for step, value in zip(steps, values):
         if before is not None and step >= before:
             return None
@@ -225,7 +238,7 @@ def _spike(window: deque, steps: list, values: list, z: float, before: int | Non
             return None  # non-finite values are the other check's
         if known:
             score = (value - median) / scale
-            if score > z and value - median > SPIKE_RATIO * abs(median):
+            if score > z and value > floor:
                 return step, value, score
         window.append(value)
     return None

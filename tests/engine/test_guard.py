@@ -170,3 +170,25 @@ def test_guard_modes_and_the_data_parallel_refusal():
         from_dict({**ddp, "train": {"guard": "rollback"}})
     rank = SimpleNamespace(dist=object(), run_id="r", session=None)
     assert refusal(rank, p.Rewind()).startswith("rewind: not available for data-parallel runs (device.devices)")
+
+
+def test_noise_near_zero_loss_is_no_spike_but_a_jump_is():
+    """Late in a run the loss sits near zero with a tiny MAD: a blip from 0.005 to 0.066 has a z-score of ~14 but
+    is noise (the circles preset tripped four rollbacks on such blips and ended diverged); a jump back past a
+    quarter of the way to where the run began is a spike."""
+    from types import SimpleNamespace
+
+    from torchtui.engine.run.guard import Guard
+
+    guard = Guard("rollback", 6.0, 3)
+    run = SimpleNamespace(session=SimpleNamespace(pending=False))
+
+    def flush(first: int, losses: list):
+        out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
+                              grad_norm=[], bad_step=None)
+        return guard.check(run, out, False)
+
+    assert flush(1, [0.7 - 0.03 * i for i in range(20)]) is None       # the run begins near 0.7 …
+    assert flush(21, [0.005 + 0.0005 * (i % 3) for i in range(200)]) is None  # … and settles near 0.005
+    assert flush(221, [0.005, 0.066, 0.005]) is None
+    assert flush(224, [0.005, 0.4]) == 225 and guard.trip.kind == "loss_spike" and run.session.pending
