@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from torchtui.engine import protocol as p
+from torchtui.engine.history import RunHistory
 from torchtui.tui.screens.guard import GuardScreen
 from torchtui.tui.screens.rewind import RewindScreen
 
@@ -86,6 +87,13 @@ async def test_w_rewinds_to_a_picked_snapshot_with_lr_halved_and_the_app_follows
         assert xs == list(range(1, 81)) and ys[-1] == 0.2  # the parent's 1..50, then the branch's 51..80
         assert [m for m in app.history.markers if m[0] == 50] == [(50, "rewind lr /2")]  # one label, not two
         assert app.history.state == p.RUNNING and app.main.state == p.RUNNING
+        # A run server's History of the branch (engine/history: the parent's curve first, its lr change as a marker)
+        # replaces the app's: the curve is kept as it came, the branch point keeps its one rewind marker.
+        served = RunHistory.from_plain(app.history.to_plain())
+        served.markers = [(50, "lr /2")]
+        app.fake_host.emit(p.History(BRANCH, served.to_plain()))
+        await until(pilot, lambda: app.history.markers == [(50, "rewind lr /2")], what="the served History's marker")
+        assert app.history.train_loss.downsample(1000)[0] == list(range(1, 81))
         log = "\n".join(app.log_pane.lines_written)
         assert f"branched {BRANCH} from {RUN} at step 50 (lr ÷2)" in log and "the branch's first step came" in log
 

@@ -133,14 +133,16 @@ class RewindController(Controller):
             return
         h = self.history
         first = h.train_loss.downsample(ALL_POINTS)[0][:1]
-        if first and first[0] <= branched.step:
-            return  # the server's History already starts with the parent's steps
-        for name in CARRIED:
-            setattr(h, name, _joined(past[name], getattr(h, name)))
-        for name, series in past["val"].items():
-            h.val[name] = _joined(series, h.val.get(name, Series()))
+        if not first or first[0] > branched.step:  # a run server's History may start with the parent's steps
+            for name in CARRIED:
+                setattr(h, name, _joined(past[name], getattr(h, name)))
+            for name, series in past["val"].items():
+                h.val[name] = _joined(series, h.val.get(name, Series()))
+            h.markers = [*past["markers"], *(m for m in h.markers if m[0] > branched.step)]
+        # One marker at the branch point, saying it is one (the branch's lr change there is the same event).
         label = "rewind" + (f" {asked_text(branched.changes, ascii_only=True)}" if branched.changes else "")
-        h.markers = [*past["markers"], (branched.step, label), *(m for m in h.markers if m[0] > branched.step)]
+        h.markers = sorted([m for m in h.markers if m[0] != branched.step] + [(branched.step, label)],
+                           key=lambda m: m[0])
         self.app.scheduler.changed({"loss", "metric", "grad", "lr"})
 
     def on_rolled_back(self, event: p.RolledBack) -> None:
