@@ -48,9 +48,25 @@ def preset(tmp_path, sweep: dict | None = None, **train) -> str:
     return str(path)
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_sweep_left():
+    """A test that fails half-way leaves no sweep (or its worker) training behind it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=60)
+
+
 def start(path: str, runs: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, "sweep", path, "--runs-dir", str(runs), "--json", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CLI, "sweep", path, "--runs-dir", str(runs), "--json", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    STARTED.append(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen) -> dict:
@@ -96,12 +112,12 @@ print(json.dumps(taken), flush=True)
 """
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_processes_queue_trials_once_and_each_takes_a_queued_trial_alone(backend, tmp_path, request):
-    """Three processes queue 30 trials at once and take them until none is left: the trials are queued once,
-    and each is taken by one process (plain RDBStorage on SQLite: 15 of 60 taken twice by four)."""
-    url = f"sqlite:///{tmp_path / 'q.db'}" if backend == "sqlite" else request.getfixturevalue("postgres")
-    procs = [subprocess.Popen([sys.executable, "-c", POP, url, f"pop-{backend}"], stdin=subprocess.PIPE,
+def test_processes_queue_trials_once_and_each_takes_a_queued_trial_alone(tmp_path):
+    """Three processes queue 30 trials on one SQLite study at once and take them until none is left: the trials
+    are queued once, and each is taken by one process (plain RDBStorage: 15 of 60 taken twice by four). On
+    PostgreSQL Optuna's own SELECT ... FOR UPDATE does this; the sweeps below queue and take through it."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    procs = [subprocess.Popen([sys.executable, "-c", POP, url, "pop"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for proc in procs:  # every process has opened the study (the first made its tables) before any queues
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
@@ -139,15 +155,15 @@ def test_two_sweeps_on_one_grid_train_every_point_exactly_once(backend, tmp_path
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_random_trials_on_postgresql_are_shared_not_repeated(tmp_path, postgres):
     """Two "machines" on one TPE study ask for its 4 trials: together they train 4 (5 when both finish one as
-    the count is reached), not 4 each, and report the same trials."""
+    the count is reached), not 4 each; what each reports complete is what was trained (the one that ends first
+    may still see the other's last trial running)."""
     path = preset(tmp_path, {"method": "tpe", "trials": 4, "params": {"train.lr": {"log_uniform": [1e-3, 1e-1]}}})
     args = ["--storage", postgres, "--name", "tpe-shared"]
     procs = [start(path, tmp_path / name, *args) for name in "ab"]
     results = [finish(proc) for proc in procs]
     dirs = sorted(p.parent for p in tmp_path.glob("*/sweep-*/*/config.yaml"))
-    done = [t for t in results[0]["trials"] if t["state"] == "complete"]
-    assert 4 <= len(done) <= 5 and sorted(Path(t["run_dir"]) for t in done) == dirs
-    assert results[1]["trials"] == results[0]["trials"]
+    done = {t["number"]: Path(t["run_dir"]) for r in results for t in r["trials"] if t["state"] == "complete"}
+    assert 4 <= len(done) <= 5 and sorted(done.values()) == dirs
 
 
 def test_a_process_killed_mid_trial_has_its_point_trained_by_the_other(tmp_path, postgres):
