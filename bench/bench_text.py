@@ -16,6 +16,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,11 +71,17 @@ def child(path: str, tokenizer: str, vocab_size: int) -> None:
 
 
 def run_child(path: Path, tokenizer: str, vocab_size: int, env: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(path), tokenizer, str(vocab_size)],
-                         capture_output=True, text=True, env=env, check=False)
-    if out.returncode:
-        raise SystemExit(f"child failed: {out.stderr.strip()[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    child = subprocess.Popen([sys.executable, __file__, "--child", str(path), tokenizer, str(vocab_size)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        stdout, stderr = child.communicate()
+    finally:  # stopped (Ctrl-C, kill): the child goes too, so the 1 GiB file can be deleted
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if child.returncode:
+        raise SystemExit(f"child failed: {stderr.strip()[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -83,6 +90,7 @@ def main() -> None:
     parser.add_argument("--tokenizers", default="char,bpe")
     parser.add_argument("--vocab-size", type=int, default=4096)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill cleans up like Ctrl-C does
     work = Path(tempfile.mkdtemp(prefix="torchtui-bench-text-", dir="/tmp"))
     path = work / "corpus.txt"
     try:
