@@ -27,8 +27,9 @@ class GuardScreen(ModalScreen[str | None]):
     GuardScreen #guard-title { text-style: bold; width: 100%; }
     GuardScreen #guard-reason { width: 100%; margin-bottom: 1; }
     GuardScreen #guard-choices { width: 100%; }
-    GuardScreen #guard-batch { height: auto; max-height: 12; display: none; margin-top: 1; }
-    GuardScreen #guard-batch.-shown { display: block; }
+    GuardScreen #guard-batch-info { display: none; margin-top: 1; color: $text-muted; }
+    GuardScreen #guard-batch { height: auto; max-height: 12; display: none; }
+    GuardScreen #guard-batch.-shown, GuardScreen #guard-batch-info.-shown { display: block; }
     """
 
     BINDINGS: ClassVar = [
@@ -54,6 +55,7 @@ class GuardScreen(ModalScreen[str | None]):
                         id="guard-title", markup=False)
             yield Static(t.reason, id="guard-reason", markup=False)
             yield Static(self._choices(), id="guard-choices", markup=False)
+            yield Static("", id="guard-batch-info", markup=False)
             yield DataTable(id="guard-batch", cursor_type="none", zebra_stripes=True)
 
     def _choices(self) -> str:
@@ -78,9 +80,10 @@ class GuardScreen(ModalScreen[str | None]):
         self.dismiss(action)
 
     def action_show_batch(self) -> None:
-        table = self.query_one("#guard-batch", DataTable)
+        table, info = self.query_one("#guard-batch", DataTable), self.query_one("#guard-batch-info", Static)
         if table.has_class("-shown"):
             table.remove_class("-shown")
+            info.remove_class("-shown")
             return
         t = self.tripped
         table.clear(columns=True)
@@ -89,8 +92,9 @@ class GuardScreen(ModalScreen[str | None]):
             table.add_row(f"{row:,}", f"{loss:.4g}" if isinstance(loss, (int, float)) else str(loss))
         if not t.worst:
             table.add_row("–", "no per-sample losses (the step's loss was not finite)")
-        where = ", ".join(f"epoch {e} batch {b}" for e, b in t.batches[:4]) or "–"
-        table.border_title = f"{len(t.samples)} samples in {where}; the worst {len(t.worst)}"
+        where = ", ".join(f"epoch {e} batch {b}" for e, b in t.batches[:4]) or "the step's batch"
+        info.update(f"{len(t.samples)} samples in {where}; the {len(t.worst)} with the highest loss:")
+        info.add_class("-shown")
         table.add_class("-shown")
 
     def action_close(self) -> None:
