@@ -181,7 +181,8 @@ def _line_of_node(node, keys: list[str]):
 
 
 # Fields that name files; a relative one in a preset file means relative to that file.
-PATH_FIELDS = (("data", "path"), ("model", "module"), ("model", "pretrained"))
+PATH_FIELDS = (("data", "path"), ("data", "tokenizer"), ("model", "module"), ("model", "pretrained"))
+NOT_PATHS = {("data", "tokenizer"): ("char", "bytes", "bpe")}  # values of a path field that name no file
 
 
 def resolve_paths(data: dict, base: Path) -> dict:
@@ -195,7 +196,7 @@ def resolve_paths(data: dict, base: Path) -> dict:
         if not isinstance(part, dict) or not isinstance(part.get(key), str) or not part[key].strip():
             continue
         value = part[key]
-        if value.startswith("@"):  # a named corpus (data.path: @stdlib), not a file
+        if value.startswith("@") or value in NOT_PATHS.get((section, key), ()):  # @stdlib, tokenizer: char
             continue
         file, colon, name = value.rpartition(":") if _is_code_field(section, key, part) else ("", "", "")
         if not colon:  # no :name part (or not a code field): the whole value is the path

@@ -238,3 +238,18 @@ def test_windows_read_from_the_cache_equal_those_held_in_memory(tmp_path):
     for (xa, ya), (xb, yb) in zip(held.train_batches(order, 7), streamed.train_batches(order, 7)):
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and xb.dtype == torch.int64
     assert all(torch.equal(a, b) for pa, pb in zip(held.val.chunks(5), streamed.val.chunks(5)) for a, b in zip(pa, pb))
+
+
+def test_a_tokenizer_json_beside_a_preset_is_found_relative_to_it(tmp_path):
+    from torchtui.engine import presets
+
+    HFTokenizer.train([prose(500)], 300).save(str(tmp_path / "tok.json"))
+    (tmp_path / "c.txt").write_text(prose(1000))
+    preset = tmp_path / "p.yaml"
+    for given, wanted in (("tok.json", str(tmp_path / "tok.json")), ("char", "char")):
+        preset.write_text(f"schema: 1\nname: p\ndata: {{source: text, path: c.txt, tokenizer: {given}}}\n")
+        cfg = presets.load(str(preset))
+        assert cfg.data.tokenizer == wanted
+    preset.write_text("schema: 1\nname: p\ndata: {source: text, path: c.txt, tokenizer: tok.json, block_size: 8}\n")
+    splits = load_data(presets.load(str(preset)).data)
+    assert splits.tokenizer["kind"] == "file" and splits.n_classes == 300
