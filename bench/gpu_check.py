@@ -10,6 +10,8 @@ Prints, in one run:
   2. samples/s of the engine (in-process, every statistic on) vs a bare index-sliced loop on the same GPU,
      for the 784-512-512-10 MLP and the digits CNN, in fp32, bf16, fp16 (with the grad scaler) and fp32
      with torch.compile, with the ratio engine/bare;
+  2b. train tokens/s of the engine vs a plain nanoGPT-style loop for a 6-layer char GPT (bench_text_lm.py), in
+     fp32 and bf16, and whether scaled_dot_product_attention takes its flash kernel (bf16, causal);
   3. the peak device memory of each (torch.cuda.max_memory_allocated), and the Device pane's figures
      (engine.run.devices.list_devices: memory used, utilisation) beside NVML's (nvidia-smi);
   4. a CUDA out-of-memory (an absurd batch) ending the run as `failed` with the hint, the engine alive
@@ -144,6 +146,38 @@ def bare_run(cfg: dict, device: str) -> float:
         epoch()
     _synchronize(device)
     return len(x) * config.train.epochs / (time.perf_counter() - start)
+
+
+def transformer_rows(host, device: str, quick: bool) -> tuple[list[str], bool]:
+    """Engine vs plain loop on a GPT in fp32 and bf16 (bench_text_lm's two methods), and whether
+    scaled_dot_product_attention can take its flash kernel here (bf16, causal: what the model's attention asks)."""
+    import bench_text_lm as lm  # beside this script (bench/ is on sys.path when it runs)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    lines, ok = [f"  {'precision':<14}{'engine':>12}{'plain':>12}{'ratio':>7}{'val loss':>10}"], True
+    for precision in ("fp32", "bf16"):
+        cfg = lm.char_lm(2 if quick else 8, device, precision, n_layer=6, n_head=6, d_model=384, dropout=0.2)
+        cfg["data"]["block_size"], cfg["train"]["batch_size"], cfg["train"]["lr"] = 256, 64, 1e-3
+        try:
+            engine, _, done = lm.engine_run(host, cfg)
+            plain, _ = lm.plain_run(cfg, device)
+        except Exception as err:  # noqa: BLE001 - one precision failing must not end the check
+            lines.append(f"  {precision:<14}failed: {type(err).__name__}: {str(err)[:120]}")
+            ok = False
+            continue
+        lines.append(f"  {precision:<14}{engine:>12,.0f}{plain:>12,.0f}{engine / plain:>7.2f}"
+                     f"{done.summary['val'].get('loss', float('nan')):>10.3f}")
+        if precision == "bf16":
+            ok = ok and engine / plain >= 0.95
+    q = torch.randn(4, 6, 256, 64, device=device, dtype=torch.bfloat16)
+    try:
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+        lines.append("  flash attention: scaled_dot_product_attention ran its flash kernel (bf16, causal)")
+    except RuntimeError as err:
+        lines.append(f"  flash attention: not available here ({str(err).splitlines()[0][:100]})")
+        ok = False
+    return lines, ok
 
 
 def _synchronize(device: str) -> None:
@@ -398,6 +432,12 @@ def main() -> None:
                 if mode == "fp32":
                     verdicts.append((f"{label} fp32 engine/bare >= 0.95", ratio >= 0.95))
         if cuda:
+            print("\n2b. transformer (issue 28): a char GPT sized like nanoGPT's shakespeare-char (6 layers, d 384, "
+                  "block 256) on the char-lm preset's text, train tokens/s", flush=True)
+            lines, ok = transformer_rows(host, args.device, args.quick)
+            for line in lines:
+                print(line, flush=True)
+            verdicts.append(("transformer bf16 engine/plain >= 0.95, flash attention runs", ok))
             print("\n3. the Device pane's figures vs NVML", flush=True)
             for line in pane_vs_nvml(args.device):
                 print(line)
