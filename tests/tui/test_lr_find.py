@@ -77,3 +77,22 @@ async def test_escape_closes_without_a_change_and_an_error_is_shown(fake_app):
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, LrFindScreen), what="closed")
         assert not sent(app, p.SetHparams) and app.config.train.lr == 0.003
+
+
+async def test_a_reply_that_came_before_the_screen_was_mounted_is_drawn_once_it_is():
+    """show() before mounting kept the reply for on_mount, whose show() then returned early: Textual sets
+    is_mounted only after on_mount, so the curve and the suggestion never showed (the rewind list's bug too)."""
+    from textual.app import App
+
+    screen = LrFindScreen("the setup", "train.lr", rerun=lambda: None)
+    screen.show(lr_found(1))
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(screen)
+
+    app = Host()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen is screen and hasattr(screen, "chart") and not screen.chart.dirty,
+                    what="the screen up, its chart drawn")
+        assert "suggested lr 0.015" in str(screen.query_one("#lr-info").render())

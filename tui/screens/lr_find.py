@@ -62,7 +62,7 @@ class LrFindScreen(ModalScreen[float | None]):
     def show(self, found) -> None:
         """Draw an LrFound reply."""
         self.found = found
-        if not self.is_mounted:
+        if not hasattr(self, "chart"):  # before on_mount (is_mounted is still False inside it): it shows it then
             return
         self.chart.show(found)
         if found.run_id:
