@@ -41,11 +41,6 @@ class Controls(Callback):
         if waited:
             self.stats.restart_clock()  # samples/s and ETA count training time, not time spent paused
 
-    def on_flush(self, run):
-        snapshots = self.session.snapshots
-        if snapshots is not None and snapshots.due():
-            self.session.pending = True  # taken at the next point between two steps (the batch start)
-
     def between_steps(self, run) -> None:
         """What waits for a point between two steps: the spike guard's action, then a snapshot that is due."""
         session = self.session

@@ -146,3 +146,16 @@ def test_without_an_active_run_snapshots_and_rewind_say_why(tmp_path):
         error = host.wait_for(lambda e: isinstance(e, p.Error), timeout=30)
     assert listed.request_id == 3 and listed.snapshots == [] and "not checkpoints" in listed.error
     assert error.message.startswith("rewind: no run is active") and "resume" in error.message
+
+
+def test_snapshots_are_taken_while_a_run_trains_unpaused(tmp_path):
+    """A snapshot is due at a statistics flush (every 0.1 s, or 500 steps at most): one epoch of 700 steps with no
+    evaluation inside it gets one mid-epoch. They were only taken when something else flushed (a pause, an
+    evaluation), so a steady run kept the step-0 snapshot for a whole epoch."""
+    config = {**MLP, "data": {"source": "moons", "n_samples": 4000, "noise": 0.2, "val_fraction": 0.3},
+              "model": {"layers": [8]}, "train": {**TRAIN, "batch_size": 4, "accumulate": 1, "epochs": 1}}
+    with InProcessHost(str(tmp_path)) as host:
+        host.send(p.Start(config=config))
+        done = host.wait_for(lambda e: isinstance(e, p.RunFinished), timeout=120)
+        steps = [s.step for s in host.engine.session.snapshots.ring.items]
+    assert done.summary["steps"] == 700 and steps[0] == 0 and any(0 < s < 700 for s in steps), steps

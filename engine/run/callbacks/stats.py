@@ -57,6 +57,9 @@ class StatsCallback(Callback):
 
     def on_flush(self, run):
         deliver(run)  # the writer thread's finished writes: CheckpointSaved, or a full disk's Error
+        snapshots = run.session.snapshots
+        if snapshots is not None and snapshots.due():  # checked here, ~10 times a second, not every step
+            run.session.pending = True  # taken at the next point between two steps (Controls, the batch start)
         if run.dist is not None and not run.dist.lockstep:
             return  # a flush is a collective there: it waits for the next point every rank reaches
         if not len(self.buffer):
