@@ -7,7 +7,7 @@ z-score, (value − median) / (1.4826 · MAD) over the last WINDOW values, above
 doubles the median and climbs a quarter of the way back to the run's early level (the median of its first
 MIN_WINDOW values). Late in a run the loss sits near zero with a tiny MAD, so a z-score alone called noise a
 spike: the circles preset's 0.005 → 0.066 blips tripped four rollbacks and ended it as diverged. A gradient-norm
-spike at a step that was not sampled is seen a step later, in that step's loss.
+spike must be 100x the median (GRAD_RATIO); one at a step that was not sampled shows a step later, in its loss.
 
 What it does, at the next point between two steps (Controls): `stop` ends the run as diverged; `rollback` goes
 back to the newest snapshot before the bad step, skips that step's batches from then on, and records it
@@ -36,7 +36,8 @@ WINDOW = 200           # recent values the median and MAD are taken over
 MIN_WINDOW = 20        # no spike is called before this many values are known
 SPIKE_RATIO = 1.0      # … and a spike is at least this share of |median| above the median (doubles it) …
 SPIKE_SPAN = 0.25      # … and this share of the way from the median back up to where the run began
-GRAD_RATIO = 9.0       # a gradient-norm spike is at least 10x the median (small nets' norms swing 2-3x: xor did)
+GRAD_RATIO = 99.0      # a gradient-norm spike is at least 100x the median: benign norms swing 10-20x (the circles
+                       # preset at its step 400: 0.05 -> 0.8, z 17); an exploding step is orders of magnitude
 ROLLBACK_WINDOW = 1000  # steps: more than train.guard_max_rollbacks rollbacks within this many stop the run
 WORST = 8              # samples shown of the offending batch
 
