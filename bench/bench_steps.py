@@ -58,6 +58,9 @@ def child(side: str, workload: str, epochs: int, seconds_per_step: float) -> Non
     torch.set_num_threads(1)
     cfg = WORKLOADS[workload][1](False, 0)  # stats_every 0: auto, as shipped
     cfg["train"]["epochs"] = epochs
+    # BENCH_STEPS_TRAIN='{"snapshots": false, "guard": "off"}': train fields of the engine's run (two counts of
+    # one feature on and off: bench_snapshots.py's instruction figure)
+    cfg["train"].update(json.loads(os.environ.get("BENCH_STEPS_TRAIN") or "{}"))
     if side == "bare":
         splits = load_data(from_dict(cfg).data)
         bare(splits.x_train, splits.y_train, cfg["model"]["layers"], splits.n_classes, epochs, cfg["train"]["lr"])
