@@ -134,7 +134,9 @@ class Table:
         self.views: dict = {}
         self.lines = 0
         self.last_draw = 0.0
-        self.lock = threading.Lock()
+        # Re-entrant: Ctrl-C's handler prints a note, and runs in the main thread, which may be printing a row
+        # under this lock when the signal comes (a plain Lock deadlocked there: the sweep never stopped).
+        self.lock = threading.RLock()
 
     def note(self, text: str) -> None:
         with self.lock:
