@@ -86,6 +86,7 @@ async def test_w_rewinds_to_a_picked_snapshot_with_lr_halved_and_the_app_follows
         xs, ys = app.history.train_loss.downsample(1000)
         assert xs == list(range(1, 81)) and ys[-1] == 0.2  # the parent's 1..50, then the branch's 51..80
         assert [m for m in app.history.markers if m[0] == 50] == [(50, "rewind lr /2")]  # one label, not two
+        assert chart.snapshot_steps == [25, 50]  # the parent's snapshots the branch keeps (up to its branch point)
         assert app.history.state == p.RUNNING and app.main.state == p.RUNNING
         # A run server's History of the branch (engine/history: the parent's curve first, its lr change as a marker)
         # replaces the app's: the curve is kept as it came, the branch point keeps its one rewind marker.

@@ -103,6 +103,10 @@ class RewindController(Controller):
     def on_run_started(self, event: p.RunStarted) -> None:
         if self.carry is not None and event.run_id != self.carry[0].branch_id:
             self.carry = None  # another run: the branch's past is no longer the one drawn
+        chart = self.app.charts.get("loss-chart")
+        if chart is not None:  # a branch keeps its parent's snapshots up to the branch point; a new run has none
+            step = self.carry[0].step if self.carry is not None else -1
+            chart.snapshot_steps = [s for s in getattr(chart, "snapshot_steps", []) if s <= step]
         self._fill(event.run_id)
 
     def on_steps(self, event: p.StepStats) -> None:
