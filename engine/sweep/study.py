@@ -146,7 +146,6 @@ class Sweep:
     # ------------------------------------------------------------------ run
 
     def run(self) -> dict:
-
         from torchtui.engine.sweep import recover
 
         study = self.open()
