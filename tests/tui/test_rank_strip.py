@@ -22,9 +22,10 @@ def rank_stats(step: int, slow_data: float = 0.012) -> p.RankStats:
 async def test_the_slowest_rank_is_marked_with_data_wait_as_its_cause(fake_app):
     started, running = scripted_run()[:2]
     async with fake_app.run_test(size=(140, 44)) as pilot:
-        strip = fake_app.main.query_one(RankStrip)
         fake_app.fake_host.emit(started, running)  # one process: no strip
-        await until(pilot, lambda: fake_app.history.state == p.RUNNING, what="running")
+        await until(pilot, lambda: fake_app.history.state == p.RUNNING and fake_app.main.query(RankStrip),
+                    what="running, the strip mounted")
+        strip = fake_app.main.query_one(RankStrip)
         assert not strip.display
         fake_app.fake_host.emit(dataclasses.replace(started, world_size=2, device="cpu ×2 ddp"), running)
         await until(pilot, lambda: strip.display, what="the strip shown for two ranks")

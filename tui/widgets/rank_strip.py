@@ -26,6 +26,11 @@ class RankStrip(Static):
         self.latest: p.RankStats | None = None
         self.busy: dict[int, deque] = {}  # rank → its data wait + compute per step, flush after flush
 
+    def on_mount(self) -> None:
+        controller = getattr(self.app, "ranks", None)  # mounted after the first frame: events may have come
+        if controller is not None:
+            controller.mounted(self)
+
     def start(self, world_size: int) -> None:
         """A run (re)starts: forget the last one's ranks; show the strip only when it has several."""
         self.latest, self.busy = None, {}
