@@ -24,7 +24,20 @@ def run(args) -> int:
     from torchtui.engine import live, presets
 
     live.runtime_dir()  # the run server's socket folder: a bad one is one line now, not a traceback in the app
-    config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides_of(args), OPTION_FIELDS)
+    presets.find(args.preset)  # a preset that does not exist: one line now, before the screen is taken
+    overrides = overrides_of(args)
+
+    def load():
+        """The preset, read once the app's first frame is on screen (yaml, the config and its checks are most
+        of what start-up imports); a bad one ends the app and is printed as one line (exit 2)."""
+        from torchtui.tui.controllers.presets import steerable
+
+        config, sweep_section, _, _ = presets.load_with_sweep(args.preset, overrides, OPTION_FIELDS)
+        given = any(o.startswith("train.epochs=") for o in overrides)  # --epochs N or --set train.epochs=N
+        config, note = steerable(config, args.preset, epochs_given=given)
+        # preset_ref is recorded in each run's origin.json; a sweep preset: S runs its sweep
+        return config, {"preset_ref": args.preset, "sweep_section": sweep_section}, (note,) if note else ()
+
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge
 
@@ -36,14 +49,7 @@ def run(args) -> int:
     # The engine runs in a server of its own session, so a run outlives this terminal when the app detaches
     # (d, or a dropped connection). Started once the app has painted: its torch import would take CPU first.
     bridge = EngineBridge(start_server)
-    from torchtui.tui.controllers.presets import steerable
-
-    given = any(o.startswith("train.epochs=") for o in overrides_of(args))  # --epochs N or --set train.epochs=N
-    config, note = steerable(config, args.preset, epochs_given=given)
-    app = TorchTUI(config, bridge, runs_dir=args.runs_dir)
-    app.setup.preset_ref = args.preset  # recorded in each run's origin.json
-    app.setup.sweep_section = sweep_section  # a sweep preset: S runs its sweep
-    app.first_notes = (note,) if note else ()
+    app = TorchTUI(load, bridge, runs_dir=args.runs_dir)
     return open_app(app, bridge)
 
 
@@ -67,6 +73,8 @@ def open_app(app, bridge) -> int:
         app.run()
     finally:
         bridge.close()
+    if app.load_error is not None:
+        raise app.load_error
     if app.farewell:
         print(app.farewell)
     return EXIT_OK

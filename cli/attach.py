@@ -15,9 +15,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from torchtui.engine import live, presets
-    from torchtui.engine.config import from_dict
-    from torchtui.engine.host import ServerHost
+    from torchtui.engine import live
 
     try:
         info = live.find(args.run)
@@ -25,17 +23,29 @@ def run(args) -> int:
         raise UsageError(f"torchtui attach: {ended_run(args.run) or err}") from None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("attach opens the app, which needs a terminal (see `torchtui ps` for a plain list)")
-    config = presets.load("moons")
-    if info.run_dir:
-        try:
-            config = from_dict(presets.read_yaml(f"{info.run_dir}/config.yaml"))
-        except Exception:  # noqa: BLE001 - the run's own RunStarted brings its config anyway
-            pass
+
+    def load():
+        """The run's setup, read once the first frame is on screen (its own RunStarted brings it anyway)."""
+        from torchtui.engine import presets
+        from torchtui.engine.config import from_dict
+
+        if info.run_dir:
+            try:
+                return from_dict(presets.read_yaml(f"{info.run_dir}/config.yaml")), {}, ()
+            except Exception:  # noqa: BLE001 - the run's own RunStarted brings its config anyway
+                pass
+        return presets.load("moons"), {}, ()
+
+    def connect():
+        from torchtui.engine.host import ServerHost  # its imports (the protocol) come after the first frame
+
+        return ServerHost(info)
+
     from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge
 
-    bridge = EngineBridge(ServerHost(info))
-    return open_app(TorchTUI(config, bridge), bridge)
+    bridge = EngineBridge(connect, attaching=True)
+    return open_app(TorchTUI(load, bridge), bridge)
 
 
 def ended_run(ref: str | None) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from torchtui.engine import presets
-from torchtui.engine.config import ExperimentConfig
 from torchtui.engine.errors import UserError
+
+if TYPE_CHECKING:
+    from torchtui.engine.config import ExperimentConfig
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

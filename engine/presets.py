@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
-from torchtui.engine.config import ExperimentConfig, from_dict
 from torchtui.engine.files import atomic_write_text, not_a_file
-from torchtui.engine.overrides import apply_overrides
 from torchtui.engine.schema import MAX_VALUES, ConfigError, excerpt, suggest, too_many_values
+
+if TYPE_CHECKING:  # yaml and the config are imported when a preset is read: the app paints before it reads one
+    from torchtui.engine.config import ExperimentConfig
 
 MAX_PRESET_BYTES = 1_000_000  # a preset is a few hundred bytes; refuse to parse megabytes of junk
 
@@ -78,6 +78,7 @@ def read_yaml(path: Path) -> dict:
 
 def read_yaml_lines(path: Path) -> tuple[dict, Callable[[str], int | None]]:
     """The mapping, and a function giving the file line of a dotted path (`train.lr`, `model.layers[1]`)."""
+    import yaml
     try:
         size = path.stat().st_size
         if size > MAX_PRESET_BYTES:
@@ -122,6 +123,7 @@ def read_yaml_lines(path: Path) -> tuple[dict, Callable[[str], int | None]]:
 
 def _duplicate_key(root) -> tuple[str, int, int] | None:
     """(dotted key, first line, second line) of the first key given twice in one mapping, else None."""
+    import yaml
     stack, seen = [(root, "")], set()
     while stack:
         node, prefix = stack.pop()
@@ -146,6 +148,7 @@ def _duplicate_key(root) -> tuple[str, int, int] | None:
 
 def _line_of(node, dotted: str) -> int | None:
     """The 1-based line where the value (or key) at `dotted` sits in the composed YAML, else None."""
+    import yaml
     if dotted.startswith("sweep.params.") and isinstance(node, yaml.MappingNode):
         # Sweep params are keyed by dotted field names themselves (`train.lr:`).
         params = _line_of_node(node, ["sweep", "params"])
@@ -173,6 +176,7 @@ def _line_of(node, dotted: str) -> int | None:
 
 
 def _line_of_node(node, keys: list[str]):
+    import yaml
     for key in keys:
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -216,6 +220,7 @@ def load_located(ref: str, overrides: list[str] | None, labels: dict[str, str] |
     """Find and read a preset, resolve its relative paths and apply `--set` overrides (not yet validated);
     with a function giving where a dotted path's value came from: its file line, or for a value given on
     the command line the option that gave it ("--set", or `labels`' name for it, e.g. "--epochs")."""
+    from torchtui.engine.overrides import apply_overrides
     path, _ = find(ref)
     data, line_of = read_yaml_lines(path)
     data = apply_overrides(resolve_paths(data, path.parent.resolve()), overrides or [])
@@ -241,6 +246,7 @@ def load(ref: str, overrides: list[str] | None = None, labels: dict[str, str] | 
 def load_with_sweep(ref: str, overrides: list[str] | None = None, labels: dict[str, str] | None = None
                     ) -> tuple[ExperimentConfig, dict | None, Path, Callable[[str], int | str | None]]:
     """(the validated setup, the raw `sweep:` section or None, the file, its line finder)."""
+    from torchtui.engine.config import from_dict
     path, data, line_of = load_located(ref, overrides, labels)
     sweep = data.pop("sweep", None) if isinstance(data, dict) else None
     try:
@@ -278,6 +284,7 @@ def list_presets() -> list[PresetInfo]:
 
 def save(config: ExperimentConfig, name: str, overwrite: bool = False) -> Path:
     """Write `config` as the user preset `name` atomically; never a built-in, never an unasked overwrite."""
+    import yaml
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ConfigError([f"preset name: '{name}' is not usable as a file name (letters, digits, - and _)"])
     if name in _named(builtin_dir()):
@@ -292,6 +299,8 @@ def save(config: ExperimentConfig, name: str, overwrite: bool = False) -> Path:
 def minimal(config: ExperimentConfig) -> dict:
     """The config as a preset holds it: schema, name and description, then only the fields that differ
     from the defaults (a list whole), so a saved preset reads as what was chosen, not a 180-line dump."""
+    from torchtui.engine.config import ExperimentConfig
+
     def differing(value, default):
         if isinstance(value, dict) and isinstance(default, dict):
             out = {k: d for k, v in value.items() if (d := differing(v, default.get(k, _ABSENT))) is not _ABSENT}

@@ -52,3 +52,41 @@ def test_a_worker_client_never_imports_torch(tmp_path):
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
                          timeout=300, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+FIRST_FRAME = '''
+import os, sys
+_, tty = os.openpty()
+os.dup2(tty, 0)
+os.dup2(tty, 1)
+from textual.app import App
+
+run, display = App.run, App._display
+
+def headless(self, *args, **kwargs):
+    return run(self, *args, **{**kwargs, "headless": True})
+
+def first_frame(self, screen, renderable):
+    display(self, screen, renderable)
+    if renderable is not None and screen.query("FooterKey"):
+        sys.__stderr__.write("\\n".join(sys.modules) + "\\n")
+        os._exit(0)
+
+App.run, App._display = headless, first_frame
+from torchtui.cli.main import main
+main(["moons", "--runs-dir", sys.argv[1]])
+os._exit(3)
+'''
+
+
+def test_the_apps_first_frame_comes_before_the_protocol_the_config_and_yaml(tmp_path):
+    """Issue 31: `torchtui` paints its first frame (the Footer's keys) before it imports what reading a preset
+    and steering a run need; they were 700 M of its 2,300 M instructions to that frame (bench/bench_startup.py)."""
+    done = subprocess.run([sys.executable, "-c", FIRST_FRAME, str(tmp_path / "runs")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stderr.split())
+    assert "textual.widgets._footer" in loaded  # the frame came
+    early = {"yaml", "torch", "torchtui.engine.protocol", "torchtui.engine.config", "torchtui.engine.history",
+             "torchtui.tui.controllers.setup", "textual.widgets._tabbed_content"} & loaded
+    assert not early, f"imported before the first frame: {sorted(early)}"

@@ -1,5 +1,10 @@
 """The torchtui Textual app: it composes (MainScreen) and routes: keys to the controllers that own each feature,
-engine events through one dispatch table. State lives in the controllers and the screen's reactives."""
+engine events through one dispatch table. State lives in the controllers and the screen's reactives.
+
+Its first frame is a shell (the Footer's keys, the status bar) drawn from this module's light imports; the
+tabs follow, then the config, the controllers, the charts and the log, whose modules (the protocol, the
+config's schema, yaml) would otherwise be imported and laid out before the terminal showed anything.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,26 @@ import inspect
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App
 
-from torchtui.engine import protocol as p
-from torchtui.engine.config import ExperimentConfig
-from torchtui.engine.history import RunHistory
-from torchtui.tui.bridge import EngineBridge
+from torchtui.engine.errors import UserError
 from torchtui.tui.charts.scheduler import ChartScheduler
 from torchtui.tui.commands import ActionsProvider
-from torchtui.tui.controllers import EventRouter
-from torchtui.tui.controllers.lifecycle import Lifecycle
-from torchtui.tui.controllers.live_fields import LiveFields
-from torchtui.tui.controllers.lr_find import LrFindController
-from torchtui.tui.controllers.presets import PresetController
-from torchtui.tui.controllers.ranks import RanksController
-from torchtui.tui.controllers.rewind import GuardController, RewindController
-from torchtui.tui.controllers.run_control import RunController
-from torchtui.tui.controllers.runs import RunsController, SanityCheck
-from torchtui.tui.controllers.setup import SetupController
 from torchtui.tui.keys import BINDINGS, PALETTE_ACTIONS, ROUTES
 from torchtui.tui.panes.deck import PaneDeck
 from torchtui.tui.screens.main import MainScreen
+
+if TYPE_CHECKING:
+    from torchtui.engine.config import ExperimentConfig
+    from torchtui.tui.bridge import EngineBridge
+
+# What the CLI hands the app instead of a config, read once the first frame is on screen:
+# () -> (config, attributes for the setup controller (preset_ref, sweep_section), notes for the log).
+Loader = Callable[[], "tuple[ExperimentConfig, dict, tuple]"]
 
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 EVENTS_BUDGET_S = 0.03  # engine events applied per tick at most this long: the rest wait, keys never starve
@@ -49,16 +51,50 @@ class TorchTUI(App):
     PALETTE_ACTIONS = PALETTE_ACTIONS
     BINDINGS = BINDINGS
 
-    def __init__(self, config: ExperimentConfig, bridge: EngineBridge, runs_dir: str | None = None):
+    def __init__(self, config: ExperimentConfig | Loader, bridge: EngineBridge, runs_dir: str | None = None):
+        """`config`: the setup, or a Loader (the CLI's preset, read after the first frame; a UserError it
+        raises ends the app with return code 2 and is kept in `load_error` for the CLI to print)."""
         super().__init__()
         self.bridge = bridge
         self.runs_dir = runs_dir
-        self.history = RunHistory()
         self.deck = PaneDeck()  # built and mounted after the first paint
         self.charts: dict = {}  # filled after the first paint; the scheduler shares the dict
         self.scheduler = ChartScheduler(self.charts)
-        # The features, each owning its state; events reach them in this order.
-        self.setup = SetupController(self, config)
+        self.main = MainScreen()
+        self.first_notes: tuple = ()  # what the command line's setup should say once the log exists
+        self.load_error: UserError | None = None
+        self._loader = config if callable(config) else None
+        self._early: list = []  # keys' actions before the body was mounted: run in order once it is
+        self._keys_open = False
+        self._backlog: deque = deque()  # engine events drained but not applied yet (over a tick's budget)
+        self._exit_when_ready: tuple | None = None
+        self._painted = False  # the first frame is on screen: the charts, panes and engine follow
+        self._attaching = bridge.attaching
+        self._history_drawn = False  # the attached run's History is on the charts
+        self._panes_started = False
+        if self._loader is None:
+            self._build(config)
+
+    @property
+    def built(self) -> bool:
+        """The setup is read and the controllers exist (from construction, or once a Loader ran)."""
+        return "setup" in vars(self)
+
+    def _build(self, config: ExperimentConfig) -> None:
+        """The history and the features, each owning its state; events reach them in the router's order."""
+        from torchtui.engine.history import RunHistory
+        from torchtui.tui.controllers import EventRouter
+        from torchtui.tui.controllers.lifecycle import Lifecycle
+        from torchtui.tui.controllers.live_fields import LiveFields
+        from torchtui.tui.controllers.lr_find import LrFindController
+        from torchtui.tui.controllers.presets import PresetController
+        from torchtui.tui.controllers.ranks import RanksController
+        from torchtui.tui.controllers.rewind import GuardController, RewindController
+        from torchtui.tui.controllers.run_control import RunController
+        from torchtui.tui.controllers.runs import RunsController, SanityCheck
+        from torchtui.tui.controllers.setup import SetupController
+
+        self.history = RunHistory()
         self.runner = RunController(self)
         self.live = LiveFields(self)
         self.lr_finder = LrFindController(self)
@@ -69,28 +105,29 @@ class TorchTUI(App):
         self.rewinder = RewindController(self)
         self.guard = GuardController(self)
         self.ranks = RanksController(self)
+        self.setup = SetupController(self, config)  # last: `built` says the others are there too
         self.router = EventRouter([self.setup, self.runner, self.live, self.lr_finder, self.sanity, self.lifecycle,
                                    self.rewinder, self.guard, self.ranks])
-        self.main = MainScreen()
-        self.first_notes: tuple = ()  # what the command line's setup should say once the log exists
-        self._backlog: deque = deque()  # engine events drained but not applied yet (over a tick's budget)
-        self._exit_when_ready: tuple | None = None
-        self._painted = False  # the first frame is on screen: the charts, panes and engine follow
-        self._attaching = getattr(bridge.host, "info", None) is not None  # given a live run server
-        self._history_drawn = False  # the attached run's History is on the charts
-        self._panes_started = False
 
     def get_default_screen(self) -> MainScreen:
         return self.main
 
     def on_mount(self) -> None:
-        self.sub_title = self.setup.config.name
         self.set_interval(TICK_S, self.poll_engine)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.lifecycle.stop_and_exit)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminated)
         if hasattr(signal, "SIGHUP"):
             # A plain handler, not the loop's: with the terminal gone the loop can be stuck in a write to
             # it, and a Python-level handler still runs (the write returns EINTR first).
-            signal.signal(signal.SIGHUP, self.lifecycle.hang_up)
+            signal.signal(signal.SIGHUP, self._hung_up)
+
+    def _terminated(self) -> None:
+        self.lifecycle.stop_and_exit() if self.built else self.exit()
+
+    def _hung_up(self, signum, frame) -> None:
+        if self.built:
+            self.lifecycle.hang_up(signum, frame)
+        else:
+            self.exit()
 
     def main_mounted(self) -> None:
         """The main screen is up (after this app's own mount): wait for its first frame, greet in the log."""
@@ -98,10 +135,6 @@ class TorchTUI(App):
         # the timer is a fallback for a Footer that never shows keys (a terminal that reports no focus).
         self.main.footer.when_keys_shown(self._first_frame_shown)
         self.set_timer(FIRST_PAINT_FALLBACK_S, self._first_frame_shown)
-        self.main.log_pane.add("info", "attaching to its server…" if self._attaching else
-                               "starting the engine (loading torch…)")
-        for note in self.first_notes:
-            self.main.log_pane.add("info", note)
 
     async def _first_frame_shown(self) -> None:
         if not self._painted:  # the Footer's callback, or the fallback timer: whichever comes first
@@ -111,6 +144,25 @@ class TorchTUI(App):
                 await started
 
     async def _after_first_paint(self) -> None:
+        await self.main.mount_tabs()  # the panes' titles, on the next frame
+        self.call_after_refresh(self._load_body)  # which is drawn before the setup is read and the body built
+        self.main.refresh()  # a refresh to come after, even if the tabs' own came already
+
+    async def _load_body(self) -> None:
+        if not self.built and not self._read_setup():
+            return
+        self.sub_title = self.setup.config.name
+        await self.main.mount_body()
+        self.main.log_pane.add("info", "attaching to its server…" if self._attaching else
+                               "starting the engine (loading torch…)")
+        for note in self.first_notes:
+            self.main.log_pane.add("info", note)
+        self._keys_open = True
+        for action, args in self._early:  # keys pressed before the body was there, in their order
+            done = action(self, *args)
+            if inspect.isawaitable(done):
+                await done
+        self._early.clear()
         self.charts.update(await self.main.chart_grid.load())  # the scheduler shares this dict
         self.main.apply_view()  # the charts took their slots' places
         self.deck.build(self.setup.config)
@@ -123,6 +175,20 @@ class TorchTUI(App):
             self.set_timer(ATTACH_FIRST_S, self._mount_panes_once)
             return
         self.call_after_refresh(self._mount_panes_once)
+
+    def _read_setup(self) -> bool:
+        """Run the Loader and build the features on what it read; a bad preset ends the app (return code 2)."""
+        try:
+            config, setup_attributes, notes = self._loader()
+        except UserError as err:
+            self.load_error = err
+            super().exit(return_code=2)
+            return False
+        self._build(config)
+        for name, value in setup_attributes.items():
+            setattr(self.setup, name, value)
+        self.first_notes = (*self.first_notes, *notes)
+        return True
 
     def _mount_panes_once(self) -> None:
         if not self._panes_started:
@@ -166,6 +232,8 @@ class TorchTUI(App):
         however many arrive: a resumed run's replay is thousands), route them, redraw at most one chart."""
         if not self.deck.built:
             return  # built right after the first paint; until then events wait, so no handler meets a missing pane
+        from torchtui.engine import protocol as p  # imported by then (a dict lookup): not on the first frame
+
         self._backlog.extend(self.bridge.drain())
         deadline = time.perf_counter() + EVENTS_BUDGET_S
         numbers = False
@@ -192,14 +260,17 @@ class TorchTUI(App):
 
     def action_focus_next(self) -> None:
         """tab: with nothing focused, into the shown pane's first field; otherwise the next field."""
-        if self.focused is None and self.screen is self.main:  # not under a modal screen
+        if not self._keys_open:
+            self._early.append((TorchTUI.action_focus_next, ()))
+        elif self.focused is None and self.screen is self.main:  # not under a modal screen
             self.main.enter_pane()
         else:
             super().action_focus_next()
 
     def action_blur(self) -> None:
         """escape: a live value typed but not applied goes back to the run's, and keys go to the app."""
-        self.live.revert()
+        if self.built:
+            self.live.revert()
         self.set_focus(None)
 
     # ------------------------------------------------------------------ read through (the CLI and tests)
@@ -237,22 +308,27 @@ class TorchTUI(App):
 
     @property
     def farewell(self) -> str:
-        return self.lifecycle.farewell
-
-
-# The classes of the app's attributes that keys.ROUTES names: an action takes its target's parameters.
-OWNERS = {"runner": RunController, "lifecycle": Lifecycle, "presets": PresetController, "runs": RunsController,
-          "sanity": SanityCheck, "lr_finder": LrFindController, "main": MainScreen, "rewinder": RewindController}
+        return self.lifecycle.farewell if self.built else ""
 
 
 def _route(owner: str, method: str):
+    """action_<name> for keys.ROUTES: the method `method` of the app's attribute `owner` (a controller, or
+    the main screen), given as many of the binding's arguments as it takes, as Textual gives an action's.
+    Keys pressed before the body is mounted wait for it (their controllers are built after the first frame)."""
+    arity: list[int] = []
+
     def action(self, *args):
-        return getattr(getattr(self, owner), method)(*args)
+        if not self._keys_open:
+            self._early.append((action, args))
+            return None
+        target = getattr(getattr(self, owner), method)
+        if not arity:
+            arity.append(len(inspect.signature(target).parameters))
+        return target(*args[:arity[0]])
 
     action.__name__ = f"action_{method}"
     action.__doc__ = f"Routed to {owner}.{method} (keys.ROUTES)."
-    # Textual passes an action as many arguments as the method's signature takes.
-    action.__signature__ = inspect.signature(getattr(OWNERS[owner], method))
+    action._param_count = 8  # Textual's count of the arguments to pass (textual/_callback.py): all of them
     return action
 
 

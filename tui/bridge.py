@@ -7,9 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from torchtui.engine import protocol as p
-
-if TYPE_CHECKING:  # the host module (multiprocessing, sockets) is imported after the first paint
+if TYPE_CHECKING:  # the host module (multiprocessing, sockets) and the protocol are imported after the first paint
     from torchtui.engine.host import EngineHost
 
 
@@ -20,11 +18,13 @@ class EngineBridge:
     kept, so a slow reply to an outdated config never overwrites a newer one.
     """
 
-    def __init__(self, host: EngineHost | Callable[[], EngineHost]):
-        """`host` is an engine host, or a function that starts one when the app calls `start()`."""
+    def __init__(self, host: EngineHost | Callable[[], EngineHost], attaching: bool = False):
+        """`host` is an engine host, or a function that starts one (or connects to one: `attaching`) when the
+        app calls `start()`."""
         given = hasattr(host, "send")
         self.host = host if given else None
         self._start_host = None if given else host
+        self.attaching = attaching or getattr(self.host, "info", None) is not None  # given a live run server
         self.ready = False
         self.torch_version = ""
         # Ids no other client of the same run server uses: a RunStarted echoing one is this app's run.
@@ -53,11 +53,17 @@ class EngineBridge:
 
     def is_current(self, reply) -> bool:
         """Whether a reply answers the newest request of its kind."""
+        from torchtui.engine import protocol as p
+
         request = next(kind for kind, answer in p.REPLIES.items() if answer is type(reply))
         return self.latest.get(request) == reply.request_id
 
     def drain(self) -> list:
         events = self.host.drain() if self.host is not None else []
+        if not events:
+            return events
+        from torchtui.engine import protocol as p
+
         for event in events:
             if isinstance(event, p.EngineReady):
                 self.ready, self.torch_version = True, event.torch_version

@@ -112,7 +112,8 @@ async def test_a_tab_waiting_for_its_pane_shows_no_widget_name(fake_app):
     while it waited for its pane (longest when attaching: the run's charts come first)."""
     app = fake_app
     async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "dataset" in app.deck.tab_panes, what="the tabs (just after the first frame)")
         tab = app.deck.tab_panes["dataset"]
-        assert not tab.children  # the pane is mounted after the first paint
+        assert not tab.children  # the pane is mounted after the tabs
         assert "TabPane" not in str(tab.render())
         await until(pilot, lambda: app.panes_ready, what="panes mounted")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from functools import cache
+from typing import TYPE_CHECKING
 
-from textual.widgets import TabPane
+if TYPE_CHECKING:  # the config and the tabs' widgets are imported after the first paint
+    from textual.widgets import TabPane
 
-from torchtui.engine.config import ExperimentConfig
+    from torchtui.engine.config import ExperimentConfig
 
 # (pane id, config section it edits, module in panes/, class), in tab order
 PANES = (("dataset", "data", "dataset", "DatasetPane"), ("model", "model", "model", "ModelPane"),
@@ -16,12 +19,20 @@ PANES = (("dataset", "data", "dataset", "DatasetPane"), ("model", "model", "mode
 PANE_IDS = tuple(pane_id for pane_id, *_ in PANES)
 
 
-class DeckTab(TabPane):
-    """A tab that waits for its pane: blank until then (an empty widget renders its name, `TabPane#tab-dataset`,
-    which flashed on screen while the panes mounted, for a second or more when attaching)."""
+@cache
+def deck_tab() -> type[TabPane]:
+    """DeckTab, made when the tabs are first composed (its module, TabbedContent's, is not on the first frame)."""
+    from textual.widgets import TabPane
 
-    def render(self) -> str:
-        return ""
+    class DeckTab(TabPane):
+        """A tab that waits for its pane: blank until then (an empty widget renders its name,
+        `TabPane#tab-dataset`, which flashed on screen while the panes mounted, for a second or more when
+        attaching)."""
+
+        def render(self) -> str:
+            return ""
+
+    return DeckTab
 
 
 class PaneDeck:
@@ -44,7 +55,7 @@ class PaneDeck:
         """The empty tabs to compose, labelled with the key that shows each one."""
         for i, pane_id in enumerate(PANE_IDS, start=1):
             label = f"{i} {'Hparams' if pane_id == 'hparams' else pane_id.title()}"
-            self.tab_panes[pane_id] = DeckTab(label, id=f"tab-{pane_id}")
+            self.tab_panes[pane_id] = deck_tab()(label, id=f"tab-{pane_id}")
             yield self.tab_panes[pane_id]
 
     def build(self, config: ExperimentConfig) -> None:

@@ -5,17 +5,19 @@ the UI state it holds in reactives (the run's state, the problem that blocks a s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import TabbedContent
 
-from torchtui.tui.charts.grid import ChartGrid
+if TYPE_CHECKING:
+    from textual.widgets import TabbedContent
+
 from torchtui.tui.panes.deck import PANE_IDS
 from torchtui.tui.widgets.footer import ContextFooter
 from torchtui.tui.widgets.log_pane import LogPane
-from torchtui.tui.widgets.rank_strip import RankStrip
 from torchtui.tui.widgets.status_bar import StatusBar
 
 NARROW_COLUMNS = 120   # below this, setup and charts share the screen as two views
@@ -36,28 +38,43 @@ class MainScreen(Screen):
     status_version: reactive[int] = reactive(0, repaint=False)  # bumped when the run's numbers changed
 
     def compose(self) -> ComposeResult:
-        app = self.app
+        # The first frame is this shell and the Footer's keys: the tabs, charts and log come right after it
+        # (mount_body), with their modules, so the terminal shows the app before they are imported and laid out.
         with Horizontal(id="main"):
-            with Vertical(id="setup"):
-                with TabbedContent(id="panes"):
-                    yield from app.deck.tabs()  # empty until the deck mounts the panes after the first paint
-            with Vertical(id="charts"):
-                yield ChartGrid(app.history, id="chart-grid")  # the charts come in after the first paint
-                yield RankStrip(id="rank-strip")  # data parallel only: a line per rank
-                yield LogPane(id="log")
+            yield Vertical(id="setup")
+            yield Vertical(id="charts")
         yield StatusBar(id="status")
         yield ContextFooter(compact=True)
 
     def on_mount(self) -> None:
         # References kept: query_one searches the active screen, which may be a modal one on top of this.
-        self.chart_grid = self.query_one(ChartGrid)
-        self.log_pane = self.query_one(LogPane)
-        self.tabs = self.query_one("#panes", TabbedContent)
         self.status_bar = self.query_one(StatusBar)
         self.footer = self.query_one(ContextFooter)
+        # Made now, mounted with the body: what is logged before then (a problem found while reading the
+        # setup, an engine event) waits in it.
+        self.log_pane = LogPane(id="log")
         self.layout_for(self.app.size.width)
-        self.refresh_status()
         self.app.main_mounted()
+
+    async def mount_tabs(self) -> None:
+        """The panes' tabs, empty until the deck mounts the panes: the first thing after the first frame."""
+        from textual.widgets import TabbedContent
+
+        self.tabs = TabbedContent(id="panes")
+        for tab in self.app.deck.tabs():
+            self.tabs.compose_add_child(tab)  # what `with TabbedContent(): yield tab` does in a compose
+        await self.query_one("#setup").mount(self.tabs)
+
+    async def mount_body(self) -> None:
+        """The chart slots (filled by ChartGrid.load), the per-rank strip (data parallel only) and the log,
+        once the app's setup is read."""
+        from torchtui.tui.charts.grid import ChartGrid
+        from torchtui.tui.widgets.rank_strip import RankStrip
+
+        self.chart_grid = ChartGrid(self.app.history, id="chart-grid")
+        await self.query_one("#charts").mount_all([self.chart_grid, RankStrip(id="rank-strip"), self.log_pane])
+        self.apply_view()
+        self.refresh_status()
 
     # ------------------------------------------------------------------ layout
 
@@ -80,7 +97,7 @@ class MainScreen(Screen):
 
     def apply_view(self) -> None:
         """Show the setup, the charts and the log as the view classes say, on those containers alone."""
-        if not hasattr(self, "log_pane"):
+        if not hasattr(self, "chart_grid"):  # the body is not mounted yet
             return
         narrow = self.narrow
         view = ("more" if self.has_class("show-more") else "charts" if self.has_class("show-charts")
@@ -245,7 +262,7 @@ class MainScreen(Screen):
         self.refresh_status()
 
     def refresh_status(self) -> None:
-        if not hasattr(self, "status_bar"):  # before on_mount took its references
+        if not hasattr(self, "status_bar") or not self.app.built:  # before on_mount, or the app's setup is read
             return
         self.status_bar.show(self.app.history, self.problem, self.notice, self.typing, self.pending)
         self.footer.follow(self.state, self.app.size.width)

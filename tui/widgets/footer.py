@@ -44,10 +44,12 @@ class ContextFooter(Footer):
 
     def _state_keys(self) -> tuple[set[str], set[str]]:
         """The actions always shown in the run's state, and those shown as the width allows."""
+        state = getattr(self.app, "history", None) and self.app.history.state
+        if not state:  # idle, or the first frame: drawn before the protocol is imported
+            return set(IDLE), set(MORE_IDLE) - set(IDLE)
         from torchtui.engine.protocol import ACTIVE_STATES
         from torchtui.engine.protocol import PAUSED as PAUSED_STATE
 
-        state = getattr(self.app, "history", None) and self.app.history.state
         active = state in ACTIVE_STATES
         base = set(ACTIVE if active else IDLE) | (set(PAUSED) if state == PAUSED_STATE else set())
         return base, set(MORE_ACTIVE if active else MORE_IDLE) - base
