@@ -92,9 +92,9 @@ class StepBuffer:
         if self.per_step_rows:
             self.sizes.append(rows)
         if outputs is not None and step % self.acc_every == 0:
-            self.outputs.append(outputs.detach())
             if outputs.dim() == 3:  # next-token logits (N, T, V): accuracy over the batch's positions
                 outputs, targets = outputs.flatten(0, 1), targets.flatten()
+            self.outputs.append(outputs.detach())
             self.targets.append(targets)
             self.acc_steps.append(step)
             self.acc_sizes.append(len(targets))
