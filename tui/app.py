@@ -39,6 +39,7 @@ TICK_S = 0.1           # the UI drains engine events and redraws at most this of
 EVENTS_BUDGET_S = 0.03  # engine events applied per tick at most this long: the rest wait, keys never starve
 FIRST_PAINT_FALLBACK_S = 1.0  # the panes are built by then even if the Footer's keys never showed
 ATTACH_FIRST_S = 1.0  # attaching: the panes are mounted once the run's charts are drawn, or after this long
+EXIT_FALLBACK_S = 30.0  # a quit while the panes mount waits for them (a second here; 20 s on a loaded machine)
 
 
 class TorchTUI(App):
@@ -218,7 +219,7 @@ class TorchTUI(App):
             super().exit(*args, **kwargs)
             return
         self._exit_when_ready = (args, kwargs)
-        self.set_timer(5, lambda: super(TorchTUI, self).exit(*args, **kwargs))
+        self.set_timer(EXIT_FALLBACK_S, lambda: super(TorchTUI, self).exit(*args, **kwargs))
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # the config and the tabs' widgets are imported after the fir
 PANES = (("dataset", "data", "dataset", "DatasetPane"), ("model", "model", "model", "ModelPane"),
          ("hparams", "train", "hparams", "HparamsPane"), ("device", "device", "device", "DevicePane"))
 PANE_IDS = tuple(pane_id for pane_id, *_ in PANES)
+TAB_LABELS = tuple(f"{i} {'Hparams' if pane_id == 'hparams' else pane_id.title()}"  # with the key that shows it
+                   for i, pane_id in enumerate(PANE_IDS, start=1))
 
 
 @cache
@@ -53,8 +55,7 @@ class PaneDeck:
 
     def tabs(self) -> Iterator[TabPane]:
         """The empty tabs to compose, labelled with the key that shows each one."""
-        for i, pane_id in enumerate(PANE_IDS, start=1):
-            label = f"{i} {'Hparams' if pane_id == 'hparams' else pane_id.title()}"
+        for pane_id, label in zip(PANE_IDS, TAB_LABELS):
             self.tab_panes[pane_id] = deck_tab()(label, id=f"tab-{pane_id}")
             yield self.tab_panes[pane_id]
 
@@ -78,6 +79,8 @@ class PaneDeck:
         if waiting:
             self.mount(waiting[0])
             return True
+        if any(not widget.is_mounted for pane in self.panes.values() for widget in pane.walk_children()):
+            return True  # a pane is mounted before its widgets' own mount handlers ran: a Select's raised at exit
         self.ready = bool(self.panes)
         return False
 
