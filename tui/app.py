@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 import signal
 import time
 from collections import deque
@@ -127,8 +128,8 @@ class TorchTUI(App):
     def _hung_up(self, signum, frame) -> None:
         if self.built:
             self.lifecycle.hang_up(signum, frame)
-        else:
-            self.exit()
+        else:  # no engine started yet, and no terminal to restore: a write to it may never return
+            os._exit(128 + signal.SIGHUP)
 
     def main_mounted(self) -> None:
         """The main screen is up (after this app's own mount): wait for its first frame, greet in the log."""

@@ -201,3 +201,18 @@ def test_a_dropped_connection_leaves_the_run_training_and_attach_brings_it_back(
         tmux("kill-server")
     assert json.loads(wait_for_file(run_dir / "summary.json"))["state"] == "stopped"
     assert (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_a_connection_dropped_as_the_app_starts_ends_it(tmp_path):
+    """SIGHUP as soon as the first frame shows, while the setup is still being read (issue 31's start-up):
+    the app ended only once built, and before that it stayed on with no terminal, at half a core."""
+    session = f"torchtui-early-hup-{os.getpid()}"
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         f"cd {tmp_path} && {private_env(tmp_path)} exec {TORCHTUI} moons --runs-dir {tmp_path / 'runs'}")
+    pid = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}"))
+    wait_for_screen(session, r"\? Help")
+    tmux("kill-session", "-t", session)  # closes the pty and sends SIGHUP, as sshd does
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling interval
+    assert not _alive(pid), "the app did not end when its terminal went away during start-up"
