@@ -146,6 +146,8 @@ class TorchTUI(App):
                 await started
 
     async def _after_first_paint(self) -> None:
+        if self._attaching:
+            self.bridge.start()  # connected now, the run's History arrives while the app builds the rest
         await self.main.mount_tabs()  # the panes' titles, on the next frame
         self.call_after_refresh(self._load_body)  # which is drawn before the setup is read and the body built
         self.main.refresh()  # a refresh to come after, even if the tabs' own came already
