@@ -4,10 +4,13 @@ Detection adds no host sync: it reads the flush's losses (every step) and sample
 (StepBuffer, about 10 a second), which the statistics callback pulls to the host in one transfer anyway. A step
 trips it when its loss or gradients are non-finite, or its loss (or sampled gradient norm) is a spike: a robust
 z-score, (value − median) / (1.4826 · MAD) over the last WINDOW values, above `train.guard_z`, that at least
-doubles the median and climbs a quarter of the way back to the run's early level (the median of its first
+doubles the median and climbs all the way back to the run's early level (the median of its first
 MIN_WINDOW values). Late in a run the loss sits near zero with a tiny MAD, so a z-score alone called noise a
-spike: the circles preset's 0.005 → 0.066 blips tripped four rollbacks and ended it as diverged. A gradient-norm
+spike: the circles preset's 0.005 → 0.066 blips tripped four rollbacks and ended it as diverged, and a quarter
+or half of the way back, one noisy moons batch (0.28-0.3 against a median of 0.07) paused the app's run. A gradient-norm
 spike must be 100x the median (GRAD_RATIO); one at a step that was not sampled shows a step later, in its loss.
+A resumed run's guard never saw where the run began: there a loss spike must be 10x the median (RESUMED_RATIO;
+one hard moons batch after a resume, 0.35 against 0.06, paused the app's run).
 
 What it does, at the next point between two steps (Controls): `stop` ends the run as diverged; `rollback` goes
 back to the newest snapshot before the bad step, skips that step's batches from then on, and records it
@@ -35,7 +38,8 @@ from torchtui.engine.run.callbacks.events import append_rows
 WINDOW = 200           # recent values the median and MAD are taken over
 MIN_WINDOW = 20        # no spike is called before this many values are known
 SPIKE_RATIO = 1.0      # … and a spike is at least this share of |median| above the median (doubles it) …
-SPIKE_SPAN = 0.25      # … and this share of the way from the median back up to where the run began
+SPIKE_SPAN = 1.0       # … and this share of the way from the median back up to where the run began
+RESUMED_RATIO = 9.0    # a run resumed from a checkpoint has no early level here: its spike is 10x the median
 GRAD_RATIO = 99.0      # a gradient-norm spike is at least 100x the median: benign norms swing 10-20x (the circles
                        # preset at its step 400: 0.05 -> 0.8, z 17); an exploding step is orders of magnitude
 ROLLBACK_WINDOW = 1000  # steps: more than train.guard_max_rollbacks rollbacks within this many stop the run
@@ -218,6 +222,7 @@ class Window(deque):
     def __init__(self):
         super().__init__(maxlen=WINDOW)
         self.early: float | None = None
+        self.first_step: int | None = None  # past MIN_WINDOW: a resumed run, whose beginning this never saw
 
 
 def _spike(window: Window, steps: list, values: list, z: float, before: int | None, ratio: float = SPIKE_RATIO):
@@ -225,13 +230,18 @@ def _spike(window: Window, steps: list, values: list, z: float, before: int | No
     up to the spike); only steps before `before` count. The median and MAD are taken once per flush."""
     if not values:
         return None
+    if window.first_step is None:
+        window.first_step = steps[0]
     known = len(window) >= MIN_WINDOW
     if known:
         window.early = statistics.median(list(window)[:MIN_WINDOW]) if window.early is None else window.early
         median = statistics.median(window)
         mad = statistics.median(abs(v - median) for v in window) * 1.4826
         scale = max(mad, abs(median) * 1e-3, 1e-12)
-        floor = median + max(ratio * abs(median), SPIKE_SPAN * (window.early - median))
+        if window.first_step > MIN_WINDOW:  # resumed: its first values here are not where the run began
+            floor = median + max(ratio, RESUMED_RATIO) * abs(median)
+        else:
+            floor = median + max(ratio * abs(median), SPIKE_SPAN * (window.early - median))
     for step, value in zip(steps, values):
         if before is not None and step >= before:
             return None

@@ -131,10 +131,12 @@ def test_stop_then_resume_in_the_app_goes_on_past_the_old_last_step(term):
         found = re.search(r"running .* step (\d+)/∞", term.screen())
         return int(found.group(1)) if found else 0
 
-    step = until(lambda: step_shown() > stopped and step_shown(), what="steps past the stopped one")
-    until(lambda: step_shown() > step, what="the screen following the run")
+    step = until(lambda: step_shown() > stopped and step_shown(), what="steps past the stopped one",
+                 screen=term.screen)
+    until(lambda: step_shown() > step, what="the screen following the run", screen=term.screen)
     # The loss chart's axis reaches past the old last step: its curve continues from the old one.
-    until(lambda: max(loss_ticks(term.screen()), default=0) > stopped, what="the loss chart past the old step")
+    until(lambda: max(loss_ticks(term.screen()), default=0) > stopped, what="the loss chart past the old step",
+          screen=term.screen)
     assert "Traceback" not in term.screen() and "Error" not in term.screen()
     (run_dir,) = term.runs.glob("*-moons")
     steps = [r["step"] for r in rows(run_dir, "step")]
