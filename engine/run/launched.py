@@ -16,6 +16,8 @@ import signal
 import threading
 from dataclasses import dataclass
 
+from torchtui.engine.errors import UserError
+
 DEFAULT_PORT = 29500  # torch.distributed's usual MASTER_PORT, for SLURM jobs that do not set one
 
 
@@ -30,7 +32,7 @@ class Launch:
     launcher: str  # "torchrun" or "slurm"
 
 
-class LaunchError(ValueError):
+class LaunchError(UserError, ValueError):
     """The launcher's variables cannot start a run; the message names the variable and the fix."""
 
 

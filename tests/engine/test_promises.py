@@ -58,6 +58,7 @@ def cases(files: Path) -> dict[str, list[list[str]]]:
                     [str(files / "broken-run"), "-i", "x.csv"]],
         "runs": [[*bad_arg], ["--runs-dir", str(files / "not-a-folder")], ["--sort", "no-such-column"]],
         "ps": [[*bad_arg]],
+        "rewind": [["some-run", *bad_arg], ["no-such-run"]],  # no live run to rewind
     }
 
 
@@ -65,7 +66,7 @@ def test_every_json_command_has_cases(files):
     assert json_commands() == set(cases(files))  # a new --json command needs its bad cases here
 
 
-@pytest.mark.parametrize("command", ["train", "sweep", "lr-find", "resume", "predict", "runs", "ps"])
+@pytest.mark.parametrize("command", ["train", "sweep", "lr-find", "resume", "predict", "runs", "ps", "rewind"])
 def test_json_ends_stdout_with_one_object_however_the_command_ends(command, files, tmp_path):
     for args in cases(files)[command]:
         result = torchtui(command, *args, "--json", "--runs-dir", str(tmp_path / "runs")) \
