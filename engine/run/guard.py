@@ -9,8 +9,8 @@ MIN_WINDOW values). Late in a run the loss sits near zero with a tiny MAD, so a 
 spike: the circles preset's 0.005 → 0.066 blips tripped four rollbacks and ended it as diverged, and a quarter
 or half of the way back, one noisy moons batch (0.28-0.3 against a median of 0.07) paused the app's run. A gradient-norm
 spike must be 100x the median (GRAD_RATIO); one at a step that was not sampled shows a step later, in its loss.
-A resumed run's guard never saw where the run began: there a loss spike must be 10x the median (RESUMED_RATIO;
-one hard moons batch after a resume, 0.35 against 0.06, paused the app's run).
+A resumed run's guard takes where the run began from the checkpoint (Run.loss_at_start); one from a checkpoint
+that has none never saw it, and there a loss spike must be 10x the median (RESUMED_RATIO).
 
 What it does, at the next point between two steps (Controls): `stop` ends the run as diverged; `rollback` goes
 back to the newest snapshot before the bad step, skips that step's batches from then on, and records it
@@ -90,7 +90,11 @@ class Guard(Callback):
         found = None
         if nonfinite and out.bad_step is not None:
             found = (out.bad_step, "nonfinite", f"non-finite {out.bad_what} at step {fmt_step(out.bad_step)}", None)
+        if self.losses.early is None and run.loss_at_start is not None:  # resumed: where the run began, saved
+            self.losses.early, self.losses.first_step = run.loss_at_start, 0
         spike = _spike(self.losses, out.step, out.loss, self.z, found[0] if found else None)
+        if run.loss_at_start is None and self.losses.early is not None and self.losses.first_step <= MIN_WINDOW:
+            run.loss_at_start = self.losses.early  # kept in checkpoints
         if spike is not None:
             step, value, z = spike
             found = (step, "loss_spike", f"loss spike at step {fmt_step(step)}: {value:.4g} (z {z:.1f})", value)

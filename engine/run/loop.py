@@ -76,6 +76,7 @@ class Run:
     eval_cost: float = 0.0             # seconds the last validate() took
     eval_ended: float | None = None    # perf_counter() when it ended (None: no evaluation yet)
     jumped: bool = False               # a snapshot was just restored: the loop restarts from its position
+    loss_at_start: float | None = None  # the spike guard's early loss (median of its first steps), checkpointed
     skip: set = field(default_factory=set)  # (epoch, batch) the spike guard rolled back over: not trained again
     tokens: TokenInput | None = None   # the inputs are token ids (models.tokens); task "tokens": next-token data
 

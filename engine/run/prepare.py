@@ -351,6 +351,7 @@ def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
         "epoch": run.epoch,
         "batch_in_epoch": run.batch_in_epoch,
         "best": run.best,
+        "loss_at_start": run.loss_at_start,  # where the run began, for the spike guard of a resumed run
         "grad_clip": run.grad_clip,
         "base_lr": run.base_lr,  # train.lr as live changes left it (config holds the one the run started with)
         "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
@@ -391,6 +392,7 @@ def restore(run: Run, state: dict) -> None:
         per_batch = run.config.train.batch_size
         run.batch_in_epoch = run.batch_in_epoch * per_batch * saved // (per_batch * world) if per_batch else 0
     run.grad_clip = state.get("grad_clip", run.grad_clip)
+    run.loss_at_start = state.get("loss_at_start")
     run.base_lr = state.get("base_lr") or base_lr_before(state)
     ckpt.set_rng_state(state["rng"])
     run.folder.truncate_metrics_after(run.step)

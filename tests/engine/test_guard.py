@@ -182,7 +182,7 @@ def test_noise_near_zero_loss_is_no_spike_but_a_jump_is():
     from torchtui.engine.run.guard import Guard
 
     guard = Guard("rollback", 6.0, 3)
-    run = SimpleNamespace(session=SimpleNamespace(pending=False))
+    run = SimpleNamespace(session=SimpleNamespace(pending=False), loss_at_start=None)
 
     def flush(first: int, losses: list):
         out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
@@ -204,7 +204,7 @@ def test_a_resumed_run_s_guard_calls_a_spike_only_at_ten_times_its_median():
     from torchtui.engine.run.guard import Guard
 
     guard = Guard("rollback", 6.0, 3)
-    run = SimpleNamespace(session=SimpleNamespace(pending=False))
+    run = SimpleNamespace(session=SimpleNamespace(pending=False), loss_at_start=None)
 
     def flush(first: int, losses: list):
         out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
@@ -214,3 +214,9 @@ def test_a_resumed_run_s_guard_calls_a_spike_only_at_ten_times_its_median():
     assert flush(20_236, [0.06 + 0.01 * (i % 3) for i in range(200)]) is None
     assert flush(20_436, [0.06, 0.35, 0.06]) is None
     assert flush(20_439, [0.06, 0.9]) == 20_440 and guard.trip.kind == "loss_spike"
+
+    # A checkpoint written since keeps where the run began (0.69): near zero, the guard judges by it again.
+    guard, run.loss_at_start = Guard("rollback", 6.0, 3), 0.69
+    assert flush(30_000, [0.004 + 0.001 * (i % 3) for i in range(200)]) is None
+    assert flush(30_200, [0.004, 0.05, 0.004]) is None   # 10x the median, a tenth of the way back: noise
+    assert flush(30_203, [0.004, 0.9]) == 30_204 and guard.trip.kind == "loss_spike"
