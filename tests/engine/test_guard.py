@@ -172,51 +172,48 @@ def test_guard_modes_and_the_data_parallel_refusal():
     assert refusal(rank, p.Rewind()).startswith("rewind: not available for data-parallel runs (device.devices)")
 
 
+class Flushes:
+    """A Guard fed flushes of losses by hand, on a stand-in run: `flush(first_step, losses)` is its check."""
+
+    def __init__(self, loss_at_start: float | None = None):
+        from types import SimpleNamespace
+
+        from torchtui.engine.run.guard import Guard
+
+        self.guard = Guard("rollback", 6.0, 3)
+        self.run = SimpleNamespace(session=SimpleNamespace(pending=False), loss_at_start=loss_at_start)
+
+    def __call__(self, first: int, losses: list):
+        from types import SimpleNamespace
+
+        out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
+                              grad_norm=[], bad_step=None)
+        return self.guard.check(self.run, out, False)
+
+
 def test_noise_near_zero_loss_is_no_spike_but_a_jump_is():
     """Late in a run the loss sits near zero with a tiny MAD: a blip from 0.005 to 0.066 has a z-score of ~14 but
     is noise (the circles preset tripped four rollbacks on such blips and ended diverged), and so is one hard
     batch halfway back (the app's moons run paused at step 5,314 on a 0.3); a jump back past where the run
     began is a spike."""
-    from types import SimpleNamespace
-
-    from torchtui.engine.run.guard import Guard
-
-    guard = Guard("rollback", 6.0, 3)
-    run = SimpleNamespace(session=SimpleNamespace(pending=False), loss_at_start=None)
-
-    def flush(first: int, losses: list):
-        out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
-                              grad_norm=[], bad_step=None)
-        return guard.check(run, out, False)
-
+    flush = Flushes()
     assert flush(1, [0.7 - 0.03 * i for i in range(20)]) is None       # the run begins near 0.7 …
     assert flush(21, [0.005 + 0.0005 * (i % 3) for i in range(200)]) is None  # … and settles near 0.005
     assert flush(221, [0.005, 0.066, 0.005]) is None
     assert flush(224, [0.005, 0.3]) is None  # one hard batch, not back where the run began (moons, step 5,314)
-    assert flush(226, [0.005, 0.8]) == 227 and guard.trip.kind == "loss_spike" and run.session.pending
+    assert flush(226, [0.005, 0.8]) == 227 and flush.guard.trip.kind == "loss_spike" and flush.run.session.pending
 
 
 def test_a_resumed_run_s_guard_calls_a_spike_only_at_ten_times_its_median():
     """A run resumed at step 20,235 (the app's stop-then-resume test): the guard's first values were already
     near 0.06, so 'back where the run began' meant twice the median, and one hard batch (0.35) paused it."""
-    from types import SimpleNamespace
-
-    from torchtui.engine.run.guard import Guard
-
-    guard = Guard("rollback", 6.0, 3)
-    run = SimpleNamespace(session=SimpleNamespace(pending=False), loss_at_start=None)
-
-    def flush(first: int, losses: list):
-        out = SimpleNamespace(step=list(range(first, first + len(losses))), loss=losses, layer_steps=[],
-                              grad_norm=[], bad_step=None)
-        return guard.check(run, out, False)
-
+    flush = Flushes()
     assert flush(20_236, [0.06 + 0.01 * (i % 3) for i in range(200)]) is None
     assert flush(20_436, [0.06, 0.35, 0.06]) is None
-    assert flush(20_439, [0.06, 0.9]) == 20_440 and guard.trip.kind == "loss_spike"
+    assert flush(20_439, [0.06, 0.9]) == 20_440 and flush.guard.trip.kind == "loss_spike"
 
     # A checkpoint written since keeps where the run began (0.69): near zero, the guard judges by it again.
-    guard, run.loss_at_start = Guard("rollback", 6.0, 3), 0.69
+    flush = Flushes(loss_at_start=0.69)
     assert flush(30_000, [0.004 + 0.001 * (i % 3) for i in range(200)]) is None
     assert flush(30_200, [0.004, 0.05, 0.004]) is None   # 10x the median, a tenth of the way back: noise
-    assert flush(30_203, [0.004, 0.9]) == 30_204 and guard.trip.kind == "loss_spike"
+    assert flush(30_203, [0.004, 0.9]) == 30_204 and flush.guard.trip.kind == "loss_spike"
