@@ -194,21 +194,21 @@ async def test_a_real_engine_pauses_on_a_bad_batch_and_h_rolls_back_with_half_th
     app = settles(TorchTUI(config, EngineBridge(host), runs_dir=str(tmp_path / "runs")))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.panes_ready and app.bridge.ready, timeout=60, what="the engine")
+            await until(pilot, lambda: app.panes_ready and app.bridge.ready, timeout=120, what="the engine")
             await pilot.press("space")
-            await until(pilot, lambda: isinstance(app.screen, GuardScreen), timeout=60, what="the guard's question")
+            await until(pilot, lambda: isinstance(app.screen, GuardScreen), timeout=120, what="the guard's question")
             screen, step = app.screen, app.screen.tripped.step
-            await until(pilot, lambda: app.history.state == p.PAUSED, what="the run paused")
+            await until(pilot, lambda: app.history.state == p.PAUSED, timeout=120, what="the run paused")
             assert screen.tripped.kind in ("loss_spike", "nonfinite") and step > 50
             await pilot.press("s")
             table = screen.query_one("#guard-batch")
-            await until(pilot, lambda: table.row_count > 0 and table.display, what="the offending batch")
+            await until(pilot, lambda: table.row_count > 0 and table.display, timeout=120, what="the offending batch")
             assert float(table.get_row_at(0)[1]) > 1e3  # a sample of the scaled batch, by its loss
             await pilot.press("h")
             await until(pilot, lambda: app.history.state == p.RUNNING and any(
                 "rolled back" in line and "halving the lr" in line for line in app.log_pane.lines_written),
-                timeout=60, what="rolled back, lr halved, running")
-            await until(pilot, lambda: app.config.train.lr == 0.005, what="the setup follows the halved lr")
+                timeout=120, what="rolled back, lr halved, running")
+            await until(pilot, lambda: app.config.train.lr == 0.005, timeout=120, what="the setup follows the lr")
             # The loss chart marks where the run went back to (engine/history's RolledBack marker).
             assert any(at < step and "↺" in label for at, label in app.history.markers), app.history.markers
             assert not isinstance(app.screen, GuardScreen)
