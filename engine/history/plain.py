@@ -23,7 +23,8 @@ def encode(value):
         return {"__series__": {"cap": value.cap, "count": value._count, "last": value._last,
                                "levels": [None if level is None else [_b64(a) for a in level]
                                           for level in value._levels],
-                               "pending": value._pending}}
+                               # a copy: the server's sender thread pickles this while its dispatcher appends
+                               "pending": list(value._pending)}}
     if EVENT_TYPES.get(type(value).__name__) is type(value):
         return {"__event__": type(value).__name__, "fields": {k: encode(v) for k, v in vars(value).items()}}
     if isinstance(value, dict):
