@@ -14,6 +14,27 @@ from torchtui.engine.files import atomic_write_bytes
 CHECKPOINT_SCHEMA = 1
 
 
+def run_state(run) -> dict:
+    """What the next step depends on, by reference: weights, optimizer, schedule, position and RNG. A checkpoint
+    holds it (engine/run/prepare.py checkpoint_payload) and so does an in-memory snapshot (snapshots.py)."""
+    return {
+        "model": run.plain_model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "plateau": run.plateau.state_dict() if run.plateau is not None else None,
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "step": run.step,
+        "epoch": run.epoch,
+        "batch_in_epoch": run.batch_in_epoch,
+        "best": run.best,
+        "loss_at_start": run.loss_at_start,  # where the run began, for the spike guard of a resumed run
+        "grad_clip": run.grad_clip,
+        "base_lr": run.base_lr,  # train.lr as live changes left it (config holds the one the run started with)
+        "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
+        "rng": rng_state(),
+    }
+
+
 def rng_state() -> dict:
     """The global RNG states a resumed run needs to continue exactly (CPU and every CUDA device)."""
     state = {"torch": torch.get_rng_state()}

@@ -340,22 +340,9 @@ def layer_of_param(run: Run) -> list[int]:
 def checkpoint_payload(run: Run, extra: dict | None = None) -> dict:
     """The plain dict a checkpoint holds: weights, optimizer, schedule, position, RNG (loadable weights-only)."""
     return {
-        "model": run.plain_model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
-        "plateau": run.plateau.state_dict() if run.plateau is not None else None,
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        **ckpt.run_state(run),
         "config": run.config_dict,
         "run_id": run.run_id,
-        "step": run.step,
-        "epoch": run.epoch,
-        "batch_in_epoch": run.batch_in_epoch,
-        "best": run.best,
-        "loss_at_start": run.loss_at_start,  # where the run began, for the spike guard of a resumed run
-        "grad_clip": run.grad_clip,
-        "base_lr": run.base_lr,  # train.lr as live changes left it (config holds the one the run started with)
-        "world_size": run.dist.world if run.dist is not None else 1,  # batch_in_epoch counts batches of this many
-        "rng": ckpt.rng_state(),
         "data": run.data.preprocessing(),  # what `torchtui predict` applies to new inputs
         "tokens": run.tokens.to_dict() if run.tokens is not None else None,  # how the model reads token ids
         "saved_at": time.time(),

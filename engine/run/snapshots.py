@@ -117,15 +117,7 @@ def _available_memory() -> int:
 def training_state(run) -> dict:
     """Everything the next step depends on, by reference (copied by `take`)."""
     return {
-        "model": run.plain_model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
-        "plateau": run.plateau.state_dict() if run.plateau is not None else None,
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "step": run.step, "epoch": run.epoch, "batch_in_epoch": run.batch_in_epoch, "best": run.best,
-        "grad_clip": run.grad_clip, "base_lr": run.base_lr,
-        "world_size": run.dist.world if run.dist is not None else 1,
-        "rng": ckpt.rng_state(),
+        **ckpt.run_state(run),
         "callbacks": [cb.state_dict() for cb in run.callbacks.callbacks],
         "last_val": dict(run.last_val),
     }
