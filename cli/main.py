@@ -23,11 +23,13 @@ def command(name: str):
     return importlib.import_module(f"torchtui.cli.{name.replace('-', '_')}")  # lr-find is lr_find.py
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `only` that one (its arguments parse the same: each command's
+    module, and what it imports, is loaded only when that command runs; `torchtui -h` lists them all)."""
     parser = Parser(prog="torchtui", description="Train PyTorch models from a terminal. "
                     "`torchtui [PRESET]` opens the app; the commands below run without it.")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         module = command(name)
         module.add_arguments(sub.add_parser(name, help=module.HELP))
     return parser
@@ -56,7 +58,7 @@ def dispatch(argv: list[str]) -> int:
         if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
             misspelt(argv[0] if argv else "")
             return command("app").run(build_app_parser().parse_args(argv))
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
         return command(args.command).run(args)
     except (UserError, FileExistsError) as err:  # what the user or the machine caused: one line, exit 2
         # A ConfigError's first problem (and how many more); others whole: a data error lists its bad cells.

@@ -291,7 +291,7 @@ def test_a_dumb_terminal_gets_plain_lines(tmp_path):
 def test_the_last_resort_handler_prints_its_line_where_home_cannot_be_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "XDG_STATE_HOME"}
     env["HOME"] = "/proc/self"  # read-only for everyone, root included
-    bug = ("import sys; from torchtui.cli import main as m; m.build_parser = lambda: 1 / 0; "
+    bug = ("import sys; from torchtui.cli import main as m; m.build_parser = lambda *a: 1 / 0; "
            "sys.exit(m.main(['runs']))")
     result = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1
