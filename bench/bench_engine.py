@@ -1,7 +1,7 @@
 """Training throughput of the same MLPs four ways, measured alternately in one process.
 
     python bench/bench_engine.py [--rounds 3] [--quick] [--only small|big|preset] [--threads N]
-        [--stats-every N] [--keep-runs]
+        [--stats-every N] [--keep-runs] [--compile]
 
 (a) the textbook loop: DataLoader(TensorDataset, shuffle=True);
 (b) a bare loop: a randperm per epoch and index-sliced tensors, nothing else;
@@ -19,6 +19,10 @@ there is no test split, so evaluation is a small part of that; `preset` is the m
 (30 short epochs, 20 % val, 10 % test), where per-epoch work is not small. Each round runs a, b, c, d
 in turn, so machine noise hits all four; a figure is the median over rounds, after one untimed
 warm-up of each.
+
+`--compile`: all four with torch.compile (a and b compile their model, c and d set device.compile), the
+path gpu_check.py measures on a GPU, here on the CPU (inductor's C++ backend); it also prints what Dynamo
+counted in this process (c's runs): graph breaks, graphs compiled and recompiles.
 
 Threads: this process and the worker use the same torch thread count (`--threads`, default 1, which
 is WorkerHost's own default on 2 cores). On a 2-core machine shared with other jobs, 2 OpenMP threads
@@ -79,13 +83,17 @@ WORKLOADS = {  # sized for a few seconds per method per round on 2 cores
 }
 
 
+COMPILE = False  # --compile: a and b compile their models too
+
+
 def make_model(n_in: int, layers: list, n_out: int) -> nn.Module:
     mods, width = [], n_in
     for units in layers:
         units = units["units"] if isinstance(units, dict) else units
         mods += [nn.Linear(width, units), nn.ReLU()]
         width = units
-    return nn.Sequential(*mods, nn.Linear(width, n_out))
+    model = nn.Sequential(*mods, nn.Linear(width, n_out))
+    return torch.compile(model) if COMPILE else model
 
 
 def textbook(x, y, layers, n_out, epochs, lr) -> float:
@@ -144,6 +152,8 @@ def measure(name: str, hosts: dict, args) -> dict[str, list[float]]:
     cfg = make(args.quick, args.stats_every)
     if args.eval_budget is not None:
         cfg["train"]["eval_budget"] = args.eval_budget
+    if COMPILE:
+        cfg["device"]["compile"] = True
     splits = load_data(from_dict(cfg).data)
     x, y, n_out = splits.x_train, splits.y_train, splits.n_classes
     layers, epochs, lr = cfg["model"]["layers"], cfg["train"]["epochs"], cfg["train"]["lr"]
@@ -197,7 +207,10 @@ def main() -> None:
     parser.add_argument("--eval-budget", type=float, default=None,
                         help="the engine's train.eval_budget (default: the config's, 0.05; 0 = every epoch evaluated)")
     parser.add_argument("--keep-runs", action="store_true", help="keep the engine's run folders (deleted by default)")
+    parser.add_argument("--compile", action="store_true", help="every method with torch.compile (see above)")
     args = parser.parse_args()
+    global COMPILE
+    COMPILE = args.compile
     if args.quick:
         args.rounds = 1
     torch.set_num_threads(args.threads)
@@ -218,6 +231,13 @@ def main() -> None:
         if not args.keep_runs:  # checkpoints of the big MLP come to ~100 MB a run of the script
             shutil.rmtree(runs, ignore_errors=True)
     report(results, threads, args.stats_every)
+    if args.compile:
+        from torch._dynamo.utils import counters
+
+        breaks = sum(counters["graph_break"].values())
+        print(f"\nDynamo in this process (a, b and c): {breaks} graph break(s) "
+              f"{dict(counters['graph_break']) if breaks else ''}, {counters['stats']['unique_graphs']} graph(s) "
+              f"compiled, {sum(counters['recompiles'].values())} recompile(s)")
     if args.keep_runs:
         print(f"(run folders under {runs})")
 
