@@ -41,10 +41,12 @@ def run(args) -> int:
 
         return ServerHost(info)
 
-    from torchtui.tui.app import TorchTUI
     from torchtui.tui.bridge import EngineBridge
 
     bridge = EngineBridge(connect, attaching=True)
+    bridge.start_soon()  # the run's History comes while the app loads
+    from torchtui.tui.app import TorchTUI
+
     return open_app(TorchTUI(load, bridge), bridge)
 
 

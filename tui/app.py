@@ -9,6 +9,7 @@ config's schema, yaml) would otherwise be imported and laid out before the termi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import os
@@ -39,7 +40,7 @@ Loader = Callable[[], "tuple[ExperimentConfig, dict, tuple]"]
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 EVENTS_BUDGET_S = 0.03  # engine events applied per tick at most this long: the rest wait, keys never starve
 FIRST_PAINT_FALLBACK_S = 1.0  # the panes are built by then even if the Footer's keys never showed
-ATTACH_FIRST_S = 1.0  # attaching: the panes are mounted once the run's charts are drawn, or after this long
+ATTACH_FIRST_S = 1.0  # attaching: the setup and panes are loaded once the run's charts are drawn, or after this long
 EXIT_FALLBACK_S = 30.0  # a quit while the panes mount waits for them (a second here; 20 s on a loaded machine)
 
 
@@ -74,6 +75,10 @@ class TorchTUI(App):
         self._attaching = bridge.attaching
         self._history_drawn = False  # the attached run's History is on the charts
         self._panes_started = False
+        self._charts_early = False  # attaching: the charts are mounted before the controllers (_charts_first)
+        self._unrouted: list = []  # events drawn on those charts, for the controllers once they are built
+        self._charts_mounted = asyncio.Event()
+        self._charts_drawn = asyncio.Event()  # the attached run's History is on them
         if self._loader is None:
             self._build(config)
 
@@ -96,7 +101,8 @@ class TorchTUI(App):
         from torchtui.tui.controllers.runs import RunsController, SanityCheck
         from torchtui.tui.controllers.setup import SetupController
 
-        self.history = RunHistory()
+        if "history" not in vars(self):  # attaching, it came first (_charts_first)
+            self.history = RunHistory()
         self.runner = RunController(self)
         self.live = LiveFields(self)
         self.lr_finder = LrFindController(self)
@@ -137,6 +143,8 @@ class TorchTUI(App):
         # the timer is a fallback for a Footer that never shows keys (a terminal that reports no focus).
         self.main.footer.when_keys_shown(self._first_frame_shown)
         self.set_timer(FIRST_PAINT_FALLBACK_S, self._first_frame_shown)
+        if self._attaching:  # the run's charts come right after the shell, before the keys and everything else
+            self.call_after_refresh(self._charts_first)
 
     async def _first_frame_shown(self) -> None:
         if not self._painted:  # the Footer's callback, or the fallback timer: whichever comes first
@@ -145,18 +153,38 @@ class TorchTUI(App):
             if inspect.isawaitable(started):  # tests replace it with a plain function
                 await started
 
+    async def _charts_first(self) -> None:
+        """Attaching: the charts, and the run's History on them as soon as it is here, before the tabs, the
+        setup and the controllers (events drawn now are routed to those once they exist)."""
+        from torchtui.engine.history import RunHistory
+
+        self.bridge.start()  # connected, the History on its way (it usually is by now: cli/attach.py)
+        self.history = RunHistory()  # _build keeps it
+        await self.main.mount_body()
+        self.charts.update(await self.main.chart_grid.load())
+        self.main.apply_view()
+        self._charts_early = True
+        self._charts_mounted.set()
+        self.call_after_refresh(self.poll_engine)  # laid out by then: the charts have their sizes
+
     async def _after_first_paint(self) -> None:
         if self._attaching:
             self.bridge.start()  # connected now, the run's History arrives while the app builds the rest
-        await self.main.mount_tabs()  # the panes' titles, on the next frame
-        self.call_after_refresh(self._load_body)  # which is drawn before the setup is read and the body built
-        self.main.refresh()  # a refresh to come after, even if the tabs' own came already
+        self.call_after_refresh(self._load_body)
+        self.main.refresh()  # a refresh to come, whatever else is pending
 
     async def _load_body(self) -> None:
+        if self._attaching:  # the run's charts first: the setup is read once they are drawn (or a second on)
+            await self._charts_mounted.wait()  # _charts_first, begun before this, may be between its awaits
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._charts_drawn.wait(), ATTACH_FIRST_S)
         if not self.built and not self._read_setup():
             return
         self.sub_title = self.setup.config.name
-        await self.main.mount_body()
+        if hasattr(self.main, "chart_grid"):  # attaching, it is there already (_charts_first)
+            self.main.refresh_status()  # the run's state and numbers, drawn once the app is built
+        else:
+            await self.main.mount_body()
         self.main.log_pane.add("info", "attaching to its server…" if self._attaching else
                                "starting the engine (loading torch…)")
         for note in self.first_notes:
@@ -172,6 +200,9 @@ class TorchTUI(App):
         self.deck.build(self.setup.config)
         self.setup.show_parallel()
         self.bridge.start()
+        for event in self._unrouted:  # drawn before the controllers existed: they see them now, in order
+            self.router.dispatch(event)
+        self._unrouted.clear()
         self.poll_engine()  # an attached run's History is often here already: its charts are drawn first
         if self._attaching and not self._history_drawn:
             # The panes' seven hundred widgets take a few hundred ms to mount: they wait for the run's charts
@@ -195,7 +226,7 @@ class TorchTUI(App):
         return True
 
     def _mount_panes_once(self) -> None:
-        if not self._panes_started:
+        if not self._panes_started and self.deck.built:  # attaching, the charts can be drawn before it is
             self._panes_started = True
             self._mount_panes()
 
@@ -234,8 +265,9 @@ class TorchTUI(App):
     def poll_engine(self) -> None:
         """Timer: apply the engine's events (for at most EVENTS_BUDGET_S, so keys are handled between ticks
         however many arrive: a resumed run's replay is thousands), route them, redraw at most one chart."""
-        if not self.deck.built:
+        if not self.deck.built and not self._charts_early:
             return  # built right after the first paint; until then events wait, so no handler meets a missing pane
+        routed = self.deck.built  # else the charts alone are there: the events wait for the controllers
         from torchtui.engine import protocol as p  # imported by then (a dict lookup): not on the first frame
 
         self._backlog.extend(self.bridge.drain())
@@ -247,18 +279,25 @@ class TorchTUI(App):
             changed = self.history.apply(event)
             numbers |= bool(changed)
             self.scheduler.changed(changed)
-            self.router.dispatch(event)
+            self.router.dispatch(event) if routed else self._unrouted.append(event)
             whole |= isinstance(event, p.History)
         if whole:  # a run drawn whole at once (attached, or resumed): every chart now, not one a tick
-            self.scheduler.redraw_all()
-            if not self._history_drawn:
-                self._history_drawn = True
-                self.call_after_refresh(self._mount_panes_once)  # the charts reach the screen first
+            self._draw_whole()
         else:
             self.scheduler.redraw_one()
         if numbers:
             self.main.state = self.history.state
             self.main.status_version += 1
+
+    def _draw_whole(self, tries: int = 10) -> None:
+        """Every chart now; those not laid out yet (attaching, the charts just mounted) on the next frames."""
+        self.scheduler.redraw_all()
+        if tries and not self.scheduler.all_drawn():
+            self.call_after_refresh(self._draw_whole, tries - 1)
+        elif not self._history_drawn:
+            self._history_drawn = True
+            self._charts_drawn.set()
+            self.call_after_refresh(self._mount_panes_once)  # the charts reach the screen first
 
     # ------------------------------------------------------------------ keys that are the app's own
 

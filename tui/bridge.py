@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,11 +31,18 @@ class EngineBridge:
         # Ids no other client of the same run server uses: a RunStarted echoing one is this app's run.
         self._ids = itertools.count(secrets.randbits(40) << 16)
         self.latest: dict[type, int] = {}
+        self._starting = threading.Lock()
 
     def start(self) -> None:
         """Start the host if it was given as a function (the app does this once it has painted)."""
-        if self.host is None and self._start_host is not None:
-            self.host = self._start_host()
+        with self._starting:
+            if self.host is None and self._start_host is not None:
+                self.host = self._start_host()
+
+    def start_soon(self) -> None:
+        """Start the host in a thread now (attaching: the server sends the run's History while the app
+        imports and draws its first frame); the app's own start() then waits for it."""
+        threading.Thread(target=self.start, name="torchtui-connect", daemon=True).start()
 
     def send(self, command) -> None:
         """Send a command; before the engine is started there is nothing to act on, so it is dropped."""

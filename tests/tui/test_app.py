@@ -116,8 +116,7 @@ async def test_error_is_shown_and_the_app_stays_up(fake_app):
 
 async def test_exit_while_panes_are_still_mounting_waits_for_them(fake_app, monkeypatch):
     """A quit within the first second: Textual's teardown of a half-mounted pane would raise."""
-    async def build_but_hold(app):  # the tabs and the panes built, their mounting held
-        await app.main.mount_tabs()
+    async def build_but_hold(app):  # the panes built, their mounting held
         app.deck.build(app.config)
         app.bridge.start()
 

@@ -64,6 +64,10 @@ class ChartScheduler:
             if self._drawable(chart):
                 chart.redraw()
 
+    def all_drawn(self) -> bool:
+        """No chart on show waits for a size to be drawn in (one just mounted, not laid out yet)."""
+        return not any(chart.dirty and chart.display and chart.size.width == 0 for chart in self.charts.values())
+
     @staticmethod
     def _drawable(chart) -> bool:
         return chart.dirty and chart.display and chart.size.width > 0

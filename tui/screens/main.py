@@ -38,10 +38,14 @@ class MainScreen(Screen):
     status_version: reactive[int] = reactive(0, repaint=False)  # bumped when the run's numbers changed
 
     def compose(self) -> ComposeResult:
-        # The first frame is this shell and the Footer's keys: the tabs, charts and log come right after it
-        # (mount_body), with their modules, so the terminal shows the app before they are imported and laid out.
+        # The first frame is this shell, the panes' tab titles and the Footer's keys: the panes, charts and log
+        # come right after it (mount_body), with their modules, so the terminal shows the app before they are
+        # imported and laid out.
+        from textual.widgets import TabbedContent
+
         with Horizontal(id="main"):
-            yield Vertical(id="setup")
+            with Vertical(id="setup"), TabbedContent(id="panes"):
+                yield from self.app.deck.tabs()  # empty until the deck mounts the panes
             yield Vertical(id="charts")
         yield StatusBar(id="status")
         yield ContextFooter(compact=True)
@@ -50,20 +54,12 @@ class MainScreen(Screen):
         # References kept: query_one searches the active screen, which may be a modal one on top of this.
         self.status_bar = self.query_one(StatusBar)
         self.footer = self.query_one(ContextFooter)
+        self.tabs = self.query_one("#panes")
         # Made now, mounted with the body: what is logged before then (a problem found while reading the
         # setup, an engine event) waits in it.
         self.log_pane = LogPane(id="log")
         self.layout_for(self.app.size.width)
         self.app.main_mounted()
-
-    async def mount_tabs(self) -> None:
-        """The panes' tabs, empty until the deck mounts the panes: the first thing after the first frame."""
-        from textual.widgets import TabbedContent
-
-        self.tabs = TabbedContent(id="panes")
-        for tab in self.app.deck.tabs():
-            self.tabs.compose_add_child(tab)  # what `with TabbedContent(): yield tab` does in a compose
-        await self.query_one("#setup").mount(self.tabs)
 
     async def mount_body(self) -> None:
         """The chart slots (filled by ChartGrid.load), the per-rank strip (data parallel only) and the log,
