@@ -231,32 +231,40 @@ class Window(deque):
 
 def _spike(window: Window, steps: list, values: list, z: float, before: int | None, ratio: float = SPIKE_RATIO):
     """The first (step, value, z) of `values` that is a spike against `window` (then extended by the rest,
-    up to the spike); only steps before `before` count. The median and MAD are taken once per flush."""
+    up to the spike); only steps before `before` count. The median and MAD are taken once per flush, and again
+    where the window fills within it (a first flush of many steps: the steps after the first MIN_WINDOW count)."""
     if not values:
         return None
     if window.first_step is None:
         window.first_step = steps[0]
-    known = len(window) >= MIN_WINDOW
-    if known:
-        window.early = statistics.median(list(window)[:MIN_WINDOW]) if window.early is None else window.early
-        median = statistics.median(window)
-        mad = statistics.median(abs(v - median) for v in window) * 1.4826
-        scale = max(mad, abs(median) * 1e-3, 1e-12)
-        if window.first_step > MIN_WINDOW:  # resumed: its first values here are not where the run began
-            floor = median + max(ratio, RESUMED_RATIO) * abs(median)
-        else:
-            floor = median + max(ratio * abs(median), SPIKE_SPAN * (window.early - median))
+    limits = _limits(window, ratio) if len(window) >= MIN_WINDOW else None
     for step, value in zip(steps, values):
         if before is not None and step >= before:
             return None
         if not math.isfinite(value):
             return None  # non-finite values are the other check's
-        if known:
+        if limits is not None:
+            median, scale, floor = limits
             score = (value - median) / scale
             if score > z and value > floor:
                 return step, value, score
         window.append(value)
+        if limits is None and len(window) >= MIN_WINDOW:
+            limits = _limits(window, ratio)
     return None
+
+
+def _limits(window: Window, ratio: float) -> tuple[float, float, float]:
+    """The window's median, its scale (the MAD, floored) and the floor a spike must also pass."""
+    window.early = statistics.median(list(window)[:MIN_WINDOW]) if window.early is None else window.early
+    median = statistics.median(window)
+    mad = statistics.median(abs(v - median) for v in window) * 1.4826
+    scale = max(mad, abs(median) * 1e-3, 1e-12)
+    if window.first_step > MIN_WINDOW:  # resumed: its first values here are not where the run began
+        floor = median + max(ratio, RESUMED_RATIO) * abs(median)
+    else:
+        floor = median + max(ratio * abs(median), SPIKE_SPAN * (window.early - median))
+    return median, scale, floor
 
 
 def step_batches(run, snap, step: int) -> list[tuple[int, int]]:

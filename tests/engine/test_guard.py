@@ -217,3 +217,13 @@ def test_a_resumed_run_s_guard_calls_a_spike_only_at_ten_times_its_median():
     assert flush(30_000, [0.004 + 0.001 * (i % 3) for i in range(200)]) is None
     assert flush(30_200, [0.004, 0.05, 0.004]) is None   # 10x the median, a tenth of the way back: noise
     assert flush(30_203, [0.004, 0.9]) == 30_204 and flush.guard.trip.kind == "loss_spike"
+
+
+def test_a_spike_in_the_flush_that_fills_the_window_is_called():
+    """A loaded machine's first flush can hold the run's first 60 steps: the guard took the median once per flush
+    and, the window not full at its start, judged none of them, so a bad batch at step 53 went by (the app's
+    guard test, tests/tui/test_rewind.py, timed out waiting for the question in the full suite)."""
+    losses = [0.7 - 0.005 * i for i in range(60)]
+    losses[52] = 5e4  # step 53: a batch scaled by 1e6
+    flush = Flushes()
+    assert flush(1, losses) == 53 and flush.guard.trip.kind == "loss_spike"
