@@ -37,9 +37,13 @@ def run(args) -> int:
         return presets.load("moons"), {}, ()
 
     def connect():
-        from torchtui.engine.host import ServerHost  # its imports (the protocol) come after the first frame
+        from torchtui.engine.host import ServerHost
 
-        return ServerHost(info)
+        host = ServerHost(info)  # the server sends the run's History now
+        import plotext  # noqa: F401 - what the charts draw with, loaded while Textual loads (no import of its)
+
+        from torchtui.engine import history  # noqa: F401 - and what the History is applied to
+        return host
 
     from torchtui.tui.bridge import EngineBridge
 

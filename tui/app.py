@@ -40,6 +40,7 @@ Loader = Callable[[], "tuple[ExperimentConfig, dict, tuple]"]
 TICK_S = 0.1           # the UI drains engine events and redraws at most this often
 EVENTS_BUDGET_S = 0.03  # engine events applied per tick at most this long: the rest wait, keys never starve
 FIRST_PAINT_FALLBACK_S = 1.0  # the panes are built by then even if the Footer's keys never showed
+FIRST_HISTORY_S = 0.5  # attaching: the first frame waits this long at most for the run's History
 ATTACH_FIRST_S = 1.0  # attaching: the setup and panes are loaded once the run's charts are drawn, or after this long
 EXIT_FALLBACK_S = 30.0  # a quit while the panes mount waits for them (a second here; 20 s on a loaded machine)
 
@@ -79,6 +80,7 @@ class TorchTUI(App):
         self._unrouted: list = []  # events drawn on those charts, for the controllers once they are built
         self._charts_mounted = asyncio.Event()
         self._charts_drawn = asyncio.Event()  # the attached run's History is on them
+        self._history_seen = False
         if self._loader is None:
             self._build(config)
 
@@ -137,14 +139,14 @@ class TorchTUI(App):
         else:  # no engine started yet, and no terminal to restore: a write to it may never return
             os._exit(128 + signal.SIGHUP)
 
-    def main_mounted(self) -> None:
-        """The main screen is up (after this app's own mount): wait for its first frame, greet in the log."""
+    async def main_mounted(self) -> None:
+        """The main screen is mounted, not drawn yet: the rest of the app is built once its first frame is."""
         # The panes are built (and the engine started) once the first frame, keys included, is on screen;
         # the timer is a fallback for a Footer that never shows keys (a terminal that reports no focus).
         self.main.footer.when_keys_shown(self._first_frame_shown)
         self.set_timer(FIRST_PAINT_FALLBACK_S, self._first_frame_shown)
-        if self._attaching:  # the run's charts come right after the shell, before the keys and everything else
-            self.call_after_refresh(self._charts_first)
+        if self._attaching:  # the run's charts are in the first frame, before the keys and everything else
+            await self._charts_first()
 
     async def _first_frame_shown(self) -> None:
         if not self._painted:  # the Footer's callback, or the fallback timer: whichever comes first
@@ -165,7 +167,13 @@ class TorchTUI(App):
         self.main.apply_view()
         self._charts_early = True
         self._charts_mounted.set()
-        self.call_after_refresh(self.poll_engine)  # laid out by then: the charts have their sizes
+        # The run's History, on them before the first frame when it comes in time (the server sends it at once,
+        # cli/attach.py connected before the app loaded); else the next ticks draw it.
+        deadline = time.monotonic() + FIRST_HISTORY_S
+        while not self._history_seen and time.monotonic() < deadline:
+            self.poll_engine()
+            if not self._history_seen:
+                await asyncio.sleep(0.005)
 
     async def _after_first_paint(self) -> None:
         if self._attaching:
@@ -282,6 +290,7 @@ class TorchTUI(App):
             self.router.dispatch(event) if routed else self._unrouted.append(event)
             whole |= isinstance(event, p.History)
         if whole:  # a run drawn whole at once (attached, or resumed): every chart now, not one a tick
+            self._history_seen = True
             self._draw_whole()
         else:
             self.scheduler.redraw_one()

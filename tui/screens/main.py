@@ -50,7 +50,7 @@ class MainScreen(Screen):
         yield StatusBar(id="status")
         yield ContextFooter(compact=True)
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         # References kept: query_one searches the active screen, which may be a modal one on top of this.
         self.status_bar = self.query_one(StatusBar)
         self.footer = self.query_one(ContextFooter)
@@ -59,7 +59,7 @@ class MainScreen(Screen):
         # setup, an engine event) waits in it.
         self.log_pane = LogPane(id="log")
         self.layout_for(self.app.size.width)
-        self.app.main_mounted()
+        await self.app.main_mounted()
 
     async def mount_body(self) -> None:
         """The chart slots (filled by ChartGrid.load), the per-rank strip (data parallel only) and the log,
