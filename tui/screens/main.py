@@ -93,15 +93,17 @@ class MainScreen(Screen):
 
     def apply_view(self) -> None:
         """Show the setup, the charts and the log as the view classes say, on those containers alone."""
-        if not hasattr(self, "chart_grid"):  # the body is not mounted yet
+        if not hasattr(self, "log_pane"):  # before on_mount
             return
         narrow = self.narrow
         view = ("more" if self.has_class("show-more") else "charts" if self.has_class("show-charts")
                 else "setup") if narrow else ""
         setup, charts = self.query_one("#setup"), self.query_one("#charts")
-        setup.styles.width = "1fr" if narrow else 58
+        setup.styles.width = "1fr" if narrow else 58  # the first frame's tabs too: their width from the start
         setup.display = view == "setup" if narrow else not self.has_class(WIDE_VIEW)
         charts.display = view != "setup" if narrow else True
+        if not hasattr(self, "chart_grid"):  # the body is not mounted yet
+            return
         self.chart_grid.styles.grid_size_columns = 1 if view == "more" else 2
         for slot in self.chart_grid.children:
             slot.display = not narrow or slot.has_class("view-more" if view == "more" else "view-charts")
