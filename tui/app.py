@@ -164,7 +164,9 @@ class TorchTUI(App):
         self.history = RunHistory()  # _build keeps it
         await self.main.mount_body()
         self.charts.update(await self.main.chart_grid.load())
-        self.main.apply_view()
+        line = self.main.show_charts()  # below 120 columns the charts are a view of their own: it is the one shown
+        if line:
+            self.main.log_pane.add("info", line)
         self._charts_early = True
         self._charts_mounted.set()
         # The run's History, on them before the first frame when it comes in time (the server sends it at once,

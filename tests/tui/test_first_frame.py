@@ -1,5 +1,7 @@
 """The app's start-up: a first frame before the setup is read (issue 31), and what a bad setup does then."""
 
+import pytest
+
 from torchtui.engine import presets
 from torchtui.tui.app import TorchTUI
 from torchtui.tui.bridge import EngineBridge
@@ -27,10 +29,12 @@ async def test_the_cli_s_preset_is_read_after_the_first_frame_and_a_bad_one_ends
         assert good.config.name == "spiral" and good.setup.preset_ref == "spiral"
 
 
-async def test_an_attaching_app_draws_the_run_s_charts_before_it_reads_its_setup():
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_an_attaching_app_draws_the_run_s_charts_before_it_reads_its_setup(size):
     """Issue 31: `torchtui attach` shows the run's charts before anything else loads: its History is on them
     when the setup is read and the controllers built; the events drawn then reach those controllers after,
-    so the panes show the run's own setup and the charts hold what a client that watched the run holds."""
+    so the panes show the run's own setup and the charts hold what a client that watched the run holds. At 80
+    columns the charts are the view shown (they were one `v` away, behind the setup)."""
     import dataclasses
 
     from torchtui.engine import protocol as p
@@ -54,8 +58,9 @@ async def test_an_attaching_app_draws_the_run_s_charts_before_it_reads_its_setup
         return presets.load("moons"), {}, ()
 
     app = settles(TorchTUI(load, EngineBridge(lambda: host, attaching=True)))
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.panes_ready and app.config.name == "spiral", what="the run's setup shown")
+        assert app.main.has_class("show-charts") and app.charts["loss-chart"].display
         assert seen == {"drawn": True, "steps": True}
         assert app.pane("dataset").value()["source"] == "spiral" and app.main.state == p.PAUSED
         assert "200" in app.charts["loss-chart"]._text.plain  # the last step's tick: the whole run drawn
