@@ -1,9 +1,10 @@
 """The torchtui Textual app: it composes (MainScreen) and routes: keys to the controllers that own each feature,
 engine events through one dispatch table. State lives in the controllers and the screen's reactives.
 
-Its first frame is a shell (the Footer's keys, the status bar) drawn from this module's light imports; the
-tabs follow, then the config, the controllers, the charts and the log, whose modules (the protocol, the
-config's schema, yaml) would otherwise be imported and laid out before the terminal showed anything.
+Its first frame is a shell (the panes' tab titles, the Footer's keys, the status bar) drawn from this module's
+light imports; then come the config, the controllers, the charts and the log, whose modules (the protocol, the
+config's schema, yaml) would otherwise be imported and laid out before the terminal showed anything. Attaching
+to a run, the charts come first instead: in the first frame, the run's History drawn on them (_charts_first).
 """
 
 from __future__ import annotations
