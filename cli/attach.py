@@ -40,7 +40,9 @@ def run(args) -> int:
         from torchtui.engine.host import ServerHost
 
         host = ServerHost(info)  # the server sends the run's History now
-        import plotext  # noqa: F401 - what the charts draw with, loaded while Textual loads (no import of its)
+        # What the charts draw with, loaded while the main thread loads Textual (plotext imports nothing of
+        # Textual's, so neither import waits on the other's locks).
+        import plotext  # noqa: F401
 
         from torchtui.engine import history  # noqa: F401 - and what the History is applied to
         return host
