@@ -232,7 +232,7 @@ class Window(deque):
 def _spike(window: Window, steps: list, values: list, z: float, before: int | None, ratio: float = SPIKE_RATIO):
     """The first (step, value, z) of `values` that is a spike against `window` (then extended by the rest,
     up to the spike); only steps before `before` count. The median and MAD are taken once per flush, and again
-    where the window fills within it (a first flush of many steps: the steps after the first MIN_WINDOW count)."""
+    where a run's first flush fills the window (many steps at once: those after the first MIN_WINDOW count)."""
     if not values:
         return None
     if window.first_step is None:
@@ -249,7 +249,9 @@ def _spike(window: Window, steps: list, values: list, z: float, before: int | No
             if score > z and value > floor:
                 return step, value, score
         window.append(value)
-        if limits is None and len(window) >= MIN_WINDOW:
+        if limits is None and len(window) >= MIN_WINDOW and window.first_step <= MIN_WINDOW:
+            # A run's first flush: judged from its 21st value on. Not a resumed run's, which has no level of where
+            # it began to judge by (its floor is RESUMED_RATIO): its first judgement waits for the next flush.
             limits = _limits(window, ratio)
     return None
 
