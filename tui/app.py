@@ -179,8 +179,6 @@ class TorchTUI(App):
                 await asyncio.sleep(0.005)
 
     async def _after_first_paint(self) -> None:
-        if self._attaching:
-            self.bridge.start()  # connected now, the run's History arrives while the app builds the rest
         self.call_after_refresh(self._load_body)
         self.main.refresh()  # a refresh to come, whatever else is pending
 
