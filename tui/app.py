@@ -75,11 +75,9 @@ class TorchTUI(App):
         self._exit_when_ready: tuple | None = None
         self._painted = False  # the first frame is on screen: the charts, panes and engine follow
         self._attaching = bridge.attaching
-        self._history_drawn = False  # the attached run's History is on the charts
         self._panes_started = False
-        self._charts_early = False  # attaching: the charts are mounted before the controllers (_charts_first)
         self._unrouted: list = []  # events drawn on those charts, for the controllers once they are built
-        self._charts_mounted = asyncio.Event()
+        self._charts_mounted = asyncio.Event()  # attaching: the charts are mounted before the controllers
         self._charts_drawn = asyncio.Event()  # the attached run's History is on them
         self._history_seen = False
         if self._loader is None:
@@ -168,7 +166,6 @@ class TorchTUI(App):
         line = self.main.show_charts()  # below 120 columns the charts are a view of their own: it is the one shown
         if line:
             self.main.log_pane.add("info", line)
-        self._charts_early = True
         self._charts_mounted.set()
         # The run's History, on them before the first frame when it comes in time (the server sends it at once,
         # cli/attach.py connected before the app loaded); else the next ticks draw it.
@@ -213,7 +210,7 @@ class TorchTUI(App):
             self.router.dispatch(event)
         self._unrouted.clear()
         self.poll_engine()  # an attached run's History is often here already: its charts are drawn first
-        if self._attaching and not self._history_drawn:
+        if self._attaching and not self._charts_drawn.is_set():
             # The panes' seven hundred widgets take a few hundred ms to mount: they wait for the run's charts
             # (at most ATTACH_FIRST_S), so a client that attaches shows the run before anything else loads.
             self.set_timer(ATTACH_FIRST_S, self._mount_panes_once)
@@ -274,7 +271,7 @@ class TorchTUI(App):
     def poll_engine(self) -> None:
         """Timer: apply the engine's events (for at most EVENTS_BUDGET_S, so keys are handled between ticks
         however many arrive: a resumed run's replay is thousands), route them, redraw at most one chart."""
-        if not self.deck.built and not self._charts_early:
+        if not self.deck.built and not self._charts_mounted.is_set():
             return  # built right after the first paint; until then events wait, so no handler meets a missing pane
         routed = self.deck.built  # else the charts alone are there: the events wait for the controllers
         from torchtui.engine import protocol as p  # imported by then (a dict lookup): not on the first frame
@@ -304,8 +301,7 @@ class TorchTUI(App):
         self.scheduler.redraw_all()
         if tries and not self.scheduler.all_drawn():
             self.call_after_refresh(self._draw_whole, tries - 1)
-        elif not self._history_drawn:
-            self._history_drawn = True
+        elif not self._charts_drawn.is_set():
             self._charts_drawn.set()
             self.call_after_refresh(self._mount_panes_once)  # the charts reach the screen first
 
