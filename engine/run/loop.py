@@ -141,9 +141,13 @@ def fit(run: Run) -> str:
                 continue
             run.last_batch = (xb, yb)
             if run.dist is None:
-                with autocast_context(run.device, run.amp_dtype):
+                if run.amp_dtype is None:  # fp32: no context to enter and leave every step
                     out = run.model(xb)
                     loss = run.loss_fn(out, yb)
+                else:
+                    with autocast_context(run.device, run.amp_dtype):
+                        out = run.model(xb)
+                        loss = run.loss_fn(out, yb)
                 backward(run, loss / accumulate if accumulate > 1 else loss)
             else:
                 out, loss = data_parallel_batch(run, xb, yb, accumulate)

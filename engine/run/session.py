@@ -93,7 +93,9 @@ class Session:
 
     @property
     def commands_waiting(self) -> bool:
-        return bool(self.inbox.qsize())
+        # Asked before every step: the deque's length, without qsize()'s lock (a length read is atomic; a command
+        # that lands just after it is taken at the next step).
+        return bool(self.inbox.queue)
 
     def received(self) -> list:
         """The commands waiting in the inbox, in order (taken out of it)."""

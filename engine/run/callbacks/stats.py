@@ -51,7 +51,7 @@ class StatsCallback(Callback):
 
     def on_train_batch_end(self, run, loss, outputs, targets):
         self.buffer.after_step(run.params, run.step, loss, outputs if run.predict is not None else None, targets)
-        if run.dist is None and (len(self.buffer) >= FLUSH_STEPS or
+        if run.dist is None and (len(self.buffer.steps) >= FLUSH_STEPS or
                                  time.perf_counter() - self.last_flush >= FLUSH_SECONDS):
             self.on_flush(run)  # data parallel, the ranks flush together at their sync points (Controls)
 
