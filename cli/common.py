@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from torchtui.engine import presets
 from torchtui.engine.errors import UserError
 
 if TYPE_CHECKING:
@@ -60,4 +59,6 @@ OPTION_FIELDS = {"train.epochs": "--epochs", "device.device": "--device", "devic
 
 def load_config(args) -> ExperimentConfig:
     """The validated config from a preset plus --set, --device and --epochs; errors name file:line and field."""
+    from torchtui.engine import presets  # the schema's imports: not on attach's way to its first frame
+
     return presets.load(args.preset, overrides_of(args), OPTION_FIELDS)

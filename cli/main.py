@@ -13,7 +13,6 @@ import sys
 from torchtui.cli import output
 from torchtui.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, Parser, UsageError
 from torchtui.engine.errors import UserError
-from torchtui.engine.schema import ConfigError
 
 COMMANDS = ("train", "resume", "runs", "sweep", "lr-find", "export", "predict", "ps", "attach", "stop", "rewind",
             "presets", "summary")
@@ -61,6 +60,8 @@ def dispatch(argv: list[str]) -> int:
         args = build_parser(argv[0] if argv[0] in COMMANDS else None).parse_args(argv)
         return command(args.command).run(args)
     except (UserError, FileExistsError) as err:  # what the user or the machine caused: one line, exit 2
+        from torchtui.engine.schema import ConfigError  # not at start-up: attach's first frame does without it
+
         # A ConfigError's first problem (and how many more); others whole: a data error lists its bad cells.
         message = err.first_line if isinstance(err, ConfigError) else str(err)
         print(f"torchtui: error: {message}", file=sys.stderr)
@@ -81,6 +82,7 @@ def misspelt(word: str) -> None:
     import difflib
 
     from torchtui.engine import presets
+    from torchtui.engine.schema import ConfigError
 
     if not word or word.startswith("-"):
         return

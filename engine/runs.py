@@ -12,8 +12,6 @@ import time
 from array import array
 from pathlib import Path
 
-import yaml
-
 from torchtui.engine import protocol as p
 from torchtui.engine.errors import UserError
 from torchtui.engine.files import atomic_write_bytes, atomic_write_text
@@ -205,9 +203,13 @@ class RunFolder:
         return self.path / "checkpoints" / f"{kind}.pt"
 
     def write_config(self, config: dict) -> None:
+        import yaml  # not at import: an attaching client imports this module on its way to the first frame
+
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def read_config(self) -> dict:
+        import yaml
+
         return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
 
     def append_metrics(self, rows: list[dict | str], curve: list[float] | None = None) -> OSError | None:
