@@ -246,6 +246,8 @@ def parse_dataclass(cls: type, data: Any, path: str, problems: list[str]) -> Any
         before = len(problems)
         sign = ("positive " if key in getattr(cls, "POSITIVE", ()) else
                 "non-negative " if key in getattr(cls, "NON_NEGATIVE", ()) else "")
+        if value is False and "off" in getattr(cls, "CHOICES", {}).get(key, ()):
+            value = "off"  # YAML 1.1 reads an unquoted off (no, false) as False: `guard: off` means the word
         converted = coerce(value, hints[key], where, problems, sign)
         if len(problems) == before:
             kwargs[key] = converted

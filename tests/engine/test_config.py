@@ -201,3 +201,19 @@ def test_bad_list_overrides(text, fragment):
     with pytest.raises(ConfigError) as info:
         apply_overrides({"model": {"layers": [64, 64]}}, [text])
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["guard: off", "guard: Off", "guard: no", "guard: false", "guard: 'off'"])
+def test_an_unquoted_off_in_a_preset_is_the_word_not_a_boolean(tmp_path, text):
+    """YAML 1.1 (PyYAML) reads an unquoted off, no or false as False: `guard: off`, the natural way to write it, was
+    refused with 'train.guard: must be text, got False'; --set train.guard=off too."""
+    assert yaml.safe_load(text)["guard"] in (False, "off")  # the reference: what PyYAML makes of the text
+    path = tmp_path / "p.yaml"
+    path.write_text(f"train:\n  {text}\n")
+    assert presets.load(str(path)).train.guard == "off"
+    assert presets.load("moons", ["train.guard=off"]).train.guard == "off"
+
+
+def test_a_boolean_for_a_choice_without_off_names_the_choices():
+    assert "train.guard: must be text, got True" in error_of({"train": {"guard": True}})
+    assert "train.optimizer: must be text, got False" in error_of({"train": {"optimizer": False}})
