@@ -23,8 +23,8 @@ def term(tmp_path, request):
     terminal.close()
 
 
-def training(term: Terminal) -> None:
-    term.start("moons")  # a toy preset: it trains until stopped in the app
+def training(term: Terminal, *options: str) -> None:
+    term.start("moons", *options)  # a toy preset: it trains until stopped in the app
     term.wait_for(r"engine ready")
     term.keys("Space")
     term.wait_for(r"epoch ([1-9]|\d\d+)\.\d\d/∞")
@@ -113,7 +113,10 @@ def loss_ticks(screen: str) -> list[int]:
 
 def test_stop_then_resume_in_the_app_goes_on_past_the_old_last_step(term):
     """It crashed (OverflowError in the history's EMA) or froze on the stopped step while the run went on."""
-    training(term)
+    # The spike guard off: the loss chart's next tick past step 20,000 is 25,000, and on the way a moons batch's
+    # loss can climb back to where the run began (0.55 at step 22,653, z 21.9), when the guard pauses the run to
+    # ask (it did on a faster machine, whose stop came earlier). This test is about resuming, not the guard.
+    training(term, "--set", "train.guard=off")
     # Past step 20,000, as the issue's (24,288): the replayed steps from 1 gave the accuracy EMA a gap of
     # -24,284, which overflowed (smaller gaps only drew a wrong curve).
     term.wait_for(r"step [2-9]\d{4}/∞", timeout=120)
