@@ -214,6 +214,7 @@ def test_an_unquoted_off_in_a_preset_is_the_word_not_a_boolean(tmp_path, text):
     assert presets.load("moons", ["train.guard=off"]).train.guard == "off"
 
 
-def test_a_boolean_for_a_choice_without_off_names_the_choices():
+def test_a_boolean_for_a_text_field_is_still_refused():
+    """Only False for a choice that has off is read as the word; True there, and any boolean elsewhere, are not."""
     assert "train.guard: must be text, got True" in error_of({"train": {"guard": True}})
     assert "train.optimizer: must be text, got False" in error_of({"train": {"optimizer": False}})
